@@ -1,0 +1,34 @@
+/*
+ * mx_db.h - the one SQLite database under data_dir: WAL mode, mode 0600,
+ * busy timeout, and numbered additive migrations owned by each module
+ * (bot, crypto, llm, tools...). A module's migrations are applied in order
+ * at start and recorded in schema_versions(module, version); an applied
+ * migration is never edited, only followed by a new one.
+ * Lowest layer: knows nothing of the modules that use it.
+ */
+#ifndef MX_DB_H
+#define MX_DB_H
+
+#include <sqlite3.h>
+
+#include "mx_err.h"
+
+struct mx_migration {
+  int version;      /* 1, 2, 3 ... without gaps */
+  const char *sql;  /* one or more statements */
+};
+
+/* Opens (creating with mode 0600) path; WAL, foreign keys, 5 s busy timeout.
+ * Each thread opens its own handle. */
+mx_err mx_db_open(const char *path, sqlite3 **out, char *err);
+void mx_db_close(sqlite3 *db);
+mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration *m, int n, char *err);
+mx_err mx_db_exec(sqlite3 *db, const char *sql, char *err);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+mx_err mx_db_begin(sqlite3 *db, char *err);
+mx_err mx_db_commit(sqlite3 *db, char *err);
+void mx_db_rollback(sqlite3 *db);
+/* Prepares sql or fails with the SQLite message in err. */
+mx_err mx_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
+
+#endif
