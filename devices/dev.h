@@ -27,6 +27,7 @@ struct dev_call {
   const cJSON *args;      /* borrowed; schema-validated */
   int timeout_ms;         /* whole call, from the manifest's per-tool limit */
   size_t max_output;      /* bytes of stdout+stderr kept; the rest is dropped */
+  const volatile int *cancel; /* optional; non-zero asks the backend to stop the call (!stop) */
 };
 
 enum dev_status {
