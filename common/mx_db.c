@@ -2,6 +2,10 @@
 #include "mx_db.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,4 +111,77 @@ mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration 
     }
   }
   return MX_OK;
+}
+
+static mx_err bind_va(sqlite3 *db, sqlite3_stmt *st, const char *types, va_list ap, char *err)
+{
+  for (int i = 0; types && types[i]; i++) {
+    int rc = SQLITE_OK;
+    switch (types[i]) {
+    case 's': {
+      const char *s = va_arg(ap, const char *);
+      rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+      break;
+    }
+    case 'i': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+    case 'd': rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int)); break;
+    default: return mx_fail(MX_ERR_INTERNAL, err, "mx_db: unknown bind type '%c'", types[i]);
+    }
+    if (rc != SQLITE_OK)
+      return mx_fail(MX_ERR_DB, err, "sqlite bind: %s", sqlite3_errmsg(db));
+  }
+  return MX_OK;
+}
+
+mx_err mx_db_run(sqlite3 *db, char *err, const char *sql, const char *types, ...)
+{
+  sqlite3_stmt *st = NULL;
+  mx_err rc = mx_db_prepare(db, sql, &st, err);
+  if (rc)
+    return rc;
+  va_list ap;
+  va_start(ap, types);
+  rc = bind_va(db, st, types, ap, err);
+  va_end(ap);
+  if (!rc) {
+    int s = sqlite3_step(st);
+    if (s != SQLITE_DONE && s != SQLITE_ROW)
+      rc = mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+mx_err mx_db_query(sqlite3 *db, sqlite3_stmt **out, char *err, const char *sql, const char *types, ...)
+{
+  sqlite3_stmt *st = NULL;
+  mx_err rc = mx_db_prepare(db, sql, &st, err);
+  if (rc)
+    return rc;
+  va_list ap;
+  va_start(ap, types);
+  rc = bind_va(db, st, types, ap, err);
+  va_end(ap);
+  if (!rc) {
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+      *out = st;
+      return MX_OK;
+    }
+    rc = s == SQLITE_DONE ? MX_ERR_NOT_FOUND : mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+char *mx_db_col_str(sqlite3_stmt *st, int col)
+{
+  const unsigned char *s = sqlite3_column_text(st, col);
+  if (!s)
+    return NULL;
+  size_t n = strlen((const char *)s) + 1;
+  char *d = malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
 }

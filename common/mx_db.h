@@ -31,4 +31,17 @@ void mx_db_rollback(sqlite3 *db);
 /* Prepares sql or fails with the SQLite message in err. */
 mx_err mx_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err);
 
+/*
+ * Binds arguments by a type string and steps once: 's' text (NULL binds
+ * NULL), 'i' int64_t, 'd' int. For statements without result rows, or to
+ * read the first row with mx_db_query.
+ */
+mx_err mx_db_run(sqlite3 *db, char *err, const char *sql, const char *types, ...);
+/* Like mx_db_run but leaves the prepared statement positioned on the first
+ * row: returns MX_OK with *st set when a row exists (finalize it),
+ * MX_ERR_NOT_FOUND when there is none. */
+mx_err mx_db_query(sqlite3 *db, sqlite3_stmt **st, char *err, const char *sql, const char *types, ...);
+/* Column as a malloc'd string (NULL for SQL NULL). */
+char *mx_db_col_str(sqlite3_stmt *st, int col);
+
 #endif
