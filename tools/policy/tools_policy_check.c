@@ -1,0 +1,210 @@
+/*
+ * tools/policy/tools_policy_check.c - deciding one call: the policy meaning
+ * of each tool, the interpreter list, command rules (absolute argv[0] plus
+ * one fnmatch pattern per argument, deny -> ask -> allow, first match wins,
+ * deny by default) and the lexical path check (components under a root, no
+ * ".."). The kernel-enforced check happens where the file is opened
+ * (tools_policy_open), since for remote devices the path is not here.
+ * Layer: tools/; common/ only. args are borrowed.
+ */
+#include "tools_policy_int.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_json.h"
+
+static const struct policy_kind_entry kinds[] = {
+    {"fs.read", PK_PATH_READ, "path", 0},     {"fs.list", PK_PATH_READ, "path", 0},
+    {"fs.stat", PK_PATH_READ, "path", 0},     {"fs.write", PK_PATH_WRITE, "path", 1},
+    {"git.status", PK_REPO, "repo", 0},       {"git.log", PK_REPO, "repo", 0},
+    {"git.diff", PK_REPO, "repo", 0},         {"docker.ps", PK_PLAIN, NULL, 0},
+    {"docker.logs", PK_PLAIN, NULL, 0},       {"docker.restart", PK_PLAIN, NULL, 1},
+    {"pkg.list", PK_PLAIN, NULL, 0},          {"pkg.install", PK_PLAIN, NULL, 1},
+    {"proc.list", PK_PLAIN, NULL, 0},         {"proc.kill", PK_PLAIN, NULL, 1},
+    {"shell.exec", PK_COMMAND, "argv", 0},    {"shell.eval", PK_EVAL, "command", 1},
+    {"ssh.exec", PK_COMMAND, "argv", 0},      {"ssh.fs_read", PK_PATH_READ, "path", 0},
+    {"ssh.fs_list", PK_PATH_READ, "path", 0},
+};
+
+const struct policy_kind_entry *policy_kind_of(const char *tool)
+{
+  for (size_t i = 0; tool && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    if (strcmp(kinds[i].tool, tool) == 0)
+      return &kinds[i];
+  return NULL;
+}
+
+/* Programs that run arbitrary code or other programs: shells, language
+ * runtimes, wrappers that exec their arguments, privilege changers, remote
+ * shells, and tools with an exec hatch (find -exec, awk system(), vi :!). */
+static const char *const interpreters[] = {
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox", "toybox",
+    "python*", "pypy*", "perl*", "ruby*", "irb", "node", "nodejs", "deno", "bun", "php*", "lua*", "luajit",
+    "tclsh*", "wish*", "expect", "guile*", "R", "Rscript", "julia", "osascript", "pwsh", "powershell*",
+    "cmd", "cmd.exe", "env", "xargs", "sudo", "su", "doas", "pkexec", "runuser", "ssh", "nice", "nohup",
+    "timeout", "stdbuf", "setsid", "chroot", "unshare", "nsenter", "systemd-run", "script", "strace",
+    "ltrace", "gdb", "watch", "flock", "parallel", "find", "awk", "gawk", "mawk", "nawk", "sed", "vi", "vim",
+    "nvim", "ex", "ed", "emacs", "less", "more", "man", "make", "git-shell", "docker", "podman", "kubectl",
+    "crontab", "at", "batch", NULL};
+
+int tools_policy_is_interpreter(const char *argv0)
+{
+  if (!argv0)
+    return 0;
+  const char *base = strrchr(argv0, '/');
+  base = base ? base + 1 : argv0;
+  for (int i = 0; interpreters[i]; i++)
+    if (fnmatch(interpreters[i], base, 0) == 0)
+      return 1;
+  return 0;
+}
+
+const char *tools_decision_str(enum tools_decision d)
+{
+  switch (d) {
+  case TOOLS_ALLOW: return "allow";
+  case TOOLS_ASK: return "ask";
+  case TOOLS_DENY: return "deny";
+  }
+  return "?";
+}
+
+static const struct policy_tool *tool_cfg(const struct tools_manifest *m, const char *tool)
+{
+  for (int i = 0; i < m->ntools; i++)
+    if (strcmp(m->tools[i].name, tool) == 0)
+      return &m->tools[i];
+  return NULL;
+}
+
+int tools_policy_enabled(const struct tools_manifest *m, const char *tool) { return tool_cfg(m, tool) != NULL; }
+
+struct tools_limits tools_policy_limits(const struct tools_manifest *m, const char *tool)
+{
+  const struct policy_tool *t = tool_cfg(m, tool);
+  return t ? t->limits : m->defaults;
+}
+
+static void set(struct tools_policy_result *res, enum tools_decision d, const char *fmt, const char *a, const char *b)
+{
+  res->decision = d;
+  snprintf(res->reason, sizeof(res->reason), fmt, a ? a : "", b ? b : "");
+}
+
+/* One argument against one pattern: fnmatch with FNM_PATHNAME|FNM_PERIOD so
+ * '*' never crosses '/' or matches a leading dot; an argument with a ".."
+ * component only matches a pattern that spells ".." out. */
+static int arg_matches(const char *pat, const char *arg)
+{
+  if (fnmatch(pat, arg, FNM_PATHNAME | FNM_PERIOD) != 0)
+    return 0;
+  int dotdot = strcmp(arg, "..") == 0 || strncmp(arg, "../", 3) == 0 || strstr(arg, "/../") ||
+               (strlen(arg) >= 3 && strcmp(arg + strlen(arg) - 3, "/..") == 0);
+  return !dotdot || strstr(pat, "..") != NULL;
+}
+
+static int rule_matches(const struct policy_rule *r, const cJSON *argv, int argc)
+{
+  if (strcmp(cJSON_GetArrayItem(argv, 0)->valuestring, r->argv0) != 0)
+    return 0;
+  if (r->any_args)
+    return 1;
+  if (argc - 1 < r->npats || (!r->rest && argc - 1 != r->npats))
+    return 0;
+  for (int i = 1; i < argc; i++) {
+    const char *pat = i - 1 < r->npats ? r->pats[i - 1] : r->rest;
+    if (!arg_matches(pat, cJSON_GetArrayItem(argv, i)->valuestring))
+      return 0;
+  }
+  return 1;
+}
+
+static void check_command(const struct tools_manifest *m, const cJSON *argv, struct tools_policy_result *res)
+{
+  int argc = cJSON_IsArray(argv) ? cJSON_GetArraySize(argv) : 0;
+  for (int i = 0; i < argc; i++)
+    if (!cJSON_IsString(cJSON_GetArrayItem(argv, i)))
+      argc = 0;
+  if (argc == 0) {
+    set(res, TOOLS_DENY, "argv: expected a non-empty array of strings", NULL, NULL);
+    return;
+  }
+  const char *argv0 = cJSON_GetArrayItem(argv, 0)->valuestring;
+  if (argv0[0] != '/') {
+    set(res, TOOLS_DENY, "argv[0]: expected an absolute program path, got '%.200s'%s", argv0, NULL);
+    return;
+  }
+  for (int i = 0; i < m->nrules; i++) {
+    if (!rule_matches(&m->rules[i], argv, argc))
+      continue;
+    /* Defence in depth: the loader refuses interpreter allow rules. */
+    enum tools_decision d = m->rules[i].kind;
+    if (d == TOOLS_ALLOW && tools_policy_is_interpreter(argv0))
+      d = TOOLS_ASK;
+    set(res, d, "%s matched%s", m->rules[i].where, d == TOOLS_ASK ? " (needs approval)" : "");
+    return;
+  }
+  set(res, TOOLS_DENY, "no command rule allows '%.200s' with these arguments%s", argv0, NULL);
+}
+
+static void check_path(const struct tools_manifest *m, const char *path, int write, struct tools_policy_result *res)
+{
+  if (!path) {
+    set(res, TOOLS_DENY, "missing path argument%s%s", NULL, NULL);
+    return;
+  }
+  char *buf = malloc(strlen(path) + 1);
+  char *comps[POLICY_MAX_COMPS];
+  int n = buf ? policy_split(path, m->windows, buf, comps, POLICY_MAX_COMPS) : -1;
+  for (int k = 0; k < n; k++)
+    if (strcmp(comps[k], "..") == 0)
+      n = -2;
+  if (n == -2)
+    set(res, TOOLS_DENY, "path '%.200s' contains '..'%s", path, NULL);
+  else if (n < 0)
+    set(res, TOOLS_DENY, "path: expected an absolute path, got '%.200s'%s", path, NULL);
+  else if (policy_find_root(write ? m->write : m->read, write ? m->nwrite : m->nread, comps, n, m->windows) < 0)
+    set(res, TOOLS_DENY, "path '%.200s' is outside every %s root", path, write ? "writable" : "readable");
+  else
+    res->decision = TOOLS_ALLOW;
+  free(buf);
+}
+
+mx_err tools_policy_check(const struct tools_manifest *m, const char *tool, const cJSON *args,
+                          struct tools_policy_result *res, char *err)
+{
+  (void)err;
+  memset(res, 0, sizeof(*res));
+  const struct policy_kind_entry *k = policy_kind_of(tool);
+  const struct policy_tool *t = k ? tool_cfg(m, tool) : NULL;
+  res->limits = t ? t->limits : m->defaults;
+  if (!k || !t) {
+    set(res, TOOLS_DENY, "tool '%.100s' is not enabled in this device's manifest%s", tool, NULL);
+    return MX_OK;
+  }
+  res->decision = TOOLS_ALLOW;
+  switch (k->kind) {
+  case PK_PATH_READ:
+  case PK_REPO:
+    check_path(m, mx_json_str(args, k->arg), 0, res);
+    break;
+  case PK_PATH_WRITE:
+    check_path(m, mx_json_str(args, k->arg), 1, res);
+    break;
+  case PK_COMMAND:
+    check_command(m, cJSON_GetObjectItemCaseSensitive(args, k->arg), res);
+    break;
+  case PK_EVAL:
+    set(res, TOOLS_ASK, "shell.eval always needs approval%s%s", NULL, NULL);
+    return MX_OK;
+  case PK_PLAIN:
+    break;
+  }
+  if (res->decision == TOOLS_ALLOW && t->ask)
+    set(res, TOOLS_ASK, "manifest: tools.%s.approval is 'ask'%s", tool, NULL);
+  else if (res->decision == TOOLS_ALLOW && !res->reason[0])
+    set(res, TOOLS_ALLOW, "manifest enables %s%s", tool, NULL);
+  return MX_OK;
+}
