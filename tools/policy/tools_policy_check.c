@@ -10,6 +10,7 @@
 #include "tools_policy_int.h"
 
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
