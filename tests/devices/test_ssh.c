@@ -1,0 +1,371 @@
+/*
+ * test_ssh.c - the ssh backend against real sshd instances started by the
+ * sshd-fixture (MXF_SSHD_DIR): pinning, exit codes and signals, timeout,
+ * output cap, quoting corpus, changed host key, password-only server,
+ * session reuse counted in sshd's own log, SFTP caps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dev_ssh.h"
+#include "mx_util.h"
+
+static char dir[512];
+static int port, pwport;
+static char kh[600]; /* known_hosts pinned by group setup */
+
+static void path_in(char *out, size_t n, const char *name)
+{
+  snprintf(out, n, "%s/%s", dir, name);
+}
+
+static int read_int(const char *name)
+{
+  char p[600];
+  path_in(p, sizeof(p), name);
+  FILE *f = fopen(p, "r");
+  int v = 0;
+  if (f) {
+    if (fscanf(f, "%d", &v) != 1)
+      v = 0;
+    fclose(f);
+  }
+  return v;
+}
+
+static struct dev_ssh_config config(int p, const char *known_hosts)
+{
+  static char key[600];
+  path_in(key, sizeof(key), "user_ed25519");
+  struct dev_ssh_config c = {.host = "127.0.0.1", .port = p, .user = "root", .key_file = key,
+                             .known_hosts = known_hosts, .connect_timeout_ms = 5000, .device = "test"};
+  return c;
+}
+
+static int setup(void **state)
+{
+  (void)state;
+  const char *d = getenv("MXF_SSHD_DIR");
+  if (!d)
+    return -1;
+  snprintf(dir, sizeof(dir), "%s", d);
+  port = read_int("port");
+  pwport = read_int("pwport");
+  path_in(kh, sizeof(kh), "pinned_known_hosts");
+  unlink(kh);
+  char err[MX_ERRBUF_LEN];
+  if (dev_ssh_pin_host_key("127.0.0.1", port, kh, NULL, NULL, err)) {
+    fprintf(stderr, "pin: %s\n", err);
+    return -1;
+  }
+  return port > 0 && pwport > 0 ? 0 : -1;
+}
+
+/* Runs argv (NULL-terminated) on a backend; returns the run() code. */
+static mx_err run_argv(struct dev_backend *b, const char *const *argv, int timeout_ms, size_t cap,
+                       struct dev_result *r, char *err)
+{
+  cJSON *args = cJSON_CreateObject();
+  cJSON *a = cJSON_AddArrayToObject(args, "argv");
+  for (int i = 0; argv[i]; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+  struct dev_call call = {.request_id = "t", .tool = "ssh.exec", .args = args, .timeout_ms = timeout_ms,
+                          .max_output = cap};
+  dev_result_init(r);
+  mx_err rc = b->run(b, &call, r, err);
+  cJSON_Delete(args);
+  return rc;
+}
+
+static struct dev_backend *backend(int p, const char *known_hosts)
+{
+  struct dev_backend *b = NULL;
+  char err[MX_ERRBUF_LEN];
+  struct dev_ssh_config c = config(p, known_hosts);
+  assert_int_equal(dev_ssh_new(&c, &b, err), MX_OK);
+  return b;
+}
+
+static void pinning(void **state)
+{
+  (void)state;
+  char fresh[600], fp[DEV_SSH_FP_LEN], fp2[DEV_SSH_FP_LEN], err[MX_ERRBUF_LEN];
+  path_in(fresh, sizeof(fresh), "fresh_known_hosts");
+  unlink(fresh);
+  assert_int_equal(dev_ssh_pin_host_key("127.0.0.1", port, fresh, NULL, fp, err), MX_OK);
+  assert_memory_equal(fp, "SHA256:", 7);
+  struct mx_buf one = MX_BUF_INIT(65536), two = MX_BUF_INIT(65536);
+  assert_int_equal(mx_file_read(fresh, 65536, &one, err), MX_OK);
+  /* Idempotent: the same key again writes nothing. */
+  assert_int_equal(dev_ssh_pin_host_key("127.0.0.1", port, fresh, fp, fp2, err), MX_OK);
+  assert_string_equal(fp, fp2);
+  assert_int_equal(mx_file_read(fresh, 65536, &two, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&one), mx_buf_cstr(&two));
+  /* A wrong expected fingerprint pins nothing. */
+  unlink(fresh);
+  assert_int_equal(dev_ssh_pin_host_key("127.0.0.1", port, fresh, "SHA256:not-this-one", NULL, err), MX_ERR_DENIED);
+  assert_int_equal(access(fresh, F_OK), -1);
+  /* Unpinned host: run-time calls refuse. */
+  struct dev_backend *b = backend(port, fresh);
+  struct dev_result r;
+  const char *argv[] = {"true", NULL};
+  assert_int_equal(run_argv(b, argv, 5000, 100, &r, err), MX_ERR_DENIED);
+  assert_non_null(strstr(err, "not pinned"));
+  assert_int_equal(access(fresh, F_OK), -1); /* never written at run time */
+  dev_result_release(&r);
+  b->destroy(b);
+  mx_buf_release(&one);
+  mx_buf_release(&two);
+}
+
+static void exit_codes(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  const char *seven[] = {"sh", "-c", "echo out; echo err >&2; exit 7", NULL};
+  assert_int_equal(run_argv(b, seven, 5000, 4096, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_int_equal(r.exit_code, 7);
+  assert_string_equal(mx_buf_cstr(&r.out), "out\n");
+  assert_string_equal(mx_buf_cstr(&r.err), "err\n");
+  dev_result_release(&r);
+  const char *ok[] = {"true", NULL};
+  assert_int_equal(run_argv(b, ok, 5000, 4096, &r, err), MX_OK);
+  assert_int_equal(r.exit_code, 0);
+  dev_result_release(&r);
+  const char *sig[] = {"sh", "-c", "kill -TERM $$", NULL};
+  assert_int_equal(run_argv(b, sig, 5000, 4096, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_int_equal(r.signal, 15);
+  dev_result_release(&r);
+  b->destroy(b);
+}
+
+static void timeout_kills(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  const char *argv[] = {"sleep", "600", NULL};
+  int64_t t0 = mx_mono_ms();
+  assert_int_equal(run_argv(b, argv, 2000, 4096, &r, err), MX_OK);
+  int64_t took = mx_mono_ms() - t0;
+  assert_int_equal(r.status, DEV_TIMEOUT);
+  assert_true(took >= 1900 && took < 3000);
+  dev_result_release(&r);
+  /* The session survives a timed-out call. */
+  const char *ok[] = {"echo", "still here", NULL};
+  assert_int_equal(run_argv(b, ok, 5000, 4096, &r, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&r.out), "still here\n");
+  assert_int_equal(dev_ssh_connect_count(b), 1);
+  dev_result_release(&r);
+  b->destroy(b);
+}
+
+static void output_cap(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  const char *argv[] = {"head", "-c", "3000000", "/dev/zero", NULL};
+  assert_int_equal(run_argv(b, argv, 10000, 1000, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_int_equal(r.out.len, 1000);
+  assert_true(r.truncated);
+  assert_int_equal(r.exit_code, 0);
+  dev_result_release(&r);
+  const char *small[] = {"echo", "hi", NULL};
+  assert_int_equal(run_argv(b, small, 10000, 1000, &r, err), MX_OK);
+  assert_false(r.truncated);
+  dev_result_release(&r);
+  b->destroy(b);
+}
+
+static void quoting_corpus(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], marker[600], c1[700], c2[700], c3[700];
+  path_in(marker, sizeof(marker), "pwned");
+  unlink(marker);
+  snprintf(c1, sizeof(c1), "$(touch %s)", marker);
+  snprintf(c2, sizeof(c2), "`touch %s`", marker);
+  snprintf(c3, sizeof(c3), "x; touch %s", marker);
+  const char *corpus[] = {"a;id", c1, c2, c3, "it's", "'", "\"q\"", "two words", "l1\nl2", "$HOME", "*", "", NULL};
+  const char *argv[20] = {"printf", "%s\\0"};
+  struct mx_buf want = MX_BUF_INIT(8192);
+  int n = 2;
+  for (int i = 0; corpus[i]; i++) {
+    argv[n++] = corpus[i];
+    assert_int_equal(mx_buf_add(&want, corpus[i], strlen(corpus[i]) + 1), MX_OK);
+  }
+  argv[n] = NULL;
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  assert_int_equal(run_argv(b, argv, 5000, 8192, &r, err), MX_OK);
+  assert_int_equal(r.exit_code, 0);
+  assert_int_equal(r.out.len, want.len);
+  assert_memory_equal(r.out.buf, want.buf, want.len);
+  assert_int_equal(access(marker, F_OK), -1);
+  dev_result_release(&r);
+  /* Invalid UTF-8 never reaches the host. */
+  const char *bad[] = {"echo", "\xc3\x28", NULL};
+  assert_int_equal(run_argv(b, bad, 5000, 100, &r, err), MX_ERR_INVALID);
+  dev_result_release(&r);
+  b->destroy(b);
+  mx_buf_release(&want);
+}
+
+static void changed_host_key(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], other[600], khx[600];
+  path_in(other, sizeof(other), "other_host_ed25519.pub");
+  path_in(khx, sizeof(khx), "changed_known_hosts");
+  struct mx_buf pub = MX_BUF_INIT(4096), line = MX_BUF_INIT(4096), after = MX_BUF_INIT(4096);
+  assert_int_equal(mx_file_read(other, 4096, &pub, err), MX_OK);
+  assert_int_equal(mx_buf_addf(&line, "[127.0.0.1]:%d %s", port, mx_buf_cstr(&pub)), MX_OK);
+  assert_int_equal(mx_file_write(khx, line.buf, line.len, 0600, err), MX_OK);
+  struct dev_backend *b = backend(port, khx);
+  struct dev_result r;
+  const char *argv[] = {"touch", "/tmp/mxf-should-not-exist", NULL};
+  assert_int_equal(run_argv(b, argv, 5000, 100, &r, err), MX_ERR_TAMPERED);
+  assert_non_null(strstr(err, "host key does not match"));
+  dev_result_release(&r);
+  assert_int_equal(access("/tmp/mxf-should-not-exist", F_OK), -1);
+  assert_int_equal(mx_file_read(khx, 4096, &after, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&after), mx_buf_cstr(&line)); /* never updated */
+  /* Re-pinning refuses too. */
+  assert_int_equal(dev_ssh_pin_host_key("127.0.0.1", port, khx, NULL, NULL, err), MX_ERR_TAMPERED);
+  struct dev_ssh_config c = config(port, khx);
+  assert_int_equal(dev_ssh_check(&c, err), MX_ERR_TAMPERED);
+  b->destroy(b);
+  mx_buf_release(&pub);
+  mx_buf_release(&line);
+  mx_buf_release(&after);
+}
+
+static void password_only_refused(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], khp[600];
+  path_in(khp, sizeof(khp), "pw_known_hosts");
+  unlink(khp);
+  assert_int_equal(dev_ssh_pin_host_key("127.0.0.1", pwport, khp, NULL, NULL, err), MX_OK);
+  struct dev_backend *b = backend(pwport, khp);
+  struct dev_result r;
+  const char *argv[] = {"true", NULL};
+  assert_int_equal(run_argv(b, argv, 5000, 100, &r, err), MX_ERR_AUTH);
+  assert_non_null(strstr(err, "password login is never tried"));
+  dev_result_release(&r);
+  b->destroy(b);
+}
+
+static int count_accepted(void)
+{
+  char p[600], err[MX_ERRBUF_LEN];
+  path_in(p, sizeof(p), "sshd.log");
+  struct mx_buf log = MX_BUF_INIT((size_t)64 << 20);
+  if (mx_file_read(p, (size_t)64 << 20, &log, err))
+    return -1;
+  int n = 0;
+  for (const char *s = mx_buf_cstr(&log); (s = strstr(s, "Accepted publickey")) != NULL; s++)
+    n++;
+  mx_buf_release(&log);
+  return n;
+}
+
+static void ten_calls_one_connection(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  int before = count_accepted();
+  struct dev_backend *b = backend(port, kh);
+  for (int i = 0; i < 10; i++) {
+    struct dev_result r;
+    const char *argv[] = {"echo", "call", NULL};
+    assert_int_equal(run_argv(b, argv, 5000, 100, &r, err), MX_OK);
+    assert_string_equal(mx_buf_cstr(&r.out), "call\n");
+    dev_result_release(&r);
+  }
+  /* sshd writes the line at auth time, before our first call returns; poll
+   * briefly anyway in case its log write lags. */
+  int64_t deadline = mx_mono_ms() + 2000;
+  while (count_accepted() < before + 1 && mx_mono_ms() < deadline)
+    usleep(20000);
+  assert_int_equal(count_accepted(), before + 1);
+  assert_int_equal(dev_ssh_connect_count(b), 1);
+  b->destroy(b);
+}
+
+static void sftp_caps(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], sub[600], f[700];
+  path_in(sub, sizeof(sub), "sftp");
+  assert_int_equal(mx_mkdir_p(sub, 0700, err), MX_OK);
+  for (int i = 0; i < 5; i++) {
+    snprintf(f, sizeof(f), "%s/f%d", sub, i);
+    assert_int_equal(mx_file_write(f, "0123456789", 10, 0600, err), MX_OK);
+  }
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "path", f);
+  cJSON_AddNumberToObject(args, "max_bytes", 4);
+  struct dev_call call = {.request_id = "s", .tool = "ssh.fs_read", .args = args, .timeout_ms = 5000,
+                          .max_output = 4096};
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_string_equal(mx_buf_cstr(&r.out), "0123");
+  assert_true(r.truncated);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "path", sub);
+  cJSON_AddNumberToObject(args, "max_entries", 3);
+  call.tool = "ssh.fs_list";
+  call.args = args;
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  cJSON *list = cJSON_Parse(mx_buf_cstr(&r.out));
+  assert_int_equal(cJSON_GetArraySize(list), 3);
+  assert_true(r.truncated);
+  cJSON_Delete(list);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  args = cJSON_Parse("{\"path\":\"/nonexistent/mxf\"}");
+  call.tool = "ssh.fs_read";
+  call.args = args;
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_FAILED);
+  assert_non_null(strstr(r.detail, "no such file"));
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  assert_int_equal(dev_ssh_connect_count(b), 1);
+  b->destroy(b);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(pinning),          cmocka_unit_test(exit_codes),
+      cmocka_unit_test(timeout_kills),    cmocka_unit_test(output_cap),
+      cmocka_unit_test(quoting_corpus),   cmocka_unit_test(changed_host_key),
+      cmocka_unit_test(password_only_refused), cmocka_unit_test(ten_calls_one_connection),
+      cmocka_unit_test(sftp_caps),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
