@@ -1,0 +1,26 @@
+"""Acceptance: a command sent while the bot was down is answered after the
+restart (exactly once), along with nothing else."""
+
+import mxtest
+
+
+def test():
+    hs = mxtest.Homeserver.from_env()
+    with hs:
+        op = hs.new_user("alice")
+        with mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))]) as bot:
+            bot.start()
+            uid = bot.user_id()
+            room = mxtest.open_dm(op, bot)
+            first = mxtest.ping_and_wait(op, room, uid, 1)
+            bot.stop()
+
+            while_down = [op.send_text(room, "!ping"), op.send_text(room, "!ping")]
+            bot.start()
+            op.wait_messages(room, uid, mxtest.is_pong, count=3, timeout=60)
+            last = mxtest.ping_and_wait(op, room, uid, 4)
+            mxtest.assert_exactly_once(op, room, uid, [first] + while_down + [last])
+            bot.stop()
+
+
+mxtest.run(test)
