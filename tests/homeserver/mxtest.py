@@ -70,6 +70,20 @@ def free_port():
     return port
 
 
+_workdirs = []
+
+
+def workdir(prefix):
+    """A fresh directory under MX_TEST_TMP (the build tree under ctest);
+    removed when the test passes, kept (and named) when it fails."""
+    base = os.environ.get("MX_TEST_TMP")
+    if base:
+        os.makedirs(base, exist_ok=True)
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    _workdirs.append(d)
+    return d
+
+
 def unique(prefix):
     """A user-name-safe unique name so concurrent tests never share accounts."""
     return f"{prefix}-{secrets.token_hex(3)}"
@@ -131,7 +145,7 @@ class Homeserver:
     @classmethod
     def start_own(cls, rc_message=None, directory=None):
         """Starts a private Synapse (e.g. with a low rc_message); call stop()."""
-        directory = directory or tempfile.mkdtemp(prefix="mxtest-hs-")
+        directory = directory or workdir("synapse-")
         cmd = [SYNAPSE_SCRIPT, "start", directory]
         if rc_message is not None:
             cmd += ["--rc-message", str(rc_message)]
@@ -400,24 +414,28 @@ class Bot:
     """One mxfleet daemon with its own temp dir, config and data_dir.
 
     devices: list of (name, localpart) pairs; each is registered on hs with a
-    random password written to a 0600 file the config points at."""
+    random password written to a 0600 file the config points at (or, when
+    `passwords` maps localpart -> password, taken as already registered)."""
 
-    def __init__(self, hs, operators, devices, workdir=None, bot_opts=None,
-                 alerts_room=None, register=True, extra=None):
+    def __init__(self, hs, operators, devices, directory=None, bot_opts=None,
+                 alerts_room=None, register=True, extra=None, passwords=None):
         self.hs = hs
         self.bin = mxfleet_bin()
-        self.dir = workdir or tempfile.mkdtemp(prefix="mxtest-bot-")
+        self.dir = directory or workdir("bot-")
         self.config_path = os.path.join(self.dir, "mxfleet.json")
         self.log_path = os.path.join(self.dir, "mxfleet.log")
         self.proc = None
         self.http_port = None
         self.user_ids = {}
+        self.passwords = {}
         secrets_dir = os.path.join(self.dir, "secrets")
         os.makedirs(secrets_dir, mode=0o700, exist_ok=True)
         devs = []
         for name, localpart in devices:
             pw_file = os.path.join(secrets_dir, f"{name}.pw")
-            if register:
+            if passwords and localpart in passwords:
+                uid, pw = hs.user_id(localpart), passwords[localpart]
+            elif register:
                 uid, pw = hs.register(localpart)
             else:
                 uid, pw = hs.user_id(localpart), secrets.token_urlsafe(18)
@@ -425,6 +443,7 @@ class Bot:
             with os.fdopen(fd, "w") as f:
                 f.write(pw + "\n")
             self.user_ids[name] = uid
+            self.passwords[name] = pw
             devs.append({"name": name,
                          "matrix": {"user_id": uid, "password_file": f"secrets/{name}.pw"},
                          "backend": {"kind": "local"}})
@@ -521,6 +540,13 @@ class Bot:
         self.proc = None
         self._log.close()
 
+    def login_as(self, name=None):
+        """A second session of the bot's own account (for reading its account
+        data such as m.direct); it never sends."""
+        name = name or next(iter(self.user_ids))
+        localpart = self.user_ids[name][1:].split(":", 1)[0]
+        return self.hs.login(localpart, self.passwords[name])
+
     def log_tail(self, n=40):
         try:
             with open(self.log_path, errors="replace") as f:
@@ -540,8 +566,49 @@ class Bot:
             self.kill()
 
 
+# ---------------------------------------------------------------- scenarios
+
+def open_dm(operator, bot, name=None, timeout=60):
+    """The operator opens a DM with the bot identity `name`; returns the room
+    once the bot has joined (fails at once if it rejects the invite)."""
+    uid = bot.user_id(name)
+    room = operator.create_dm(uid)
+    operator.wait_membership(room, uid, "join", timeout=timeout, forbidden=("leave", "ban"))
+    return room
+
+
+def pongs(operator, room, bot_uid):
+    return [e for e in operator.messages_from(room, bot_uid) if is_pong(e.get("content", {}))]
+
+
+def ping_and_wait(operator, room, bot_uid, expected_total, timeout=60):
+    """Sends !ping and waits until the room holds expected_total pongs from
+    the bot. Returns the event ID of the !ping."""
+    ev = operator.send_text(room, "!ping")
+    operator.wait_messages(room, bot_uid, is_pong, count=expected_total, timeout=timeout)
+    return ev
+
+
+def assert_exactly_once(operator, room, bot_uid, command_ids, predicate=is_pong):
+    """Every command in command_ids got exactly one matching reply and nothing
+    else got one. Replies that name their command (m.in_reply_to) are matched
+    by ID; otherwise the count must equal the number of commands."""
+    replies = [e for e in operator.messages_from(room, bot_uid) if predicate(e.get("content", {}))]
+    targets = [replied_to(e) for e in replies]
+    if all(targets):
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        check(not dupes, f"commands answered more than once: {dupes}")
+        check(sorted(targets) == sorted(command_ids),
+              f"replies point at {sorted(targets)}, commands were {sorted(command_ids)}")
+    check(len(replies) == len(command_ids),
+          f"expected {len(command_ids)} replies, got {len(replies)}: "
+          f"{[e['content'].get('body', '')[:60] for e in replies]}")
+
+
 def run(test):
-    """Entry point for a test script: runs test(), prints PASS/FAIL, exits."""
+    """Entry point for a test script: runs test(), prints PASS/FAIL, exits.
+    Work dirs are removed on success and listed on failure."""
+    import shutil
     name = os.path.basename(sys.argv[0])
     t0 = time.monotonic()
     try:
@@ -549,7 +616,11 @@ def run(test):
     except Exception as e:  # report any failure with its traceback
         import traceback
         traceback.print_exc()
+        for d in _workdirs:
+            print(f"kept for inspection: {d}", flush=True)
         print(f"FAIL {name}: {e}", flush=True)
         sys.exit(1)
+    for d in _workdirs:
+        shutil.rmtree(d, ignore_errors=True)
     print(f"PASS {name} ({time.monotonic() - t0:.1f} s)", flush=True)
     sys.exit(0)
