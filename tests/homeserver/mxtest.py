@@ -143,9 +143,15 @@ class Homeserver:
         return cls.start_own()
 
     @classmethod
-    def start_own(cls, rc_message=None, directory=None):
-        """Starts a private Synapse (e.g. with a low rc_message); call stop()."""
-        directory = directory or workdir("synapse-")
+    def start_own(cls, rc_message=None, name=None):
+        """Starts a private Synapse (e.g. with a low rc_message); call stop().
+        With a name and MX_TEST_TMP the directory is fixed, so an instance
+        leaked by a killed run is stopped by the next run's start."""
+        base = os.environ.get("MX_TEST_TMP")
+        if name and base:
+            directory = os.path.join(base, f"synapse-{name}")
+        else:
+            directory = workdir("synapse-")
         cmd = [SYNAPSE_SCRIPT, "start", directory]
         if rc_message is not None:
             cmd += ["--rc-message", str(rc_message)]
@@ -410,6 +416,14 @@ def mxfleet_bin():
     return path
 
 
+def _die_with_parent():
+    """In the child: SIGKILL it if the test process dies (e.g. a ctest
+    timeout), so no daemon outlives its test."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Bot:
     """One mxfleet daemon with its own temp dir, config and data_dir.
 
@@ -472,7 +486,8 @@ class Bot:
         self._log = open(self.log_path, "ab")
         self._log.write(f"=== start {time.strftime('%H:%M:%S')}\n".encode())
         self._log.flush()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=self._log, cwd=self.dir)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=self._log, cwd=self.dir,
+                                     preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
         log(f"started mxfleet pid {self.proc.pid} (log {self.log_path})")
         if wait_healthy:

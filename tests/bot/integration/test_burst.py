@@ -9,7 +9,7 @@ BURST = 30
 
 
 def test():
-    hs = mxtest.Homeserver.start_own(rc_message=2)
+    hs = mxtest.Homeserver.start_own(rc_message=2, name="burst")
     with hs:
         op = hs.new_user("alice", admin=True)
         op.unlimit()

@@ -1,7 +1,9 @@
 """Acceptance: a command older than bot.command_max_age_s when the bot first
 sees it (sent while the bot was down) is not executed; the bot posts a notice
-asking the operator to confirm instead. A fresh command still runs."""
+asking the operator to confirm instead. `!confirm CODE` (the code from that
+notice) then runs it once, and a fresh command still runs."""
 
+import re
 import time
 
 import mxtest
@@ -38,6 +40,19 @@ def test():
             fresh = mxtest.ping_and_wait(op, room, uid, 2)
             # the stale !ping was not executed: only the first and the fresh one got pongs
             mxtest.assert_exactly_once(op, room, uid, [first, fresh])
+
+            body = confirm[0]["content"]["body"]
+            code = re.search(r"!confirm\s+(\S+)", body)
+            check(code, f"the confirmation notice names no '!confirm CODE': {body!r}")
+            op.send_text(room, f"!confirm {code.group(1).rstrip('.')}")
+            op.wait_messages(room, uid, mxtest.is_pong, count=3, timeout=60)
+            last = mxtest.ping_and_wait(op, room, uid, 4)
+            replies = mxtest.pongs(op, room, uid)
+            check(len(replies) == 4, f"expected 4 pongs (first, fresh, confirmed, last), got {len(replies)}")
+            targets = [mxtest.replied_to(e) for e in replies]
+            if all(targets):
+                check(len(set(targets)) == 4, f"a command was answered twice: {targets}")
+                check({first, fresh, last} <= set(targets), f"pongs point at {targets}")
             bot.stop()
 
 
