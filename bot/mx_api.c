@@ -70,6 +70,13 @@ void mx_api_set_token(struct mx_api *api, const char *token)
   pthread_mutex_unlock(&api->lock);
 }
 
+void mx_api_bearer_header(struct mx_api *api, char *out, size_t n)
+{
+  pthread_mutex_lock(&api->lock);
+  snprintf(out, n, "Authorization: Bearer %s", api->token ? api->token : "");
+  pthread_mutex_unlock(&api->lock);
+}
+
 const char *mx_api_user_id(const struct mx_api *api)
 {
   return api->user_id;

@@ -51,6 +51,10 @@ mx_err mx_api_upload(struct mx_api *api, const char *content_type, const char *f
 mx_err mx_api_download(struct mx_api *api, const char *mxc_url, size_t max, struct mx_buf *out,
                        char *err);
 
+/* Writes "Authorization: Bearer <token>" into out (for the sync handle on
+ * the loop thread). The caller wipes it after use. */
+void mx_api_bearer_header(struct mx_api *api, char *out, size_t n);
+
 /* Percent-encodes s for a path segment into a malloc'd string. */
 char *mx_api_escape(const char *s);
 

@@ -40,6 +40,8 @@ struct mx_device_config {
   int wg_port;                /* agent port, default 7443 */
   char *wg_hmac_key_file;
   char *wg_public_key;        /* device's WireGuard public key (health checks) */
+  /* additions (config owner) */
+  char *ssh_known_hosts;      /* pinned known_hosts file, absolute; NULL = backend default */
 };
 
 struct mx_config {
@@ -63,6 +65,9 @@ struct mx_config {
   cJSON *llm;                 /* owned copy of the "llm" block or NULL */
   cJSON *speech;              /* owned copy of the "speech" block or NULL */
   cJSON *registration;        /* owned copy: {"shared_secret_file"|"admin_token_file"} or NULL */
+  /* additions (config owner) */
+  char *registration_shared_secret_file; /* absolute, or NULL */
+  char *registration_admin_token_file;   /* absolute, or NULL */
 };
 
 /* Loads and validates FILE. On error returns a code and err holds
@@ -72,5 +77,18 @@ void mx_config_free(struct mx_config *cfg);
 /* Finds a device by name; NULL when absent. Borrowed. */
 const struct mx_device_config *mx_config_device(const struct mx_config *cfg, const char *name);
 const char *mx_backend_name(enum mx_backend_kind k);
+
+/* 1 when s is a Matrix user ID "@localpart:server" (localpart of
+ * [a-z0-9._=/+-], server a host name, IPv4 or [IPv6] literal, optional port). */
+int mx_config_valid_user_id(const char *s);
+/* Parses "IP:PORT" ("127.0.0.1:9090", "[::1]:9090"): an IP literal, never a
+ * host name, so exactly that address is bound. host gets the literal without
+ * brackets (at least 64 bytes); port 0 is accepted only when allow_port0.
+ * err: "http listen address 'x': expected IP:PORT like 127.0.0.1:9090". */
+mx_err mx_config_parse_listen(const char *s, int allow_port0, char *host, size_t host_len,
+                              int *port, char *err);
+/* Calls fn once for every documented key path, e.g. "devices[].matrix.user_id"
+ * (docs/config.md has one section per path; a test keeps them in step). */
+void mx_config_each_key(void (*fn)(void *ctx, const char *path), void *ctx);
 
 #endif

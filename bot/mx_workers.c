@@ -133,7 +133,7 @@ int mx_workers_busy(struct mx_workers *p)
   return n;
 }
 
-void mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
+int mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
 {
   int64_t deadline = mx_mono_ms() + deadline_ms;
   pthread_mutex_lock(&p->lock);
@@ -155,7 +155,7 @@ void mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
     /* A job overran the shutdown deadline (e.g. a stuck remote call): the
      * process is exiting, so leave its thread and connection to the OS. */
     mx_warn(NULL, "shutdown: %d job(s) still running after the deadline", mx_workers_busy(p));
-    return;
+    return 0;
   }
   for (int i = 0; i < p->n; i++) {
     pthread_join(p->threads[i], NULL);
@@ -171,4 +171,5 @@ void mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
   free(p->threads);
   free(p->workers);
   free(p);
+  return 1;
 }

@@ -30,7 +30,9 @@ mx_err mx_workers_submit(struct mx_workers *p, mx_job_fn fn, void *arg);
 /* Jobs queued or running. */
 int mx_workers_busy(struct mx_workers *p);
 /* Stops accepting jobs, waits until the queue is empty and every worker is
- * idle or deadline_ms passed, then joins the threads (or detaches them). */
-void mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms);
+ * idle or deadline_ms passed, then joins the threads and frees the pool.
+ * Returns 0 when a job overran the deadline: then nothing is freed (its
+ * thread still runs) and the caller must exit without freeing what jobs use. */
+int mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms);
 
 #endif

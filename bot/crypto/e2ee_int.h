@@ -1,0 +1,160 @@
+/*
+ * bot/crypto/e2ee_int.h - internals shared by the bot/crypto files; nothing
+ * outside bot/crypto includes this.
+ * In-memory libolm objects (account, Olm sessions, outbound Megolm sessions)
+ * are authoritative while the process lives; each carries a generation
+ * number so a late write of an older pickle never overwrites a newer one
+ * (the sync thread and workers write through different connections).
+ * Everything here is called with e->lock held unless stated otherwise.
+ */
+#ifndef E2EE_INT_H
+#define E2EE_INT_H
+
+#include <pthread.h>
+
+#include <olm/olm.h>
+#include <olm/pk.h>
+
+#include "mx_e2ee.h"
+
+#define E2EE_PICKLE_KEY_LEN 32
+#define E2EE_OTK_TARGET 50
+#define E2EE_MAX_OLM_PER_DEVICE 4
+#define E2EE_DUMMY_INTERVAL_MS (3600 * 1000)
+#define E2EE_FALLBACK_FORGET_MS (3600 * 1000)
+
+struct e2ee_olm {            /* one Olm session with one remote device */
+  struct e2ee_olm *next;
+  char their_key[64];        /* remote curve25519 */
+  char session_id[128];
+  OlmSession *s;
+  int64_t last_used_ms;
+  int64_t gen;
+  int dirty;
+};
+
+struct e2ee_outbound {       /* the current outbound Megolm session of a room */
+  struct e2ee_outbound *next;
+  char room_id[256];
+  char session_id[128];
+  OlmOutboundGroupSession *s;
+  int64_t created_ms;
+  int msg_count;
+  int64_t gen;
+  int dirty;
+  int invalid;               /* rotate before the next send */
+};
+
+struct mx_e2ee {
+  pthread_mutex_t lock;      /* libolm objects and the lists below */
+  pthread_mutex_t send_lock; /* one encrypt/maintain at a time per identity */
+  sqlite3 *db;               /* private connection for worker-side work */
+  struct mx_api *api;
+  char *user_id, *device_id;
+  char **operators;
+  size_t n_operators;
+  int require_verified;
+  int64_t rotation_ms;
+  int rotation_msgs;
+  uint8_t pickle_key[E2EE_PICKLE_KEY_LEN];
+  OlmAccount *acct;
+  int64_t acct_gen;
+  int acct_dirty;
+  char curve[64], ed[64];
+  OlmUtility *util;
+  struct e2ee_olm *olm;
+  struct e2ee_outbound *out;
+  /* set by process_sync, consumed by maintain */
+  int64_t otk_count;         /* -1 unknown */
+  int fallback_missing;
+  int lists_changed;
+};
+
+/* e2ee_core.c */
+void *e2ee_alloc(size_t n);  /* zeroed, NULL on OOM */
+mx_err e2ee_olm_fail(char *err, const char *what, const char *olm_msg);
+mx_err e2ee_pickle_key_load(const char *data_dir, uint8_t key[E2EE_PICKLE_KEY_LEN], char *err);
+/* Pickles objects into malloc'd strings (NULL on failure). */
+char *e2ee_pickle_account(struct mx_e2ee *e);
+char *e2ee_pickle_session(struct mx_e2ee *e, OlmSession *s);
+char *e2ee_pickle_outbound(struct mx_e2ee *e, OlmOutboundGroupSession *s);
+char *e2ee_pickle_inbound(struct mx_e2ee *e, OlmInboundGroupSession *s);
+OlmAccount *e2ee_unpickle_account(struct mx_e2ee *e, const char *pickle);
+OlmSession *e2ee_unpickle_session(struct mx_e2ee *e, const char *pickle);
+OlmOutboundGroupSession *e2ee_unpickle_outbound(struct mx_e2ee *e, const char *pickle);
+OlmInboundGroupSession *e2ee_unpickle_inbound(struct mx_e2ee *e, const char *pickle);
+void e2ee_free_account(OlmAccount *a);
+void e2ee_free_session(OlmSession *s);
+void e2ee_free_outbound(OlmOutboundGroupSession *s);
+void e2ee_free_inbound(OlmInboundGroupSession *s);
+/* Writes every dirty object through db (gen-guarded upserts). */
+mx_err e2ee_persist_dirty(struct mx_e2ee *e, sqlite3 *db, char *err);
+/* Worker-side flush: snapshots dirty pickles under e->lock (held by the
+ * caller), releases it, writes through e->db, re-takes it. */
+mx_err e2ee_flush_unlocked_write(struct mx_e2ee *e, char *err);
+mx_err e2ee_load_state(struct mx_e2ee *e, char *err);
+void e2ee_drop_sessions(struct mx_e2ee *e);
+
+/* e2ee_db.c */
+mx_err e2ee_db_migrate(sqlite3 *db, char *err);
+/* Runs sql with text binds (NULL binds NULL); int64 binds via "%i" not
+ * supported: use the typed helpers below. */
+mx_err e2ee_db_run(sqlite3 *db, char *err, const char *sql, int n, const char *const *texts);
+/* First column of the first row as a malloc'd string, NULL when no row. */
+char *e2ee_db_text(sqlite3 *db, const char *sql, int n, const char *const *texts);
+int64_t e2ee_db_int(sqlite3 *db, const char *sql, int n, const char *const *texts, int64_t dflt);
+mx_err e2ee_db_begin(sqlite3 *db, char *err);
+
+/* e2ee_sign.c */
+mx_err e2ee_sign_json(struct mx_e2ee *e, cJSON *obj, char *err);
+mx_err e2ee_pk_sign_json(const uint8_t seed[32], const char *pub, const char *user_id, cJSON *obj,
+                         char *err);
+/* Checks obj's signature by user_id with "ed25519:<key_id>" = pubkey.
+ * MX_ERR_AUTH when missing or wrong. Never modifies obj. */
+mx_err e2ee_verify_json(OlmUtility *u, const cJSON *obj, const char *user_id, const char *key_id,
+                        const char *pubkey, char *err);
+/* libolm-safe ed25519 verify: copies the message and signature first. */
+mx_err e2ee_ed25519_verify(OlmUtility *u, const char *pubkey, const char *msg, size_t msg_len,
+                           const char *sig, char *err);
+
+/* e2ee_keys.c */
+typedef mx_err (*e2ee_upload_fn)(void *ctx, const cJSON *body, int64_t *otk_count, char *err);
+mx_err e2ee_keys_publish(struct mx_e2ee *e, e2ee_upload_fn up, void *ctx, int with_device_keys,
+                         char *err);
+mx_err e2ee_api_upload(void *ctx, const cJSON *body, int64_t *otk_count, char *err);
+cJSON *e2ee_device_keys_json(struct mx_e2ee *e, char *err);
+
+/* e2ee_xsign.c */
+mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err);
+mx_err e2ee_seal(const uint8_t key[32], const uint8_t *plain, size_t n, char **out_b64, char *err);
+mx_err e2ee_unseal(const uint8_t key[32], const char *b64, uint8_t *plain, size_t n, char *err);
+
+/* e2ee_devices.c (worker side, e->lock NOT held; uses e->db) */
+mx_err e2ee_devices_query(struct mx_e2ee *e, const char *const *users, size_t n, int force, char *err);
+mx_err e2ee_devices_changes(struct mx_e2ee *e, const char *since, char *err);
+mx_err e2ee_devices_ingest(struct mx_e2ee *e, sqlite3 *db, const cJSON *resp, const char *const *users,
+                           size_t n, char *err);
+int e2ee_device_verified(struct mx_e2ee *e, sqlite3 *db, const char *user_id, const char *device_id);
+
+/* e2ee_olm.c */
+struct e2ee_olm *e2ee_olm_find_best(struct mx_e2ee *e, const char *their_key);
+mx_err e2ee_olm_encrypt(struct mx_e2ee *e, struct e2ee_olm *o, const char *recipient,
+                        const char *recipient_ed, const char *type, const cJSON *content,
+                        cJSON **ciphertext_obj, char *err);
+mx_err e2ee_olm_decrypt_event(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, cJSON **plain,
+                              char *sender_key_out, char *err);
+mx_err e2ee_olm_claim(struct mx_e2ee *e, const char *const *users, const char *const *devs,
+                      size_t n, char *err);
+mx_err e2ee_olm_new_outbound(struct mx_e2ee *e, const char *their_curve, const char *their_otk,
+                             struct e2ee_olm **out, char *err);
+
+/* e2ee_megolm_in.c */
+mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender,
+                              const char *sender_key, const char *ed25519, const cJSON *content,
+                              char *err);
+
+/* e2ee_megolm_out.c */
+mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why);
+mx_err e2ee_send_to_device(struct mx_e2ee *e, const char *type, cJSON *messages, char *err);
+
+#endif

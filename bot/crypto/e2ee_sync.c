@@ -1,0 +1,158 @@
+/*
+ * bot/crypto/e2ee_sync.c - the crypto part of one /sync response, run on the
+ * sync worker inside the caller's transaction: to-device first (Olm, room
+ * keys), then device_lists, one-time key counts (a missing count is 0),
+ * unused fallback key types, and membership / history-visibility changes
+ * that force a Megolm rotation. No network here: mx_e2ee_maintain acts on
+ * what this records. One bad to-device message is logged and skipped; only
+ * store errors abort (the caller then rolls back and the sync is redone).
+ * Layer: bot/crypto. sync_response is borrowed.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "e2ee_int.h"
+#include "mx_json.h"
+#include "mx_log.h"
+
+static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
+{
+  char err[MX_ERRBUF_LEN] = "";
+  const char *type = mx_json_str(ev, "type"), *sender = mx_json_str(ev, "sender");
+  if (!type || !sender)
+    return MX_OK;
+  if (strcmp(type, "m.room_key.withheld") == 0) {
+    const cJSON *c = mx_json_obj(ev, "content");
+    mx_info(e->user_id, "%s withholds room key %s: %s", sender, mx_json_str(c, "session_id") ? mx_json_str(c, "session_id") : "-",
+            mx_json_str(c, "code") ? mx_json_str(c, "code") : "?");
+    return MX_OK;
+  }
+  if (strcmp(type, "m.room.encrypted") != 0)
+    return MX_OK;
+  cJSON *p = NULL;
+  char sk[64] = "";
+  mx_err rc = e2ee_olm_decrypt_event(e, db, ev, &p, sk, err);
+  if (rc == MX_ERR_DB)
+    return rc;
+  if (rc) {
+    mx_warn(e->user_id, "to-device message from %s dropped: %s", sender, err);
+    return MX_OK;
+  }
+  const char *inner = mx_json_str(p, "type");
+  if (strcmp(inner, "m.room_key") == 0) {
+    rc = e2ee_room_key_received(e, db, sender, sk, mx_json_str(mx_json_obj(p, "keys"), "ed25519"),
+                                mx_json_obj(p, "content"), err);
+    if (rc && rc != MX_ERR_DB) {
+      mx_warn(e->user_id, "room key from %s rejected: %s", sender, err);
+      rc = MX_OK;
+    }
+  } else if (strcmp(inner, "m.dummy") != 0) {
+    mx_debug(e->user_id, "ignoring encrypted to-device %s from %s", inner, sender);
+  }
+  cJSON_Delete(p);
+  return rc;
+}
+
+static mx_err device_lists(struct mx_e2ee *e, sqlite3 *db, const cJSON *dl, char *err)
+{
+  const cJSON *u;
+  mx_err rc = MX_OK;
+  cJSON_ArrayForEach(u, mx_json_arr(dl, "changed"))
+  {
+    const char *v[] = { e->user_id, cJSON_IsString(u) ? u->valuestring : "" };
+    if (!rc)
+      rc = e2ee_db_run(db, err, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id=? AND tracking=1", 2, v);
+    e->lists_changed = 1;
+  }
+  cJSON_ArrayForEach(u, mx_json_arr(dl, "left"))
+  {
+    const char *v[] = { e->user_id, cJSON_IsString(u) ? u->valuestring : "" };
+    if (!rc)
+      rc = e2ee_db_run(db, err, "UPDATE e2ee_users SET tracking=0 WHERE acct=? AND user_id=?", 2, v);
+  }
+  return rc;
+}
+
+static void key_counts(struct mx_e2ee *e, const cJSON *sync)
+{
+  int64_t n = 0; /* servers may omit zero counts: missing means 0 */
+  mx_json_int(mx_json_obj(sync, "device_one_time_keys_count"), "signed_curve25519", &n);
+  e->otk_count = n;
+  const cJSON *fb = mx_json_arr(sync, "device_unused_fallback_key_types");
+  if (!fb)
+    return; /* a server without fallback support: nothing to learn */
+  int have = 0;
+  const cJSON *t;
+  cJSON_ArrayForEach(t, fb)
+  {
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "signed_curve25519") == 0)
+      have = 1;
+  }
+  if (!have)
+    e->fallback_missing = 1;
+}
+
+static mx_err room_events(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const cJSON *events, char *err)
+{
+  const cJSON *ev;
+  mx_err rc = MX_OK;
+  cJSON_ArrayForEach(ev, events)
+  {
+    const char *type = mx_json_str(ev, "type");
+    const cJSON *c = mx_json_obj(ev, "content");
+    if (!type || !c || !mx_json_str(ev, "state_key") || rc)
+      continue;
+    if (strcmp(type, "m.room.member") == 0) {
+      const char *m = mx_json_str(c, "membership");
+      if (m && (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0))
+        rc = e2ee_room_changed(e, db, room_id, "a member left");
+    } else if (strcmp(type, "m.room.history_visibility") == 0) {
+      const char *hv = mx_json_str(c, "history_visibility");
+      const char *v[] = { e->user_id, room_id, hv ? hv : "shared" };
+      rc = e2ee_db_run(db, err, "INSERT INTO e2ee_rooms(acct, room_id, history_visibility) VALUES(?,?,?) "
+                                "ON CONFLICT(acct, room_id) DO UPDATE SET history_visibility=excluded.history_visibility",
+                       3, v);
+      if (!rc)
+        rc = e2ee_room_changed(e, db, room_id, "history visibility changed");
+    }
+  }
+  return rc;
+}
+
+static mx_err rooms(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync, char *err)
+{
+  const cJSON *r;
+  mx_err rc = MX_OK;
+  cJSON_ArrayForEach(r, mx_json_obj(mx_json_obj(sync, "rooms"), "join"))
+  {
+    if (!rc)
+      rc = room_events(e, db, r->string, mx_json_arr(mx_json_obj(r, "state"), "events"), err);
+    if (!rc)
+      rc = room_events(e, db, r->string, mx_json_arr(mx_json_obj(r, "timeline"), "events"), err);
+  }
+  return rc;
+}
+
+mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync, char *err)
+{
+  pthread_mutex_lock(&e->lock);
+  const cJSON *ev;
+  mx_err rc = MX_OK;
+  cJSON_ArrayForEach(ev, mx_json_arr(mx_json_obj(sync, "to_device"), "events"))
+  {
+    if (!rc)
+      rc = one_to_device(e, db, ev);
+  }
+  if (rc)
+    mx_fail(rc, err, "to_device: cannot store crypto state");
+  if (!rc)
+    rc = device_lists(e, db, mx_json_obj(sync, "device_lists"), err);
+  if (!rc) {
+    key_counts(e, sync);
+    rc = rooms(e, db, sync, err);
+  }
+  if (!rc)
+    rc = e2ee_persist_dirty(e, db, err);
+  pthread_mutex_unlock(&e->lock);
+  return rc;
+}

@@ -1,0 +1,334 @@
+/*
+ * bot/crypto/mx_e2ee.c - life cycle of one identity's crypto: open (pickle
+ * key, migrations, account load or creation), start (keys, cross-signing,
+ * /keys/changes), maintain (one-time keys, fallback key, outdated lists,
+ * unwedging) and the command-trust decision. The other mx_e2ee_* entry
+ * points live in e2ee_sync.c, e2ee_megolm_in.c, e2ee_megolm_out.c and
+ * e2ee_attach.c. Layer: bot/crypto.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2ee_int.h"
+#include "mx_db.h"
+#include "mx_json.h"
+#include "mx_log.h"
+#include "mx_util.h"
+
+static mx_err identity_keys(struct mx_e2ee *e, char *err)
+{
+  size_t n = olm_account_identity_keys_length(e->acct);
+  char *buf = malloc(n + 1);
+  if (!buf)
+    return MX_ERR_NOMEM;
+  size_t r = olm_account_identity_keys(e->acct, buf, n);
+  cJSON *j = r == olm_error() ? NULL : cJSON_ParseWithLength(buf, r);
+  free(buf);
+  const char *c = mx_json_str(j, "curve25519"), *d = mx_json_str(j, "ed25519");
+  mx_err rc = (c && d) ? MX_OK : mx_fail(MX_ERR_CRYPTO, err, "olm account: identity keys unreadable");
+  if (!rc) {
+    snprintf(e->curve, sizeof(e->curve), "%s", c);
+    snprintf(e->ed, sizeof(e->ed), "%s", d);
+  }
+  cJSON_Delete(j);
+  return rc;
+}
+
+static mx_err create_account(struct mx_e2ee *e, char *err)
+{
+  e->acct = olm_account(malloc(olm_account_size()));
+  size_t rl = olm_create_account_random_length(e->acct);
+  uint8_t *rnd = malloc(rl);
+  mx_err rc = rnd ? mx_random_bytes(rnd, rl) : MX_ERR_NOMEM;
+  if (!rc && olm_create_account(e->acct, rnd, rl) == olm_error())
+    rc = e2ee_olm_fail(err, "create olm account", olm_account_last_error(e->acct));
+  if (rnd)
+    memset(rnd, 0, rl);
+  free(rnd);
+  e->acct_gen = 1;
+  e->acct_dirty = 1;
+  e->fallback_missing = 1;
+  return rc;
+}
+
+/* A different device id means a new login: the old crypto state is void. */
+static mx_err forget_other_device(struct mx_e2ee *e, char *err)
+{
+  static const char *const tables[] = { "e2ee_account", "e2ee_olm", "e2ee_inbound", "e2ee_outbound",
+                                        "e2ee_outbound_shared", "e2ee_pending", "e2ee_dummy", "e2ee_withheld",
+                                        "e2ee_megolm_seen" };
+  const char *v[] = { e->user_id };
+  mx_err rc = MX_OK;
+  for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++) {
+    char sql[96];
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE acct=?", tables[i]);
+    rc = e2ee_db_run(e->db, err, sql, 1, v);
+  }
+  return rc;
+}
+
+static mx_err load_account(struct mx_e2ee *e, char *err)
+{
+  const char *v[] = { e->user_id };
+  char *dev = e2ee_db_text(e->db, "SELECT device_id FROM e2ee_account WHERE acct=?", 1, v);
+  mx_err rc = MX_OK;
+  if (dev && strcmp(dev, e->device_id) != 0) {
+    mx_warn(e->user_id, "store belongs to device %s, now %s: starting a fresh crypto identity", dev, e->device_id);
+    rc = forget_other_device(e, err);
+    free(dev);
+    dev = NULL;
+  }
+  char *pickle = dev ? e2ee_db_text(e->db, "SELECT pickle FROM e2ee_account WHERE acct=?", 1, v) : NULL;
+  free(dev);
+  if (rc) {
+    free(pickle);
+    return rc;
+  }
+  if (!pickle)
+    return create_account(e, err);
+  e->acct_gen = e2ee_db_int(e->db, "SELECT gen FROM e2ee_account WHERE acct=?", 1, v, 1);
+  e->acct = e2ee_unpickle_account(e, pickle);
+  free(pickle);
+  if (!e->acct)
+    return mx_fail(MX_ERR_CRYPTO, err, "olm account of %s does not unpickle (wrong e2ee-pickle.key?)", e->user_id);
+  return MX_OK;
+}
+
+static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
+{
+  e->user_id = mx_strdup(o->user_id);
+  e->device_id = mx_strdup(o->device_id);
+  e->operators = calloc(o->n_operators + 1, sizeof(char *));
+  if (!e->user_id || !e->device_id || !e->operators)
+    return MX_ERR_NOMEM;
+  for (size_t i = 0; i < o->n_operators; i++) {
+    if (!(e->operators[i] = mx_strdup(o->operators[i])))
+      return MX_ERR_NOMEM;
+    e->n_operators++;
+  }
+  e->api = o->api;
+  e->require_verified = o->require_verified_sender;
+  e->rotation_ms = o->rotation_period_ms > 0 ? o->rotation_period_ms : 604800000LL;
+  e->rotation_msgs = o->rotation_period_msgs > 0 ? o->rotation_period_msgs : 100;
+  e->otk_count = -1;
+  return MX_OK;
+}
+
+mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *err)
+{
+  if (!o || !o->db_path || !o->data_dir || !o->user_id || !o->device_id)
+    return mx_fail(MX_ERR_INVALID, err, "e2ee: expected db_path, data_dir, user_id and device_id");
+  struct mx_e2ee *e = e2ee_alloc(sizeof(*e));
+  if (!e)
+    return MX_ERR_NOMEM;
+  pthread_mutex_init(&e->lock, NULL);
+  pthread_mutex_init(&e->send_lock, NULL);
+  e->util = olm_utility(malloc(olm_utility_size()));
+  mx_err rc = copy_opts(e, o);
+  if (!rc)
+    rc = e2ee_pickle_key_load(o->data_dir, e->pickle_key, err);
+  if (!rc)
+    rc = mx_db_open(o->db_path, &e->db, err);
+  if (!rc)
+    rc = e2ee_db_migrate(e->db, err);
+  if (!rc)
+    rc = load_account(e, err);
+  if (!rc)
+    rc = identity_keys(e, err);
+  if (!rc)
+    rc = e2ee_load_state(e, err);
+  if (!rc) {
+    pthread_mutex_lock(&e->lock);
+    rc = e2ee_flush_unlocked_write(e, err); /* a new account is on disk at once */
+    pthread_mutex_unlock(&e->lock);
+  }
+  if (rc) {
+    mx_e2ee_close(e);
+    return rc;
+  }
+  mx_info(e->user_id, "e2ee ready: device %s, curve25519 %s, ed25519 %s", e->device_id, e->curve, e->ed);
+  *out = e;
+  return MX_OK;
+}
+
+void mx_e2ee_close(struct mx_e2ee *e)
+{
+  if (!e)
+    return;
+  e2ee_drop_sessions(e);
+  e2ee_free_account(e->acct);
+  if (e->util) {
+    olm_clear_utility(e->util);
+    free(e->util);
+  }
+  mx_db_close(e->db);
+  for (size_t i = 0; i < e->n_operators; i++)
+    free(e->operators[i]);
+  free(e->operators);
+  free(e->user_id);
+  free(e->device_id);
+  memset(e->pickle_key, 0, sizeof(e->pickle_key));
+  pthread_mutex_destroy(&e->lock);
+  pthread_mutex_destroy(&e->send_lock);
+  free(e);
+}
+
+const char *mx_e2ee_curve25519(const struct mx_e2ee *e)
+{
+  return e->curve;
+}
+
+const char *mx_e2ee_ed25519(const struct mx_e2ee *e)
+{
+  return e->ed;
+}
+
+mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
+{
+  pthread_mutex_lock(&e->send_lock);
+  pthread_mutex_lock(&e->lock);
+  /* first upload: device keys plus any keys left unpublished by a crash;
+   * its response tells how many one-time keys the server holds */
+  mx_err rc = e2ee_keys_publish(e, e2ee_api_upload, e, 1, err);
+  if (!rc)
+    rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
+  pthread_mutex_unlock(&e->lock);
+  if (!rc)
+    rc = e2ee_xsign_bootstrap(e, err);
+  if (!rc && since_token && *since_token)
+    rc = e2ee_devices_changes(e, since_token, err);
+  pthread_mutex_unlock(&e->send_lock);
+  return rc;
+}
+
+void mx_e2ee_sync_aborted(struct mx_e2ee *e)
+{
+  pthread_mutex_lock(&e->lock);
+  char err[MX_ERRBUF_LEN];
+  if (e2ee_load_state(e, err))
+    mx_error(e->user_id, "cannot reload crypto state after a rollback: %s", err);
+  OlmAccount *a = NULL;
+  const char *v[] = { e->user_id };
+  char *pickle = e2ee_db_text(e->db, "SELECT pickle FROM e2ee_account WHERE acct=?", 1, v);
+  if (pickle && (a = e2ee_unpickle_account(e, pickle))) {
+    e2ee_free_account(e->acct);
+    e->acct = a;
+    e->acct_gen = e2ee_db_int(e->db, "SELECT gen FROM e2ee_account WHERE acct=?", 1, v, e->acct_gen);
+  }
+  free(pickle);
+  pthread_mutex_unlock(&e->lock);
+}
+
+/* m.dummy over a fresh Olm session to devices whose messages we could not
+ * decrypt, at most once per device per hour (E2E "Recovering from
+ * undecryptable messages"). */
+static mx_err unwedge(struct mx_e2ee *e, char *err)
+{
+  char since[24];
+  snprintf(since, sizeof(since), "%" PRId64, mx_now_ms() - E2EE_DUMMY_INTERVAL_MS);
+  const char *v[] = { e->user_id, since };
+  sqlite3_stmt *st = NULL;
+  mx_err rc = mx_db_prepare(e->db, "SELECT d.user_id, d.device_id, d.curve25519, d.ed25519 FROM e2ee_dummy w JOIN "
+                                   "e2ee_devices d ON d.acct=w.acct AND d.curve25519=w.their_key WHERE w.acct=? AND "
+                                   "w.wanted=1 AND w.last_ms < ? LIMIT 20", &st, err);
+  for (int i = 0; !rc && i < 2; i++)
+    sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_TRANSIENT);
+  while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+    const char *user = (const char *)sqlite3_column_text(st, 0), *dev = (const char *)sqlite3_column_text(st, 1);
+    const char *curve = (const char *)sqlite3_column_text(st, 2), *ed = (const char *)sqlite3_column_text(st, 3);
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, mx_now_ms());
+    const char *w[] = { now, e->user_id, curve };
+    e2ee_db_run(e->db, NULL, "UPDATE e2ee_dummy SET wanted=0, last_ms=? WHERE acct=? AND their_key=?", 3, w);
+    const char *u1[] = { user }, *d1[] = { dev };
+    size_t before = 0;
+    if (e2ee_olm_claim(e, u1, d1, 1, err) != MX_OK)
+      continue;
+    pthread_mutex_lock(&e->lock);
+    struct e2ee_olm *o = e2ee_olm_find_best(e, curve); /* the newest: just created */
+    cJSON *ct = NULL, *empty = cJSON_CreateObject();
+    if (o && e2ee_olm_encrypt(e, o, user, ed, "m.dummy", empty, &ct, err) == MX_OK)
+      e2ee_flush_unlocked_write(e, err);
+    pthread_mutex_unlock(&e->lock);
+    cJSON_Delete(empty);
+    (void)before;
+    if (ct) {
+      cJSON *msgs = cJSON_CreateObject();
+      cJSON_AddItemToObject(cJSON_AddObjectToObject(msgs, user), dev, ct);
+      if (e2ee_send_to_device(e, "m.room.encrypted", msgs, err) == MX_OK)
+        mx_info(e->user_id, "sent m.dummy to %s/%s to recover a wedged olm session", user, dev);
+      cJSON_Delete(msgs);
+    }
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
+{
+  pthread_mutex_lock(&e->send_lock);
+  pthread_mutex_lock(&e->lock);
+  mx_err rc = MX_OK;
+  if ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing)
+    rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
+  pthread_mutex_unlock(&e->lock);
+  if (!rc)
+    rc = unwedge(e, err);
+  pthread_mutex_unlock(&e->send_lock);
+  return rc;
+}
+
+static int is_operator(struct mx_e2ee *e, const char *user)
+{
+  for (size_t i = 0; i < e->n_operators; i++) {
+    if (strcmp(e->operators[i], user) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* Device keys as stored: must be those that carried the Megolm session. */
+static int device_matches(struct mx_e2ee *e, const struct mx_e2ee_sender *s)
+{
+  const char *v[] = { e->user_id, s->user_id, s->device_id, s->sender_key, s->ed25519 };
+  return e2ee_db_int(e->db, "SELECT 1 FROM e2ee_devices WHERE acct=? AND user_id=? AND device_id=? AND curve25519=? "
+                            "AND ed25519=? AND deleted=0", 5, v, 0) == 1;
+}
+
+int mx_e2ee_sender_trusted(struct mx_e2ee *e, const struct mx_e2ee_sender *s, char *reason, size_t reason_len)
+{
+  char err[MX_ERRBUF_LEN] = "";
+  if (!is_operator(e, s->user_id)) {
+    snprintf(reason, reason_len, "%s is not an operator of this device", s->user_id);
+    return 0;
+  }
+  pthread_mutex_lock(&e->send_lock);
+  const char *users[] = { s->user_id };
+  if (e2ee_devices_query(e, users, 1, 0, err) != MX_OK)
+    mx_warn(e->user_id, "cannot refresh the devices of %s: %s", s->user_id, err);
+  int match = device_matches(e, s);
+  const char *v[] = { e->user_id, s->user_id };
+  int changed = e2ee_db_int(e->db, "SELECT master_changed FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, 0) == 1;
+  int verified = match && !changed && e2ee_device_verified(e, e->db, s->user_id, s->device_id);
+  pthread_mutex_unlock(&e->send_lock);
+  if (!match) {
+    snprintf(reason, reason_len, "your session %s is unknown or its keys do not match the keys that encrypted "
+                                 "this message; refusing", s->device_id[0] ? s->device_id : "(unknown)");
+    return 0;
+  }
+  if (changed) {
+    snprintf(reason, reason_len, "the cross-signing identity of %s changed since first contact; an administrator "
+                                 "must re-pin it before commands are accepted", s->user_id);
+    return 0;
+  }
+  if (e->require_verified && !verified) {
+    snprintf(reason, reason_len, "your session %s is not verified: verify it from another of your sessions "
+                                 "(Settings > Sessions) so it is signed by your cross-signing key, then retry",
+             s->device_id);
+    return 0;
+  }
+  if (reason_len)
+    reason[0] = '\0';
+  return 1;
+}

@@ -1,0 +1,111 @@
+/*
+ * bot/crypto/mx_e2ee.h - end-to-end encryption for one Matrix identity:
+ * Olm account, device lists, Olm and Megolm sessions, cross-signing, command
+ * trust and encrypted attachments, all persisted in the bot's SQLite file.
+ * Layer: bot/ (calls common/ and bot/mx_api.h only; never llm/tools/devices).
+ * Thread model: one struct per identity, internally locked (libolm objects
+ * are not thread-safe). Sync-side calls take the caller's connection inside
+ * its open transaction; worker-side calls use a private connection and never
+ * hold the crypto lock while waiting for SQLite's write lock.
+ * Ownership: every `const cJSON *` argument is borrowed; `cJSON **` outputs
+ * are owned by the caller (cJSON_Delete).
+ */
+#ifndef MX_E2EE_H
+#define MX_E2EE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "mx_api.h"
+#include "mx_buf.h"
+#include "mx_err.h"
+
+struct mx_e2ee;
+
+struct mx_e2ee_opts {
+  const char *db_path;      /* the bot's database file */
+  const char *data_dir;     /* holds e2ee-pickle.key (0600, random per install) */
+  const char *user_id;
+  const char *device_id;
+  struct mx_api *api;       /* borrowed, thread-safe, must outlive the struct */
+  const char *const *operators;
+  size_t n_operators;
+  int require_verified_sender; /* 1 (default on in config) */
+  int64_t rotation_period_ms;  /* 0 = 7 days */
+  int rotation_period_msgs;    /* 0 = 100 */
+};
+
+/* Who sent a decrypted event, as proven by the Megolm session's Olm delivery. */
+struct mx_e2ee_sender {
+  char user_id[256];
+  char device_id[128];       /* claimed in the event; checked by sender_trusted */
+  char sender_key[64];       /* curve25519 of the device that shared the session */
+  char ed25519[64];          /* ed25519 claimed when the session was shared */
+  int verified;              /* 1: device known, keys match, cross-signed by the pinned master key */
+  uint32_t message_index;
+};
+
+/* Loads or creates the Olm account (pickle key from data_dir), applies the
+ * "e2ee" migrations. No network. */
+mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *err);
+void mx_e2ee_close(struct mx_e2ee *e);
+/* Identity keys of this device (valid while e lives). */
+const char *mx_e2ee_curve25519(const struct mx_e2ee *e);
+const char *mx_e2ee_ed25519(const struct mx_e2ee *e);
+
+/* After login, blocking (worker): device keys, one-time keys (~50), fallback
+ * key, cross-signing bootstrap and own-device signature, then /keys/changes
+ * from since_token (NULL on the very first start). */
+mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err);
+
+/* Sync worker, inside the caller's open transaction on db: to_device first,
+ * then device_lists, one-time key counts, fallback key types, membership and
+ * history-visibility changes. Nothing here touches the network. */
+mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync_response, char *err);
+/* The caller rolled back its sync transaction: drop in-memory state so it is
+ * reloaded from what was committed. */
+void mx_e2ee_sync_aborted(struct mx_e2ee *e);
+/* Worker, blocking, after each committed sync: replenish one-time keys,
+ * replace a used fallback key, re-query outdated device lists, unwedge
+ * (m.dummy). Cheap when there is nothing to do. */
+mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err);
+
+/* Sync worker, caller's transaction: decrypts one m.room.encrypted event.
+ * *plain (owned) = {type, content, room_id}. MX_ERR_PENDING: no key yet, the
+ * event was queued and comes back from mx_e2ee_take_ready. A Megolm index
+ * already seen under another event id: MX_ERR_CRYPTO. */
+mx_err mx_e2ee_decrypt(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const cJSON *event,
+                       cJSON **plain, struct mx_e2ee_sender *sender, char *err);
+/* Queued events whose keys arrived: owned array of the original events (with
+ * room_id added); each is returned once. */
+mx_err mx_e2ee_take_ready(struct mx_e2ee *e, sqlite3 *db, cJSON **events, char *err);
+
+/* Worker, blocking: shares the room's outbound session with every device of
+ * every joined member (rotating as needed), then encrypts. *out (owned) is
+ * the m.room.encrypted content to PUT. */
+mx_err mx_e2ee_encrypt(struct mx_e2ee *e, const char *room_id, const char *event_type,
+                       const cJSON *content, cJSON **out, char *err);
+
+/* Worker, blocking (may /keys/query): 1 when the sender may issue commands:
+ * an operator, the device's keys match the session that carried the event,
+ * and (with require_verified_sender) the device is signed by the operator's
+ * self-signing key under the master key pinned on first contact. 0 otherwise,
+ * with a human-readable reason for the refusal notice. */
+int mx_e2ee_sender_trusted(struct mx_e2ee *e, const struct mx_e2ee_sender *s, char *reason,
+                           size_t reason_len);
+
+/* Encrypted attachments (v2, AES-256-CTR, SHA-256 of the ciphertext checked
+ * before anything is decrypted). file_info is the event's `file` object. */
+mx_err mx_e2ee_attachment_decrypt(const cJSON *file_info, const void *ciphertext, size_t n,
+                                  struct mx_buf *plain, char *err);
+/* *file_info (owned) lacks "url": the caller adds it after uploading. */
+mx_err mx_e2ee_attachment_encrypt(const void *plain, size_t n, struct mx_buf *ciphertext,
+                                  cJSON **file_info, char *err);
+/* Downloads (authenticated media) and decrypts in one go. */
+mx_err mx_e2ee_attachment_fetch(struct mx_api *api, const cJSON *file_info, size_t max,
+                                struct mx_buf *plain, char *err);
+
+#endif

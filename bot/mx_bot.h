@@ -1,0 +1,79 @@
+/*
+ * bot/mx_bot.h - the daemon's state shared by the bot/ modules (internal to
+ * bot/): the bot (config, loop, workers, identities) and one identity per
+ * managed device. Who touches what:
+ *   - sync fields (sync_easy, sync_body, next_batch while a sync runs) only
+ *     on the loop thread, then handed to one worker job at a time;
+ *   - e2ee state under `crypto_lock`; LLM turns of one identity serialised
+ *     by `turn_lock`; counters are atomics.
+ */
+#ifndef MX_BOT_H
+#define MX_BOT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <sqlite3.h>
+
+#include "mx_api.h"
+#include "mx_buf.h"
+#include "mx_config.h"
+#include "mx_loop.h"
+#include "mx_workers.h"
+
+struct mx_bot;
+struct mx_metrics;
+struct mx_ext; /* LLM, tools and E2EE wiring, see mx_ext.h */
+
+enum mx_ident_state { MX_IDENT_STARTING = 0, MX_IDENT_RUNNING, MX_IDENT_FAILED };
+
+struct mx_ident {
+  struct mx_bot *bot;
+  const struct mx_device_config *dev; /* borrowed from bot->cfg */
+  const char *user_id;                /* = dev->user_id */
+  char *device_id;
+  char *filter_id;
+  char *next_batch;                   /* NULL before the first sync */
+  int first_sync_done;
+  struct mx_api *api;
+  _Atomic int state;
+
+  /* loop thread only */
+  CURL *sync_easy;
+  struct curl_slist *sync_headers;
+  struct mx_buf sync_body;
+  int sync_failures;
+  long retry_timer;
+  int64_t sync_started_ms;
+
+  _Atomic int64_t last_sync_ok_ms;    /* wall clock of the last good sync */
+  _Atomic int sync_live;
+  char *alerts_room_id;               /* for the identity that owns the alerts room */
+
+  pthread_mutex_t crypto_lock;
+  pthread_mutex_t turn_lock;
+  void *ext;                          /* per-identity extension state (mx_ext.c) */
+};
+
+struct mx_bot {
+  struct mx_config *cfg;
+  char *db_path;
+  sqlite3 *db;                        /* loop thread's connection */
+  struct mx_loop *loop;
+  struct mx_workers *workers;
+  struct mx_ident *idents;
+  size_t n_idents;
+  int64_t started_ms;
+  _Atomic int stopping;
+  struct mx_metrics *metrics;
+  struct mx_ext *ext;
+};
+
+/* 1 when user_id is a configured operator. */
+int mx_bot_is_operator(const struct mx_bot *bot, const char *user_id);
+/* Looks up an identity by Matrix user ID; NULL when none. */
+struct mx_ident *mx_bot_ident(struct mx_bot *bot, const char *user_id);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * bot/mx_commands.h - handling one operator message: trust check, age
+ * check (old commands are held for confirmation, never run blindly),
+ * built-in commands from one table (which also feeds !help), and
+ * everything else to the LLM agent through mx_ext.
+ */
+#ifndef MX_COMMANDS_H
+#define MX_COMMANDS_H
+
+#include "mx_msg.h"
+
+/* Takes ownership of m and queues it on the worker pool. */
+void mx_commands_dispatch(struct mx_msg *m);
+/* The !help text (plain) into out. */
+mx_err mx_commands_help(struct mx_buf *out, int alerts_room);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * bot/mx_ident.h - one managed device's Matrix identity: start-up (stored
+ * token or password login, display name, sync filter, E2EE start, alerts
+ * room) on a worker, then the sync cycle (mx_sync.h).
+ * Never calls /logout: that would delete the device and its keys.
+ */
+#ifndef MX_IDENT_H
+#define MX_IDENT_H
+
+#include "mx_bot.h"
+
+mx_err mx_ident_init(struct mx_ident *id, struct mx_bot *bot, const struct mx_device_config *dev, char *err);
+void mx_ident_release(struct mx_ident *id);
+/* Queues the start-up job; on success it starts the sync cycle. */
+mx_err mx_ident_start(struct mx_ident *id);
+
+#endif

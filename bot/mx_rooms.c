@@ -1,0 +1,222 @@
+/* bot/mx_rooms.c - invites, joins, m.direct and the alerts room. */
+#include "mx_rooms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_db.h"
+#include "mx_json.h"
+#include "mx_log.h"
+#include "mx_store.h"
+#include "mx_util.h"
+
+mx_err mx_rooms_on_invite(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *room, char *err)
+{
+  const cJSON *events = mx_json_arr(mx_json_obj(room, "invite_state"), "events");
+  const cJSON *ev;
+  const char *inviter = NULL;
+  int is_direct = 0;
+  cJSON_ArrayForEach(ev, events) {
+    const char *type = mx_json_str(ev, "type"), *sk = mx_json_str(ev, "state_key");
+    if (type && sk && strcmp(type, "m.room.member") == 0 && strcmp(sk, id->user_id) == 0) {
+      inviter = mx_json_str(ev, "sender");
+      is_direct = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(ev, "content"), "is_direct"));
+    }
+  }
+  sqlite3_stmt *st = NULL;
+  if (mx_db_query(db, &st, NULL, "SELECT 1 FROM room_actions WHERE user_id=? AND room_id=? AND done=0", "ss",
+                  id->user_id, room_id) == MX_OK) {
+    sqlite3_finalize(st);
+    return MX_OK; /* already decided */
+  }
+  mx_err rc = mx_store_room_upsert(db, id->user_id, room_id, "invite", err);
+  if (rc)
+    return rc;
+  if (inviter && mx_bot_is_operator(id->bot, inviter)) {
+    mx_info(id->dev->name, "accepting invite to %s from operator %s", room_id, inviter);
+    return mx_store_action_add(db, id->user_id, room_id, is_direct ? "join_dm" : "join", inviter, err);
+  }
+  mx_info(id->dev->name, "refusing invite to %s from %s: not an operator", room_id, inviter ? inviter : "unknown");
+  return mx_store_action_add(db, id->user_id, room_id, "reject", inviter, err);
+}
+
+static mx_err room_post(struct mx_ident *id, const char *fmt, const char *room_id, cJSON **resp, char *err)
+{
+  char *er = mx_api_escape(room_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  mx_err rc = er ? mx_buf_addf(&path, fmt, er) : MX_ERR_NOMEM;
+  free(er);
+  if (!rc) {
+    cJSON *b = cJSON_CreateObject();
+    rc = mx_api_call(id->api, "POST", mx_buf_cstr(&path), b, NULL, NULL, resp, err);
+    cJSON_Delete(b);
+  }
+  mx_buf_release(&path);
+  return rc;
+}
+
+/* Adds room_id to m.direct under `with` (read-modify-write of account data). */
+static mx_err mark_direct(struct mx_ident *id, const char *room_id, const char *with, char *err)
+{
+  char *eu = mx_api_escape(id->user_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  mx_err rc = eu ? mx_buf_addf(&path, "/_matrix/client/v3/user/%s/account_data/m.direct", eu) : MX_ERR_NOMEM;
+  free(eu);
+  cJSON *direct = NULL;
+  if (!rc) {
+    mx_err g = mx_api_call(id->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &direct, err);
+    if (g == MX_ERR_NOT_FOUND) {
+      cJSON_Delete(direct);
+      direct = NULL;
+    } else if (g) {
+      rc = g;
+    }
+  }
+  if (!rc) {
+    if (!direct || !cJSON_IsObject(direct)) {
+      cJSON_Delete(direct);
+      direct = cJSON_CreateObject();
+    }
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(direct, with);
+    if (!cJSON_IsArray(list)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(direct, with);
+      list = cJSON_AddArrayToObject(direct, with);
+    }
+    int present = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, list) present |= cJSON_IsString(r) && strcmp(r->valuestring, room_id) == 0;
+    if (!present)
+      cJSON_AddItemToArray(list, cJSON_CreateString(room_id));
+    rc = present ? MX_OK : mx_api_call(id->api, "PUT", mx_buf_cstr(&path), direct, NULL, NULL, NULL, err);
+  }
+  cJSON_Delete(direct);
+  mx_buf_release(&path);
+  return rc;
+}
+
+static mx_err do_action(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *action,
+                        const char *arg, char *err)
+{
+  if (strcmp(action, "reject") == 0)
+    return room_post(id, "/_matrix/client/v3/rooms/%s/leave", room_id, NULL, err);
+  mx_err rc = room_post(id, "/_matrix/client/v3/join/%s", room_id, NULL, err);
+  if (!rc)
+    rc = mx_store_room_upsert(db, id->user_id, room_id, "join", err);
+  if (!rc && strcmp(action, "join_dm") == 0 && arg) {
+    rc = mx_store_room_set_int(db, id->user_id, room_id, "is_dm", 1, err);
+    char e2[MX_ERRBUF_LEN];
+    if (!rc && mark_direct(id, room_id, arg, e2))
+      mx_warn(id->dev->name, "cannot mark %s as a DM with %s: %s", room_id, arg, e2);
+  }
+  return rc;
+}
+
+void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
+{
+  sqlite3_stmt *st = NULL;
+  if (mx_db_prepare(db, "SELECT id, room_id, action, arg FROM room_actions WHERE user_id=? AND done=0 ORDER BY id",
+                    &st, NULL))
+    return;
+  sqlite3_bind_text(st, 1, id->user_id, -1, SQLITE_STATIC);
+  int64_t ids[64];
+  int done[64], n = 0;
+  while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+    char err[MX_ERRBUF_LEN] = "";
+    const char *room_id = (const char *)sqlite3_column_text(st, 1);
+    const char *action = (const char *)sqlite3_column_text(st, 2);
+    const char *arg = (const char *)sqlite3_column_text(st, 3);
+    mx_err rc = do_action(id, db, room_id, action, arg, err);
+    ids[n] = sqlite3_column_int64(st, 0);
+    /* a room that is gone or forbids us will not change its mind: stop trying */
+    done[n] = !rc || rc == MX_ERR_AUTH || rc == MX_ERR_NOT_FOUND;
+    if (rc)
+      mx_warn(id->dev->name, "room action %s on %s: %s", action, room_id, err);
+    n++;
+  }
+  sqlite3_finalize(st);
+  for (int i = 0; i < n; i++)
+    if (done[i])
+      mx_db_run(db, NULL, "UPDATE room_actions SET done=1 WHERE id=?", "i", ids[i]);
+}
+
+static mx_err invite_operators(struct mx_ident *id, const char *room_id)
+{
+  for (size_t i = 0; i < id->bot->cfg->n_operators; i++) {
+    char *er = mx_api_escape(room_id);
+    struct mx_buf path = MX_BUF_INIT(4096);
+    if (er && !mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/invite", er)) {
+      cJSON *b = cJSON_CreateObject();
+      cJSON_AddStringToObject(b, "user_id", id->bot->cfg->operators[i]);
+      char err[MX_ERRBUF_LEN];
+      /* 403 "already in the room" is the normal case after the first run */
+      if (mx_api_call(id->api, "POST", mx_buf_cstr(&path), b, NULL, NULL, NULL, err) && !strstr(err, "M_FORBIDDEN"))
+        mx_warn(id->dev->name, "alerts room: cannot invite %s: %s", id->bot->cfg->operators[i], err);
+      cJSON_Delete(b);
+    }
+    free(er);
+    mx_buf_release(&path);
+  }
+  return MX_OK;
+}
+
+mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err)
+{
+  const char *alias = id->bot->cfg->alerts_room;
+  char room_id[256] = "";
+  if (alias[0] == '!') {
+    snprintf(room_id, sizeof(room_id), "%s", alias);
+  } else {
+    char *ea = mx_api_escape(alias);
+    struct mx_buf path = MX_BUF_INIT(4096);
+    cJSON *resp = NULL;
+    mx_err rc = ea ? mx_buf_addf(&path, "/_matrix/client/v3/directory/room/%s", ea) : MX_ERR_NOMEM;
+    free(ea);
+    if (!rc)
+      rc = mx_api_call(id->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &resp, err);
+    mx_buf_release(&path);
+    if (!rc && mx_json_str(resp, "room_id"))
+      snprintf(room_id, sizeof(room_id), "%s", mx_json_str(resp, "room_id"));
+    cJSON_Delete(resp);
+    if (rc && rc != MX_ERR_NOT_FOUND)
+      return rc;
+    if (!room_id[0]) {
+      /* create it: alias localpart between '#' and ':' */
+      const char *colon = strchr(alias, ':');
+      if (!colon || colon == alias + 1)
+        return mx_fail(MX_ERR_CONFIG, err, "alerts_room: expected #name:server, got '%s'", alias);
+      char local[200];
+      snprintf(local, sizeof(local), "%.*s", (int)(colon - alias - 1), alias + 1);
+      cJSON *b = cJSON_CreateObject();
+      cJSON_AddStringToObject(b, "room_alias_name", local);
+      cJSON_AddStringToObject(b, "name", "mxfleet operator alerts");
+      cJSON_AddStringToObject(b, "topic", "Health alerts and audit checkpoints from mxfleet");
+      cJSON_AddStringToObject(b, "preset", "private_chat");
+      cJSON *inv = cJSON_AddArrayToObject(b, "invite");
+      for (size_t i = 0; i < id->bot->cfg->n_operators; i++)
+        cJSON_AddItemToArray(inv, cJSON_CreateString(id->bot->cfg->operators[i]));
+      resp = NULL;
+      struct mx_api_opts o = { 30000, 60000, 1 };
+      rc = mx_api_call(id->api, "POST", "/_matrix/client/v3/createRoom", b, &o, NULL, &resp, err);
+      cJSON_Delete(b);
+      if (!rc && mx_json_str(resp, "room_id"))
+        snprintf(room_id, sizeof(room_id), "%s", mx_json_str(resp, "room_id"));
+      cJSON_Delete(resp);
+      if (rc)
+        return rc;
+      mx_info(id->dev->name, "created alerts room %s as %s", alias, room_id);
+    }
+  }
+  cJSON *resp = NULL;
+  mx_err rc = room_post(id, "/_matrix/client/v3/join/%s", room_id, &resp, err);
+  cJSON_Delete(resp);
+  if (rc)
+    return rc;
+  invite_operators(id, room_id);
+  rc = mx_store_room_upsert(db, id->user_id, room_id, "join", err);
+  if (!rc)
+    rc = mx_store_room_set_int(db, id->user_id, room_id, "is_alerts", 1, err);
+  free(id->alerts_room_id);
+  id->alerts_room_id = mx_strdup(room_id);
+  return rc;
+}

@@ -1,0 +1,25 @@
+/*
+ * bot/mx_rooms.h - room membership decisions: auto-join invites only from
+ * configured operators (others are rejected), mark DMs in m.direct, and
+ * join or create the operator-alerts room. Decisions are stored as room
+ * actions inside the sync transaction and carried out after its commit, so
+ * a crash in between never loses an invite.
+ */
+#ifndef MX_ROOMS_H
+#define MX_ROOMS_H
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "mx_bot.h"
+
+/* Inside the sync transaction: decide about one invited room. */
+mx_err mx_rooms_on_invite(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *room, char *err);
+/* After commit: carry out pending joins/rejections (best effort, retried
+ * after the next sync on transient errors). */
+void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db);
+/* Joins the configured alerts room by alias, creating it (operators
+ * invited) when it does not exist; sets id->alerts_room_id. */
+mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err);
+
+#endif

@@ -1,0 +1,193 @@
+/* bot/mx_send.c - idempotent sends; see mx_send.h. */
+#include "mx_send.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_crypto.h"
+#include "mx_ext.h"
+#include "mx_json.h"
+#include "mx_log.h"
+#include "mx_metrics.h"
+#include "mx_store.h"
+#include "mx_util.h"
+
+mx_err mx_html_escape(const char *text, struct mx_buf *out)
+{
+  mx_err rc = mx_buf_add(out, "", 0);
+  for (const char *p = text; !rc && *p; p++) {
+    switch (*p) {
+    case '<': rc = mx_buf_adds(out, "&lt;"); break;
+    case '>': rc = mx_buf_adds(out, "&gt;"); break;
+    case '&': rc = mx_buf_adds(out, "&amp;"); break;
+    case '"': rc = mx_buf_adds(out, "&quot;"); break;
+    case '\n': rc = mx_buf_adds(out, "<br>"); break;
+    default: rc = mx_buf_addc(out, *p);
+    }
+  }
+  return rc;
+}
+
+static mx_err put_event(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
+                        const char *txn, char *event_id_out, char *err)
+{
+  char *er = mx_api_escape(room_id), *et = mx_api_escape(type);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  mx_err rc = er && et ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/send/%s/%s", er, et, txn) : MX_ERR_NOMEM;
+  free(er);
+  free(et);
+  if (rc)
+    return rc;
+  cJSON *resp = NULL;
+  long status = 0;
+  rc = mx_api_call(id->api, "PUT", mx_buf_cstr(&path), content, NULL, &status, &resp, err);
+  mx_buf_release(&path);
+  if (!rc) {
+    const char *ev = mx_json_str(resp, "event_id");
+    if (!ev)
+      rc = mx_fail(MX_ERR_INVALID, err, "send: response has no event_id");
+    else if (event_id_out)
+      snprintf(event_id_out, MX_EVENT_ID_LEN, "%s", ev);
+  }
+  cJSON_Delete(resp);
+  return rc;
+}
+
+mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
+                     const cJSON *content, const char *key, char *event_id_out, char *err)
+{
+  char txn[40], sent_id[MX_EVENT_ID_LEN] = "";
+  int already = 0;
+  char keybuf[64];
+  if (!key) {
+    char rnd[17];
+    if (mx_random_alnum(rnd, 16))
+      return MX_ERR_CRYPTO;
+    snprintf(keybuf, sizeof(keybuf), "adhoc:%s", rnd);
+    key = keybuf;
+  }
+  mx_err rc = mx_store_outbox_txn(db, id->user_id, key, room_id, txn, &already, sent_id, sizeof(sent_id), err);
+  if (rc)
+    return rc;
+  if (already) {
+    if (event_id_out)
+      snprintf(event_id_out, MX_EVENT_ID_LEN, "%s", sent_id);
+    return MX_OK;
+  }
+  char ev[MX_EVENT_ID_LEN] = "";
+  if (mx_store_room_get_int(db, id->user_id, room_id, "encrypted")) {
+    cJSON *enc = NULL;
+    rc = mx_ext_encrypt(id, room_id, type, content, &enc, err);
+    if (!rc)
+      rc = put_event(id, room_id, "m.room.encrypted", enc, txn, ev, err);
+    cJSON_Delete(enc);
+  } else {
+    rc = put_event(id, room_id, type, content, txn, ev, err);
+  }
+  mx_metrics_inc(id->bot->metrics, id->dev->name, rc ? MX_M_SEND_ERRORS : MX_M_REPLIES_SENT);
+  if (rc)
+    return rc;
+  char e2[MX_ERRBUF_LEN];
+  if (mx_store_outbox_sent(db, txn, ev, e2))
+    mx_warn(id->dev->name, "send: cannot record sent %s: %s", txn, e2);
+  if (event_id_out)
+    snprintf(event_id_out, MX_EVENT_ID_LEN, "%s", ev);
+  return MX_OK;
+}
+
+static cJSON *notice_content(const char *text, const char *html)
+{
+  cJSON *c = cJSON_CreateObject();
+  struct mx_buf h = MX_BUF_INIT(MX_BUF_MAX_HTTP);
+  if (!html) {
+    if (mx_html_escape(text, &h)) {
+      cJSON_Delete(c);
+      return NULL;
+    }
+    html = mx_buf_cstr(&h);
+  }
+  cJSON_AddStringToObject(c, "msgtype", "m.notice");
+  cJSON_AddStringToObject(c, "body", text);
+  cJSON_AddStringToObject(c, "format", "org.matrix.custom.html");
+  cJSON_AddStringToObject(c, "formatted_body", html);
+  mx_buf_release(&h);
+  return c;
+}
+
+mx_err mx_send_notice(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key, const char *text,
+                      const char *html, const char *reply_to, char *event_id_out, char *err)
+{
+  cJSON *c = notice_content(text, html);
+  if (!c)
+    return MX_ERR_NOMEM;
+  if (reply_to) {
+    cJSON *rel = cJSON_AddObjectToObject(c, "m.relates_to");
+    cJSON *irt = cJSON_AddObjectToObject(rel, "m.in_reply_to");
+    cJSON_AddStringToObject(irt, "event_id", reply_to);
+  }
+  mx_err rc = mx_send_event(id, db, room_id, "m.room.message", c, key, event_id_out, err);
+  cJSON_Delete(c);
+  return rc;
+}
+
+mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key,
+                    const char *orig_event_id, const char *text, const char *html, char *err)
+{
+  cJSON *newc = notice_content(text, html);
+  if (!newc)
+    return MX_ERR_NOMEM;
+  struct mx_buf fallback = MX_BUF_INIT(MX_BUF_MAX_HTTP);
+  mx_err rc = mx_buf_addf(&fallback, "* %s", text);
+  cJSON *c = rc ? NULL : notice_content(mx_buf_cstr(&fallback), html);
+  mx_buf_release(&fallback);
+  if (!c) {
+    cJSON_Delete(newc);
+    return MX_ERR_NOMEM;
+  }
+  cJSON_AddItemToObject(c, "m.new_content", newc); /* consumed */
+  cJSON *rel = cJSON_AddObjectToObject(c, "m.relates_to");
+  cJSON_AddStringToObject(rel, "rel_type", "m.replace");
+  cJSON_AddStringToObject(rel, "event_id", orig_event_id);
+  rc = mx_send_event(id, db, room_id, "m.room.message", c, key, NULL, err);
+  cJSON_Delete(c);
+  return rc;
+}
+
+void mx_send_typing(struct mx_ident *id, const char *room_id, int typing)
+{
+  char *er = mx_api_escape(room_id), *eu = mx_api_escape(id->user_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  if (er && eu && !mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/typing/%s", er, eu)) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddBoolToObject(b, "typing", typing);
+    if (typing)
+      cJSON_AddNumberToObject(b, "timeout", 30000);
+    struct mx_api_opts o = { 10000, 10000, 1 };
+    char err[MX_ERRBUF_LEN];
+    /* best effort: a lost typing notification is harmless */
+    if (mx_api_call(id->api, "PUT", mx_buf_cstr(&path), b, &o, NULL, NULL, err))
+      mx_debug(id->dev->name, "typing: %s", err);
+    cJSON_Delete(b);
+  }
+  free(er);
+  free(eu);
+  mx_buf_release(&path);
+}
+
+void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event_id)
+{
+  char *er = mx_api_escape(room_id), *ee = mx_api_escape(event_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  if (er && ee && !mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/receipt/m.read/%s", er, ee)) {
+    cJSON *b = cJSON_CreateObject();
+    struct mx_api_opts o = { 10000, 30000, 0 };
+    char err[MX_ERRBUF_LEN];
+    if (mx_api_call(id->api, "POST", mx_buf_cstr(&path), b, &o, NULL, NULL, err))
+      mx_debug(id->dev->name, "receipt: %s", err);
+    cJSON_Delete(b);
+  }
+  free(er);
+  free(ee);
+  mx_buf_release(&path);
+}

@@ -1,0 +1,37 @@
+/*
+ * bot/mx_send.h - everything an identity sends into a room: notices with
+ * HTML, edits (m.replace) for progress, typing, read receipts.
+ *
+ * Idempotent: each send has a caller-chosen key ("reply:<event>:<n>"); its
+ * transaction ID is stored before the first attempt and reused on every
+ * retry and after a restart, so the homeserver never shows it twice.
+ * Encrypted rooms are encrypted through the E2EE extension; if that is not
+ * possible nothing is sent in clear. Blocking; call from workers.
+ */
+#ifndef MX_SEND_H
+#define MX_SEND_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "mx_bot.h"
+
+#define MX_EVENT_ID_LEN 256
+
+/* content is borrowed. event_id_out may be NULL. */
+mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
+                     const cJSON *content, const char *key, char *event_id_out, char *err);
+/* An m.notice; html NULL = escaped text. reply_to may be NULL. */
+mx_err mx_send_notice(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key, const char *text,
+                      const char *html, const char *reply_to, char *event_id_out, char *err);
+/* Replaces the text of an earlier notice (progress updates). */
+mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key,
+                    const char *orig_event_id, const char *text, const char *html, char *err);
+void mx_send_typing(struct mx_ident *id, const char *room_id, int typing);
+void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event_id);
+/* HTML-escapes text into out. */
+mx_err mx_html_escape(const char *text, struct mx_buf *out);
+
+#endif

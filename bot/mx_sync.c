@@ -1,0 +1,535 @@
+/* bot/mx_sync.c - long-poll on the loop, processing on a worker; see mx_sync.h. */
+#include "mx_sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_commands.h"
+#include "mx_db.h"
+#include "mx_ext.h"
+#include "mx_json.h"
+#include "mx_log.h"
+#include "mx_metrics.h"
+#include "mx_rooms.h"
+#include "mx_store.h"
+#include "mx_util.h"
+
+/* ---- loop thread: the long-poll ---- */
+
+static size_t on_sync_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+  struct mx_ident *id = ud;
+  size_t n = size * nmemb;
+  return mx_buf_add(&id->sync_body, data, n) ? 0 : n;
+}
+
+struct sync_job {
+  struct mx_ident *id;
+  cJSON *resp; /* owned */
+};
+
+static void start_sync(void *ud);
+static void process_job(struct mx_worker *w, void *arg);
+
+static int64_t retry_timer_cb(struct mx_loop *loop, void *ud)
+{
+  (void)loop;
+  struct mx_ident *id = ud;
+  id->retry_timer = -1;
+  start_sync(id);
+  return MX_LOOP_NOMORE;
+}
+
+static void schedule_task(void *ud)
+{
+  struct mx_ident *id = ud;
+  start_sync(id);
+}
+
+struct delayed {
+  struct mx_ident *id;
+  int64_t delay;
+};
+
+static void schedule_delayed_task(void *ud)
+{
+  struct delayed *d = ud;
+  if (d->id->retry_timer < 0)
+    d->id->retry_timer = mx_loop_add_timer(d->id->bot->loop, d->delay, retry_timer_cb, d->id);
+  free(d);
+}
+
+void mx_sync_schedule(struct mx_ident *id, int64_t delay_ms)
+{
+  if (delay_ms <= 0) {
+    mx_loop_post(id->bot->loop, schedule_task, id);
+    return;
+  }
+  struct delayed *d = malloc(sizeof(*d));
+  if (!d)
+    return;
+  d->id = id;
+  d->delay = delay_ms;
+  if (mx_loop_post(id->bot->loop, schedule_delayed_task, d))
+    free(d);
+}
+
+static void on_sync_done(void *ud, CURL *easy, CURLcode res);
+
+static void start_sync(void *ud)
+{
+  struct mx_ident *id = ud;
+  if (id->bot->stopping || id->sync_easy)
+    return;
+  struct mx_buf url = MX_BUF_INIT(8192);
+  char *since = id->next_batch ? mx_api_escape(id->next_batch) : NULL;
+  /* The very first sync returns at once; later ones long-poll. */
+  int timeout = id->next_batch ? id->bot->cfg->sync_timeout_ms : 0;
+  mx_err rc = mx_buf_addf(&url, "%s/_matrix/client/v3/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
+                          id->bot->cfg->homeserver, id->filter_id ? id->filter_id : "", timeout,
+                          since ? "&since=" : "", since ? since : "");
+  free(since);
+  CURL *c = rc ? NULL : curl_easy_init();
+  if (!c) {
+    mx_buf_release(&url);
+    mx_sync_schedule(id, 1000);
+    return;
+  }
+  mx_buf_reset(&id->sync_body);
+  mx_buf_init(&id->sync_body, MX_BUF_MAX_HTTP);
+  char auth[2048];
+  mx_api_bearer_header(id->api, auth, sizeof(auth));
+  id->sync_headers = curl_slist_append(NULL, auth);
+  memset(auth, 0, sizeof(auth));
+  curl_easy_setopt(c, CURLOPT_URL, mx_buf_cstr(&url));
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, id->sync_headers);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_sync_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, id);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  /* the server holds the request up to `timeout`; give it 30 s on top */
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout + 30000L);
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  mx_buf_release(&url);
+  id->sync_easy = c;
+  id->sync_started_ms = mx_mono_ms();
+  if (mx_loop_add_transfer(id->bot->loop, c, on_sync_done, id)) {
+    curl_easy_cleanup(c);
+    curl_slist_free_all(id->sync_headers);
+    id->sync_headers = NULL;
+    id->sync_easy = NULL;
+    mx_sync_schedule(id, 1000);
+  }
+}
+
+void mx_sync_abort(struct mx_ident *id)
+{
+  if (id->retry_timer >= 0) {
+    mx_loop_del_timer(id->bot->loop, id->retry_timer);
+    id->retry_timer = -1;
+  }
+  if (!id->sync_easy)
+    return;
+  mx_loop_remove_transfer(id->bot->loop, id->sync_easy);
+  curl_easy_cleanup(id->sync_easy);
+  curl_slist_free_all(id->sync_headers);
+  id->sync_headers = NULL;
+  id->sync_easy = NULL;
+}
+
+static void sync_failed(struct mx_ident *id, long status, int64_t retry_after)
+{
+  id->sync_failures++;
+  id->sync_live = 0;
+  mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNC_ERRORS);
+  int64_t delay = retry_after >= 0 ? retry_after : mx_api_backoff_ms(id->sync_failures - 1);
+  if (status == 401) {
+    /* M_UNKNOWN_TOKEN: retrying with the same token cannot help */
+    id->state = MX_IDENT_FAILED;
+    mx_error(id->dev->name, "sync: access token rejected (http 401); restart mxfleet to log in again");
+    return;
+  }
+  mx_warn(id->dev->name, "sync failed (http %ld), retrying in %lld ms", status, (long long)delay);
+  id->retry_timer = mx_loop_add_timer(id->bot->loop, delay, retry_timer_cb, id);
+}
+
+static void on_sync_done(void *ud, CURL *easy, CURLcode res)
+{
+  struct mx_ident *id = ud;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(easy);
+  curl_slist_free_all(id->sync_headers);
+  id->sync_headers = NULL;
+  id->sync_easy = NULL;
+  mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_SYNC, mx_mono_ms() - id->sync_started_ms);
+  if (id->bot->stopping)
+    return;
+  if (res != CURLE_OK || status != 200) {
+    int64_t retry_after = -1;
+    if (status == 429) {
+      cJSON *j = cJSON_ParseWithLength(mx_buf_cstr(&id->sync_body), id->sync_body.len);
+      retry_after = mx_api_retry_after_ms(NULL, j);
+      cJSON_Delete(j);
+    }
+    if (res != CURLE_OK)
+      mx_warn(id->dev->name, "sync: %s", curl_easy_strerror(res));
+    sync_failed(id, status, retry_after);
+    return;
+  }
+  cJSON *resp = cJSON_ParseWithLength(mx_buf_cstr(&id->sync_body), id->sync_body.len);
+  mx_buf_release(&id->sync_body);
+  if (!resp || !mx_json_str(resp, "next_batch")) {
+    cJSON_Delete(resp);
+    mx_warn(id->dev->name, "sync: response is not json with next_batch");
+    sync_failed(id, status, -1);
+    return;
+  }
+  id->sync_failures = 0;
+  struct sync_job *job = malloc(sizeof(*job));
+  if (!job) {
+    cJSON_Delete(resp);
+    sync_failed(id, 0, -1);
+    return;
+  }
+  job->id = id;
+  job->resp = resp;
+  if (mx_workers_submit(id->bot->workers, process_job, job)) {
+    cJSON_Delete(resp); /* shutting down */
+    free(job);
+  }
+}
+
+/* ---- worker: processing one sync response ---- */
+
+struct batch {
+  struct mx_msg **msgs;
+  size_t n, cap;
+};
+
+static void batch_add(struct batch *b, struct mx_msg *m)
+{
+  if (b->n == b->cap) {
+    size_t nc = b->cap ? b->cap * 2 : 8;
+    struct mx_msg **nm = realloc(b->msgs, nc * sizeof(*nm));
+    if (!nm) {
+      mx_msg_free(m);
+      return;
+    }
+    b->msgs = nm;
+    b->cap = nc;
+  }
+  b->msgs[b->n++] = m;
+}
+
+static void batch_free(struct batch *b)
+{
+  for (size_t i = 0; i < b->n; i++)
+    mx_msg_free(b->msgs[i]);
+  free(b->msgs);
+  b->msgs = NULL;
+  b->n = b->cap = 0;
+}
+
+/* Returns the message's text body, or NULL for events that are not commands
+ * (notices from other bots, edits, unsupported msgtypes). */
+static const char *command_body(const char *type, const cJSON *content)
+{
+  if (strcmp(type, "m.reaction") == 0)
+    return "";
+  const char *msgtype = mx_json_str(content, "msgtype");
+  const cJSON *rel = mx_json_obj(content, "m.relates_to");
+  const char *rel_type = rel ? mx_json_str(rel, "rel_type") : NULL;
+  if (rel_type && strcmp(rel_type, "m.replace") == 0)
+    return NULL;
+  if (!msgtype || (strcmp(msgtype, "m.text") != 0 && strcmp(msgtype, "m.audio") != 0))
+    return NULL;
+  const char *body = mx_json_str(content, "body");
+  return body ? body : NULL;
+}
+
+static struct mx_msg *new_msg(struct mx_ident *id, const char *room_id, const char *event_id, const char *sender,
+                              const char *sender_device, int verified, int64_t ts, const char *body,
+                              const cJSON *event_plain)
+{
+  struct mx_msg *m = calloc(1, sizeof(*m));
+  if (!m)
+    return NULL;
+  m->id = id;
+  m->event_id = mx_strdup(event_id);
+  m->room_id = mx_strdup(room_id);
+  m->sender = mx_strdup(sender);
+  m->sender_device = sender_device && *sender_device ? mx_strdup(sender_device) : NULL;
+  m->body = mx_strdup(body);
+  m->content = cJSON_Duplicate(event_plain, 1);
+  m->origin_ts = ts;
+  m->verified = verified;
+  if (!m->event_id || !m->room_id || !m->sender || !m->body || !m->content) {
+    mx_msg_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* One timeline event: decrypt if needed, record in the ledger, and queue
+ * it for handling when it is a new command from an operator. */
+static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *ev,
+                             struct batch *b, char *err)
+{
+  const char *type = mx_json_str(ev, "type"), *sender = mx_json_str(ev, "sender");
+  const char *event_id = mx_json_str(ev, "event_id");
+  int64_t ts = 0;
+  if (!type || !sender || !event_id || !mx_json_int(ev, "origin_server_ts", &ts))
+    return MX_OK; /* malformed: nothing we could act on */
+  if (strcmp(sender, id->user_id) == 0)
+    return MX_OK;
+  if (strcmp(type, "m.room.encryption") == 0)
+    return mx_store_room_set_int(db, id->user_id, room_id, "encrypted", 1, err);
+  cJSON *plain = NULL;
+  struct mx_sender_info si;
+  memset(&si, 0, sizeof(si));
+  const cJSON *event_plain = ev;
+  if (strcmp(type, "m.room.encrypted") == 0) {
+    char e2[MX_ERRBUF_LEN] = "";
+    mx_err rc = mx_ext_decrypt(id, db, room_id, ev, &plain, &si, e2);
+    if (rc == MX_ERR_PENDING)
+      return MX_OK; /* queued until its room key arrives */
+    if (rc) {
+      mx_warn(id->dev->name, "cannot decrypt %s from %s in %s: %s", event_id, sender, room_id, e2);
+            return MX_OK;
+    }
+    event_plain = plain;
+    type = mx_json_str(plain, "type");
+    if (!type) {
+      cJSON_Delete(plain);
+      return MX_OK;
+    }
+  }
+  const cJSON *content = mx_json_obj(event_plain, "content");
+  const char *body = content && (strcmp(type, "m.room.message") == 0 || strcmp(type, "m.reaction") == 0)
+                         ? command_body(type, content)
+                         : NULL;
+  mx_err rc = MX_OK;
+  if (body) {
+    const char *state = !id->first_sync_done ? "seen" : mx_bot_is_operator(id->bot, sender) ? "new" : "ignored";
+    char *content_json = cJSON_PrintUnformatted(event_plain);
+    struct mx_inbox_item it = { event_id, room_id, sender, si.device_id, body, content_json, ts, si.verified, state };
+    int is_new = 0;
+    rc = mx_store_inbox_add(db, id->user_id, &it, &is_new, err);
+    cJSON_free(content_json);
+    if (!rc && is_new) {
+      mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_MESSAGES_RECEIVED);
+      if (strcmp(state, "new") == 0) {
+        struct mx_msg *m = new_msg(id, room_id, event_id, sender, si.device_id, si.verified, ts, body, event_plain);
+        if (m)
+          batch_add(b, m);
+      }
+    }
+  }
+  cJSON_Delete(plain);
+  return rc;
+}
+
+static mx_err joined_room(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *room,
+                          const cJSON *gap, struct batch *b, char *err)
+{
+  mx_err rc = mx_store_room_upsert(db, id->user_id, room_id, "join", err);
+  const cJSON *state = mx_json_arr(mx_json_obj(room, "state"), "events");
+  const cJSON *ev;
+  cJSON_ArrayForEach(ev, state) {
+    const char *type = mx_json_str(ev, "type");
+    if (!rc && type && strcmp(type, "m.room.encryption") == 0)
+      rc = mx_store_room_set_int(db, id->user_id, room_id, "encrypted", 1, err);
+  }
+  cJSON_ArrayForEach(ev, gap) {
+    if (!rc)
+      rc = timeline_event(id, db, room_id, ev, b, err);
+  }
+  const cJSON *timeline = mx_json_arr(mx_json_obj(room, "timeline"), "events");
+  cJSON_ArrayForEach(ev, timeline) {
+    if (!rc)
+      rc = timeline_event(id, db, room_id, ev, b, err);
+  }
+  return rc;
+}
+
+/* A "limited" timeline means events were skipped since our last sync (we
+ * were down or slow). Fetch one page back so nothing that arrived while
+ * the bot was down is silently dropped; the ledger skips the ones already
+ * handled. Done before the transaction: it is network I/O. */
+static cJSON *fetch_gaps(struct mx_ident *id, const cJSON *join)
+{
+  cJSON *gaps = cJSON_CreateObject();
+  if (!id->next_batch || !gaps)
+    return gaps;
+  const cJSON *room;
+  cJSON_ArrayForEach(room, join) {
+    const cJSON *tl = mx_json_obj(room, "timeline");
+    const char *prev = tl ? mx_json_str(tl, "prev_batch") : NULL;
+    if (!tl || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tl, "limited")) || !prev)
+      continue;
+    char *er = mx_api_escape(room->string), *ef = mx_api_escape(prev), *et = mx_api_escape(id->next_batch);
+    struct mx_buf path = MX_BUF_INIT(4096);
+    cJSON *resp = NULL;
+    char err[MX_ERRBUF_LEN];
+    if (er && ef && et
+        && !mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/messages?dir=b&limit=100&from=%s&to=%s", er, ef, et)
+        && !mx_api_call(id->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &resp, err)) {
+      const cJSON *chunk = mx_json_arr(resp, "chunk");
+      cJSON *ordered = cJSON_CreateArray();
+      for (int i = cJSON_GetArraySize(chunk) - 1; i >= 0; i--)
+        cJSON_AddItemToArray(ordered, cJSON_Duplicate(cJSON_GetArrayItem(chunk, i), 1));
+      cJSON_AddItemToObject(gaps, room->string, ordered);
+      mx_info(id->dev->name, "timeline gap in %s: fetched %d earlier events", room->string,
+              cJSON_GetArraySize(chunk));
+    }
+    cJSON_Delete(resp);
+    free(er);
+    free(ef);
+    free(et);
+    mx_buf_release(&path);
+  }
+  return gaps;
+}
+
+static mx_err process_rooms(struct mx_ident *id, sqlite3 *db, const cJSON *resp, const cJSON *gaps,
+                            struct batch *b, char *err)
+{
+  const cJSON *rooms = mx_json_obj(resp, "rooms");
+  const cJSON *room;
+  mx_err rc = MX_OK;
+  cJSON_ArrayForEach(room, mx_json_obj(rooms, "invite")) {
+    if (!rc)
+      rc = mx_rooms_on_invite(id, db, room->string, room, err);
+  }
+  cJSON_ArrayForEach(room, mx_json_obj(rooms, "join")) {
+    if (!rc)
+      rc = joined_room(id, db, room->string, room, cJSON_GetObjectItemCaseSensitive(gaps, room->string), b, err);
+  }
+  cJSON_ArrayForEach(room, mx_json_obj(rooms, "leave")) {
+    if (!rc)
+      rc = mx_store_room_upsert(db, id->user_id, room->string, "leave", err);
+  }
+  /* Events whose room key arrived in this batch */
+  cJSON *ready = NULL;
+  if (!rc && !mx_ext_take_ready(id, db, &ready, err)) {
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, ready) {
+      const char *room_id = mx_json_str(ev, "room_id");
+      if (!rc && room_id)
+        rc = timeline_event(id, db, room_id, ev, b, err);
+    }
+  }
+  cJSON_Delete(ready);
+  return rc;
+}
+
+static void process_job(struct mx_worker *w, void *arg)
+{
+  struct sync_job *job = arg;
+  struct mx_ident *id = job->id;
+  const char *next = mx_json_str(job->resp, "next_batch");
+  char err[MX_ERRBUF_LEN] = "";
+  struct batch b = { NULL, 0, 0 };
+  cJSON *gaps = fetch_gaps(id, mx_json_obj(mx_json_obj(job->resp, "rooms"), "join"));
+
+  /* crypto lock before the write transaction: the same order as senders */
+  pthread_mutex_lock(&id->crypto_lock);
+  mx_err rc = mx_db_begin(w->db, err);
+  if (!rc)
+    rc = mx_ext_process_sync(id, w->db, job->resp, err);
+  if (!rc)
+    rc = process_rooms(id, w->db, job->resp, gaps, &b, err);
+  if (!rc)
+    rc = mx_store_ident_set(w->db, id->user_id, "next_batch", next, err);
+  if (!rc && !id->first_sync_done)
+    rc = mx_store_ident_set_int(w->db, id->user_id, "first_sync_done", 1, err);
+  if (!rc)
+    rc = mx_db_commit(w->db, err);
+  if (rc)
+    mx_db_rollback(w->db);
+  pthread_mutex_unlock(&id->crypto_lock);
+  cJSON_Delete(gaps);
+
+  if (rc) {
+    /* Nothing was committed: the same batch comes again from the old token. */
+    mx_error(id->dev->name, "sync processing failed, will retry the batch: %s", err);
+    batch_free(&b);
+    cJSON_Delete(job->resp);
+    free(job);
+    id->sync_live = 0;
+    mx_sync_schedule(id, mx_api_backoff_ms(2));
+    return;
+  }
+  free(id->next_batch);
+  id->next_batch = mx_strdup(next);
+  id->first_sync_done = 1;
+  id->last_sync_ok_ms = mx_now_ms();
+  id->sync_live = 1;
+  mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNCS);
+  cJSON_Delete(job->resp);
+  free(job);
+  mx_rooms_run_actions(id, w->db);
+  for (size_t i = 0; i < b.n; i++) {
+    mx_commands_dispatch(b.msgs[i]);
+    b.msgs[i] = NULL;
+  }
+  b.n = 0;
+  batch_free(&b);
+  mx_sync_schedule(id, 0);
+}
+
+/* ---- start-up recovery ---- */
+
+static int replay_safe(const char *body)
+{
+  /* built-ins without side effects may run again; their replies reuse the
+   * stored transaction IDs, so the operator still sees each reply once */
+  static const char *safe[] = { "!ping", "!help", "!status" };
+  for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++) {
+    size_t n = strlen(safe[i]);
+    if (strncmp(body, safe[i], n) == 0 && (body[n] == '\0' || body[n] == ' '))
+      return 1;
+  }
+  return 0;
+}
+
+void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
+{
+  sqlite3_stmt *st = NULL;
+  if (mx_db_prepare(w->db,
+                    "SELECT event_id, room_id, sender, sender_device, verified, origin_ts, body, content, state"
+                    " FROM inbox WHERE user_id=? AND state IN ('new','running') ORDER BY origin_ts",
+                    &st, NULL))
+    return;
+  sqlite3_bind_text(st, 1, id->user_id, -1, SQLITE_STATIC);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *event_id = (const char *)sqlite3_column_text(st, 0);
+    const char *room_id = (const char *)sqlite3_column_text(st, 1);
+    const char *sender = (const char *)sqlite3_column_text(st, 2);
+    const char *dev = (const char *)sqlite3_column_text(st, 3);
+    const char *body = (const char *)sqlite3_column_text(st, 6);
+    const char *content = (const char *)sqlite3_column_text(st, 7);
+    const char *state = (const char *)sqlite3_column_text(st, 8);
+    if (!event_id || !room_id || !sender || !body)
+      continue;
+    cJSON *ev = content ? cJSON_Parse(content) : cJSON_CreateObject();
+    struct mx_msg *m = new_msg(id, room_id, event_id, sender, dev, sqlite3_column_int(st, 4),
+                               sqlite3_column_int64(st, 5), body, ev);
+    cJSON_Delete(ev);
+    if (!m)
+      continue;
+    if (strcmp(state, "running") == 0 && !replay_safe(body)) {
+      /* It may have had effects already: never run it twice silently. */
+      m->w = w;
+      mx_store_inbox_set_state(w->db, id->user_id, event_id, "interrupted", "restart", NULL);
+      mx_msg_reply(m, "I was restarted while handling this message, so it was not finished and will not be "
+                      "re-run automatically. Send it again if you still want it.", NULL, NULL);
+      mx_msg_free(m);
+      continue;
+    }
+    mx_commands_dispatch(m);
+  }
+  sqlite3_finalize(st);
+}
