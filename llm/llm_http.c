@@ -1,0 +1,196 @@
+/*
+ * llm_http.c - blocking POST with libcurl, streaming lines, retry headers;
+ * see llm_http.h. Layer: llm; no knowledge of any provider's JSON.
+ */
+#include "llm_http.h"
+
+#include <stdio.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "mx_util.h"
+
+#define LINE_MAX_BYTES ((size_t)4 * 1024 * 1024)
+
+struct xfer {
+  CURL *curl;
+  const struct llm_http_req *req;
+  struct llm_http_resp *resp;
+  struct mx_buf line;
+  int streaming;   /* decided on the first body byte */
+  int decided;
+  int aborted;
+};
+
+void llm_http_resp_init(struct llm_http_resp *r)
+{
+  memset(r, 0, sizeof(*r));
+  mx_buf_init(&r->body, MX_BUF_MAX_HTTP);
+  r->retry_after_ms = -1;
+  r->should_retry = -1;
+}
+
+void llm_http_resp_release(struct llm_http_resp *r)
+{
+  mx_buf_release(&r->body);
+}
+
+int64_t llm_http_parse_retry_after(const char *v, int64_t now_s)
+{
+  while (*v == ' ')
+    v++;
+  if (isdigit((unsigned char)*v)) {
+    char *end = NULL;
+    double d = strtod(v, &end);
+    if (d < 0 || d > 86400.0 * 7)
+      return -1;
+    return (int64_t)(d * 1000.0);
+  }
+  struct tm tm;
+  memset(&tm, 0, sizeof(tm));
+  /* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" */
+  if (!strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm))
+    return -1;
+  int64_t at = (int64_t)timegm(&tm);
+  return at > now_s ? (at - now_s) * 1000 : 0;
+}
+
+static void header_value(const char *h, size_t n, const char *name, char *out, size_t outn)
+{
+  size_t k = strlen(name);
+  out[0] = '\0';
+  if (n <= k || strncasecmp(h, name, k) != 0 || h[k] != ':')
+    return;
+  const char *v = h + k + 1;
+  size_t vn = n - k - 1;
+  while (vn && (*v == ' ' || *v == '\t')) {
+    v++;
+    vn--;
+  }
+  while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' '))
+    vn--;
+  if (vn >= outn)
+    vn = outn - 1;
+  memcpy(out, v, vn);
+  out[vn] = '\0';
+}
+
+static size_t on_header(char *h, size_t size, size_t nitems, void *ud)
+{
+  struct xfer *x = ud;
+  size_t n = size * nitems;
+  char v[128];
+  /* retry-after-ms is more precise, so it wins over retry-after. */
+  header_value(h, n, "retry-after-ms", v, sizeof(v));
+  if (v[0]) {
+    x->resp->retry_after_ms = (int64_t)strtod(v, NULL);
+    return n;
+  }
+  header_value(h, n, "retry-after", v, sizeof(v));
+  if (v[0] && x->resp->retry_after_ms < 0)
+    x->resp->retry_after_ms = llm_http_parse_retry_after(v, (int64_t)time(NULL));
+  header_value(h, n, "x-should-retry", v, sizeof(v));
+  if (v[0])
+    x->resp->should_retry = strcasecmp(v, "true") == 0 ? 1 : 0;
+  header_value(h, n, "request-id", v, sizeof(v));
+  if (!v[0])
+    header_value(h, n, "x-request-id", v, sizeof(v));
+  if (v[0]) {
+    size_t k = strlen(v) < sizeof(x->resp->request_id) - 1 ? strlen(v) : sizeof(x->resp->request_id) - 1;
+    memcpy(x->resp->request_id, v, k);
+    x->resp->request_id[k] = '\0';
+  }
+  return n;
+}
+
+static int feed_lines(struct xfer *x, const char *data, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (data[i] != '\n') {
+      if (mx_buf_addc(&x->line, data[i]))
+        return -1;
+      continue;
+    }
+    size_t len = x->line.len;
+    const char *s = mx_buf_cstr(&x->line);
+    if (len && s[len - 1] == '\r')
+      len--;
+    if (x->req->on_line(x->req->ctx, s, len))
+      return -1;
+    mx_buf_reset(&x->line);
+  }
+  return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+  struct xfer *x = ud;
+  size_t n = size * nmemb;
+  if (!x->decided) {
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
+    x->streaming = x->req->on_line && x->resp->status >= 200 && x->resp->status < 300;
+    x->decided = 1;
+  }
+  if (!x->streaming)
+    return mx_buf_add(&x->resp->body, data, n) ? 0 : n;
+  if (feed_lines(x, data, n)) {
+    x->aborted = 1;
+    return 0;
+  }
+  return n;
+}
+
+mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp, char *err)
+{
+  struct xfer x = {0};
+  x.req = req;
+  x.resp = resp;
+  mx_buf_init(&x.line, LINE_MAX_BYTES);
+  x.curl = curl_easy_init();
+  if (!x.curl)
+    return mx_fail(MX_ERR_NOMEM, err, "cannot create a curl handle");
+  curl_easy_setopt(x.curl, CURLOPT_URL, req->url);
+  curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, req->headers);
+  curl_easy_setopt(x.curl, CURLOPT_POSTFIELDS, req->body);
+  curl_easy_setopt(x.curl, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+  curl_easy_setopt(x.curl, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+  curl_easy_setopt(x.curl, CURLOPT_NOSIGNAL, 1L); /* worker threads: no SIGALRM */
+  curl_easy_setopt(x.curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(x.curl, CURLOPT_WRITEDATA, &x);
+  curl_easy_setopt(x.curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(x.curl, CURLOPT_HEADERDATA, &x);
+  curl_easy_setopt(x.curl, CURLOPT_ERRORBUFFER, resp->curl_msg);
+  curl_easy_setopt(x.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode cc = curl_easy_perform(x.curl);
+  if (!x.decided)
+    curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &resp->status);
+  /* A last line without '\n' (NDJSON often ends so). */
+  if (cc == CURLE_OK && x.streaming && x.line.len)
+    req->on_line(req->ctx, mx_buf_cstr(&x.line), x.line.len);
+  resp->curl_code = (int)cc;
+  curl_easy_cleanup(x.curl);
+  mx_buf_release(&x.line);
+  if (cc == CURLE_OK || (x.aborted && resp->status))
+    return MX_OK;
+  if (cc == CURLE_OPERATION_TIMEDOUT)
+    return mx_fail(MX_ERR_TIMEOUT, err, "request to the provider timed out: %s",
+                   resp->curl_msg[0] ? resp->curl_msg : curl_easy_strerror(cc));
+  return mx_fail(MX_ERR_HTTP, err, "request to the provider failed: %s",
+                 resp->curl_msg[0] ? resp->curl_msg : curl_easy_strerror(cc));
+}
+
+void llm_http_redact(const char *header, char *out, size_t n)
+{
+  static const char *const secret[] = {"authorization:", "x-api-key:", "api-key:", NULL};
+  for (size_t i = 0; secret[i]; i++) {
+    size_t k = strlen(secret[i]);
+    if (strncasecmp(header, secret[i], k) == 0) {
+      snprintf(out, n, "%.*s [redacted]", (int)k, header);
+      return;
+    }
+  }
+  snprintf(out, n, "%s", header);
+}
