@@ -5,6 +5,7 @@
  * here are encrypted by libolm with the per-install pickle key; cross-signing
  * seeds are sealed with AES-256-GCM (e2ee_xsign.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

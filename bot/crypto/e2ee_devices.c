@@ -9,10 +9,12 @@
  * Layer: bot/crypto. Worker side: e->send_lock held, e->lock not held.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_db.h"
 #include "mx_json.h"
 #include "mx_log.h"
@@ -232,13 +234,13 @@ mx_err e2ee_devices_changes(struct mx_e2ee *e, const char *since, char *err)
     rc = mx_api_call(e->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &resp, err);
   mx_buf_release(&path);
   const cJSON *u;
-  cJSON_ArrayForEach(u, rc ? NULL : mx_json_arr(resp, "changed"))
+  cJSON_ArrayForEach(u, (rc ? NULL : mx_json_arr(resp, "changed")))
   {
     const char *v[] = { e->user_id, u->valuestring };
     if (cJSON_IsString(u))
       e2ee_db_run(e->db, NULL, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id=?", 2, v);
   }
-  cJSON_ArrayForEach(u, rc ? NULL : mx_json_arr(resp, "left"))
+  cJSON_ArrayForEach(u, (rc ? NULL : mx_json_arr(resp, "left")))
   {
     const char *v[] = { e->user_id, u->valuestring };
     if (cJSON_IsString(u))

@@ -8,10 +8,12 @@
  * released around the network call and the commit.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_util.h"

@@ -8,12 +8,14 @@
  * Layer: bot/crypto. Ownership: *plain and *events are owned by the caller.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <olm/inbound_group_session.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_db.h"
 #include "mx_json.h"
 #include "mx_log.h"

@@ -9,6 +9,7 @@
  * e->send_lock then e->lock for short sections only.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,7 @@ mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, co
   return e2ee_persist_dirty(e, db, NULL);
 }
 
-static mx_err new_session(struct mx_e2ee *e, struct e2ee_outbound *g, char *err)
+static mx_err new_session(struct e2ee_outbound *g, char *err)
 {
   OlmOutboundGroupSession *s = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
   size_t rl = olm_init_outbound_group_session_random_length(s);
@@ -106,7 +107,7 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2e
   }
   int64_t age = mx_now_ms() - g->created_ms;
   if (g->invalid || !g->s || age > e->rotation_ms || g->msg_count >= e->rotation_msgs) {
-    mx_err rc = new_session(e, g, err);
+    mx_err rc = new_session(g, err);
     if (rc)
       return rc;
     mx_info(e->user_id, "new outbound megolm session %s for %s", g->session_id, room_id);
@@ -127,7 +128,7 @@ static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **use
   mx_buf_release(&path);
   cJSON *arr = cJSON_CreateArray();
   const cJSON *m;
-  cJSON_ArrayForEach(m, rc ? NULL : mx_json_obj(resp, "joined"))
+  cJSON_ArrayForEach(m, (rc ? NULL : mx_json_obj(resp, "joined")))
   {
     cJSON_AddItemToArray(arr, cJSON_CreateString(m->string));
   }
@@ -152,7 +153,7 @@ static mx_err unshared(struct mx_e2ee *e, const cJSON *users, const char *room, 
                             "s.session_id=?4 AND s.user_id=d.user_id AND s.device_id=d.device_id)",
                             &st, err);
   const cJSON *u;
-  cJSON_ArrayForEach(u, rc ? NULL : users)
+  cJSON_ArrayForEach(u, (rc ? NULL : users))
   {
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, e->user_id, -1, SQLITE_STATIC);

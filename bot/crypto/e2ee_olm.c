@@ -8,6 +8,7 @@
  * persist before anything leaves the process.
  * Layer: bot/crypto. Called with e->lock held unless a function says not.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

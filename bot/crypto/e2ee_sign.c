@@ -7,6 +7,7 @@
  * Layer: bot/crypto; libolm + common/mx_json only. Ownership: obj is
  * modified in place only by the sign functions (signatures added).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_db.h"
 #include "mx_util.h"
 
@@ -203,8 +204,8 @@ static mx_err load_olm(struct mx_e2ee *e, char *err)
     o->last_used_ms = sqlite3_column_int64(st, 3);
     o->gen = sqlite3_column_int64(st, 4);
     if (!o->s) {
-      free(o);
       rc = mx_fail(MX_ERR_CRYPTO, err, "e2ee store: olm session '%s' does not unpickle", o->session_id);
+      free(o);
       break;
     }
     o->next = e->olm;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_json.h"
 #include "mx_log.h"
 

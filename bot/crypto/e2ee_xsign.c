@@ -6,6 +6,7 @@
  * Seeds are committed before the upload, so a crash re-uploads the same keys.
  * Layer: bot/crypto. Called with e->send_lock held and e->lock NOT held.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -7,10 +7,12 @@
  * e2ee_attach.c. Layer: bot/crypto.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "e2ee_int.h"
+#include "mx_crypto.h"
 #include "mx_db.h"
 #include "mx_json.h"
 #include "mx_log.h"
