@@ -1,0 +1,457 @@
+/* mx_e2ee unit tests without a homeserver: the spec's JSON signing vectors,
+ * signature checks, one-time key bookkeeping (commit before upload, same
+ * keys retried), Olm-delivered room keys with late-key queueing and Megolm
+ * replay protection across a restart, attachments, and libolm wrappers that
+ * leave the caller's buffers unchanged. Two identities share one SQLite file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <olm/outbound_group_session.h>
+
+#include "e2ee_int.h"
+#include "mx_crypto.h"
+#include "mx_db.h"
+#include "mx_json.h"
+#include "mx_util.h"
+
+static char dir[256], dbp[300];
+
+static int setup_dir(void **state)
+{
+  (void)state;
+  snprintf(dir, sizeof(dir), "/tmp/test_e2ee.XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  snprintf(dbp, sizeof(dbp), "%s/bot.db", dir);
+  return 0;
+}
+
+static int teardown_dir(void **state)
+{
+  (void)state;
+  char cmd[400];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  return system(cmd);
+}
+
+static struct mx_e2ee *open_id(const char *user, const char *dev)
+{
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = user, .device_id = dev,
+                            .require_verified_sender = 1 };
+  struct mx_e2ee *e = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  mx_err rc = mx_e2ee_open(&o, &e, err);
+  if (rc)
+    fprintf(stderr, "open: %s\n", err);
+  assert_int_equal(rc, MX_OK);
+  return e;
+}
+
+static void spec_json_signing_vectors(void **state)
+{
+  (void)state;
+  uint8_t *seed = NULL;
+  size_t n = 0;
+  assert_int_equal(mx_b64_decode("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1", &seed, &n), MX_OK);
+  assert_int_equal(n, 32);
+  char err[MX_ERRBUF_LEN];
+  cJSON *empty = cJSON_CreateObject();
+  assert_int_equal(e2ee_pk_sign_json(seed, "1", "domain", empty, err), MX_OK);
+  assert_string_equal(mx_json_str(mx_json_obj(mx_json_obj(empty, "signatures"), "domain"), "ed25519:1"),
+                      "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ");
+  cJSON *data = cJSON_Parse("{\"one\":1,\"two\":\"Two\"}");
+  assert_int_equal(e2ee_pk_sign_json(seed, "1", "domain", data, err), MX_OK);
+  assert_string_equal(mx_json_str(mx_json_obj(mx_json_obj(data, "signatures"), "domain"), "ed25519:1"),
+                      "KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7BP7vBZhG6kYdD13EIMJpvhJI+6Bw");
+  /* the signed object verifies with the seed's public key */
+  OlmPkSigning *s = olm_pk_signing(malloc(olm_pk_signing_size()));
+  char pub[64];
+  uint8_t seed_copy[32];
+  memcpy(seed_copy, seed, 32);
+  assert_int_not_equal(olm_pk_signing_key_from_seed(s, pub, olm_pk_signing_public_key_length(), seed_copy, 32),
+                       olm_error());
+  pub[olm_pk_signing_public_key_length()] = '\0';
+  OlmUtility *u = olm_utility(malloc(olm_utility_size()));
+  assert_int_equal(e2ee_verify_json(u, data, "domain", "1", pub, err), MX_OK);
+  /* tampered: a changed value fails */
+  cJSON_ReplaceItemInObject(data, "two", cJSON_CreateString("Three"));
+  assert_int_equal(e2ee_verify_json(u, data, "domain", "1", pub, err), MX_ERR_AUTH);
+  /* wrong key: another key's public half fails on the untampered object */
+  assert_int_equal(e2ee_verify_json(u, empty, "domain", "1", "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ", err),
+                   MX_ERR_AUTH);
+  /* missing signature for that user */
+  assert_int_equal(e2ee_verify_json(u, empty, "other", "1", pub, err), MX_ERR_AUTH);
+  assert_non_null(strstr(err, "signatures.other"));
+  olm_clear_utility(u);
+  free(u);
+  olm_clear_pk_signing(s);
+  free(s);
+  free(seed);
+  cJSON_Delete(empty);
+  cJSON_Delete(data);
+}
+
+static void verify_wrapper_leaves_buffers_unchanged(void **state)
+{
+  (void)state;
+  struct mx_e2ee *e = open_id("@w:test", "WDEV");
+  cJSON *o = cJSON_Parse("{\"a\":1}");
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(e2ee_sign_json(e, o, err), MX_OK);
+  const char *sig = mx_json_str(mx_json_obj(mx_json_obj(o, "signatures"), "@w:test"), "ed25519:WDEV");
+  assert_non_null(sig);
+  char sig_before[128], msg[] = "{\"a\":1}", msg_before[16], key_before[64];
+  snprintf(sig_before, sizeof(sig_before), "%s", sig);
+  snprintf(msg_before, sizeof(msg_before), "%s", msg);
+  snprintf(key_before, sizeof(key_before), "%s", mx_e2ee_ed25519(e));
+  assert_int_equal(e2ee_ed25519_verify(e->util, mx_e2ee_ed25519(e), msg, strlen(msg), sig, err), MX_OK);
+  assert_string_equal(sig, sig_before);
+  assert_string_equal(msg, msg_before);
+  assert_string_equal(mx_e2ee_ed25519(e), key_before);
+  /* a failed verify leaves them unchanged too */
+  assert_int_equal(e2ee_ed25519_verify(e->util, mx_e2ee_ed25519(e), "{\"a\":2}", 7, sig, err), MX_ERR_AUTH);
+  assert_string_equal(sig, sig_before);
+  cJSON_Delete(o);
+  mx_e2ee_close(e);
+}
+
+/* ---- one-time key bookkeeping ---- */
+
+struct fake_up {
+  int calls, fail_first;
+  char ids[3][4096];
+};
+
+static void key_ids(const cJSON *otks, char *out, size_t n)
+{
+  struct mx_buf b = MX_BUF_INIT(8192);
+  const cJSON *k;
+  cJSON_ArrayForEach(k, otks)
+  {
+    assert_int_equal(mx_buf_addf(&b, "%s,", k->string), MX_OK);
+  }
+  snprintf(out, n, "%s", mx_buf_cstr(&b));
+  mx_buf_release(&b);
+}
+
+/* The unpublished key ids of the account as committed in the database. */
+static void committed_ids(struct mx_e2ee *e, char *out, size_t n)
+{
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  const char *v[] = { e->user_id };
+  char *pickle = e2ee_db_text(db, "SELECT pickle FROM e2ee_account WHERE acct=?", 1, v);
+  assert_non_null(pickle);
+  OlmAccount *a = e2ee_unpickle_account(e, pickle);
+  assert_non_null(a);
+  char buf[16384];
+  size_t r = olm_account_one_time_keys(a, buf, sizeof(buf));
+  assert_int_not_equal(r, olm_error());
+  cJSON *j = cJSON_ParseWithLength(buf, r);
+  struct mx_buf b = MX_BUF_INIT(8192);
+  const cJSON *k;
+  cJSON_ArrayForEach(k, mx_json_obj(j, "curve25519"))
+  {
+    assert_int_equal(mx_buf_addf(&b, "signed_curve25519:%s,", k->string), MX_OK);
+  }
+  snprintf(out, n, "%s", mx_buf_cstr(&b));
+  mx_buf_release(&b);
+  cJSON_Delete(j);
+  e2ee_free_account(a);
+  free(pickle);
+  mx_db_close(db);
+}
+
+static struct mx_e2ee *otk_e;
+
+static mx_err fake_upload(void *ctx, const cJSON *body, int64_t *count, char *err)
+{
+  struct fake_up *f = ctx;
+  assert_true(f->calls < 3);
+  const cJSON *otks = mx_json_obj(body, "one_time_keys");
+  assert_non_null(otks);
+  assert_int_equal(cJSON_GetArraySize(otks), E2EE_OTK_TARGET);
+  key_ids(otks, f->ids[f->calls], sizeof(f->ids[0]));
+  /* commit BEFORE upload: the database already holds exactly these keys */
+  char in_db[4096];
+  committed_ids(otk_e, in_db, sizeof(in_db));
+  assert_string_equal(in_db, f->ids[f->calls]);
+  /* each key is signed by the device and verifies */
+  const cJSON *k = otks->child;
+  char verr[MX_ERRBUF_LEN];
+  assert_int_equal(e2ee_verify_json(otk_e->util, k, otk_e->user_id, otk_e->device_id, mx_e2ee_ed25519(otk_e), verr),
+                   MX_OK);
+  f->calls++;
+  if (f->calls <= f->fail_first)
+    return mx_fail(MX_ERR_HTTP, err, "fake: 502");
+  *count = E2EE_OTK_TARGET;
+  return MX_OK;
+}
+
+static void otk_commit_before_upload_and_same_keys_retried(void **state)
+{
+  (void)state;
+  struct fake_up f = { 0, 1, { "" } };
+  char err[MX_ERRBUF_LEN];
+  otk_e = open_id("@otk:test", "ODEV");
+  otk_e->otk_count = 0;
+  pthread_mutex_lock(&otk_e->lock);
+  assert_int_equal(e2ee_keys_publish(otk_e, fake_upload, &f, 0, err), MX_ERR_HTTP);
+  pthread_mutex_unlock(&otk_e->lock);
+  /* crash: drop the process state, reopen from the database */
+  mx_e2ee_close(otk_e);
+  otk_e = open_id("@otk:test", "ODEV");
+  otk_e->otk_count = 0;
+  pthread_mutex_lock(&otk_e->lock);
+  assert_int_equal(e2ee_keys_publish(otk_e, fake_upload, &f, 0, err), MX_OK);
+  pthread_mutex_unlock(&otk_e->lock);
+  assert_int_equal(f.calls, 2);
+  assert_string_equal(f.ids[0], f.ids[1]); /* never regenerated */
+  char left[4096];
+  committed_ids(otk_e, left, sizeof(left));
+  assert_string_equal(left, ""); /* marked published and committed */
+  assert_int_equal(otk_e->otk_count, E2EE_OTK_TARGET);
+  mx_e2ee_close(otk_e);
+}
+
+/* ---- Olm-delivered room keys, late keys, replay ---- */
+
+static cJSON *to_device_room_key(struct mx_e2ee *from, struct mx_e2ee *to, const char *room, OlmOutboundGroupSession *g)
+{
+  char sid[128], key[512];
+  size_t n = olm_outbound_group_session_id(g, (uint8_t *)sid, sizeof(sid));
+  sid[n] = '\0';
+  n = olm_outbound_group_session_key(g, (uint8_t *)key, sizeof(key));
+  key[n] = '\0';
+  cJSON *rk = cJSON_CreateObject();
+  cJSON_AddStringToObject(rk, "algorithm", "m.megolm.v1.aes-sha2");
+  cJSON_AddStringToObject(rk, "room_id", room);
+  cJSON_AddStringToObject(rk, "session_id", sid);
+  cJSON_AddStringToObject(rk, "session_key", key);
+  /* `to` publishes an OTK, `from` claims it */
+  char err[MX_ERRBUF_LEN];
+  pthread_mutex_lock(&to->lock);
+  uint8_t rnd[64];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  olm_account_generate_one_time_keys(to->acct, 1, rnd, olm_account_generate_one_time_keys_random_length(to->acct, 1));
+  char buf[1024];
+  size_t r = olm_account_one_time_keys(to->acct, buf, sizeof(buf));
+  cJSON *otks = cJSON_ParseWithLength(buf, r);
+  pthread_mutex_unlock(&to->lock);
+  const char *otk = mx_json_obj(otks, "curve25519")->child->valuestring;
+  struct e2ee_olm *o = NULL;
+  pthread_mutex_lock(&from->lock);
+  assert_int_equal(e2ee_olm_new_outbound(from, mx_e2ee_curve25519(to), otk, &o, err), MX_OK);
+  cJSON *ct = NULL;
+  assert_int_equal(e2ee_olm_encrypt(from, o, to->user_id, mx_e2ee_ed25519(to), "m.room_key", rk, &ct, err), MX_OK);
+  pthread_mutex_unlock(&from->lock);
+  cJSON *sync = cJSON_CreateObject();
+  cJSON *evs = cJSON_AddArrayToObject(cJSON_AddObjectToObject(sync, "to_device"), "events");
+  cJSON *ev = cJSON_CreateObject();
+  cJSON_AddStringToObject(ev, "type", "m.room.encrypted");
+  cJSON_AddStringToObject(ev, "sender", from->user_id);
+  cJSON_AddItemToObject(ev, "content", ct);
+  cJSON_AddItemToArray(evs, ev);
+  cJSON_Delete(otks);
+  cJSON_Delete(rk);
+  return sync;
+}
+
+static cJSON *megolm_event(struct mx_e2ee *from, OlmOutboundGroupSession *g, const char *room, const char *eid,
+                           const char *body)
+{
+  char plain[512], ct[2048], sid[128];
+  snprintf(plain, sizeof(plain), "{\"type\":\"m.room.message\",\"content\":{\"msgtype\":\"m.text\",\"body\":\"%s\"},"
+                                 "\"room_id\":\"%s\"}", body, room);
+  size_t n = olm_group_encrypt(g, (uint8_t *)plain, strlen(plain), (uint8_t *)ct, sizeof(ct));
+  assert_int_not_equal(n, olm_error());
+  ct[n] = '\0';
+  n = olm_outbound_group_session_id(g, (uint8_t *)sid, sizeof(sid));
+  sid[n] = '\0';
+  cJSON *ev = cJSON_CreateObject();
+  cJSON_AddStringToObject(ev, "type", "m.room.encrypted");
+  cJSON_AddStringToObject(ev, "sender", from->user_id);
+  cJSON_AddStringToObject(ev, "event_id", eid);
+  cJSON *c = cJSON_AddObjectToObject(ev, "content");
+  cJSON_AddStringToObject(c, "algorithm", "m.megolm.v1.aes-sha2");
+  cJSON_AddStringToObject(c, "sender_key", mx_e2ee_curve25519(from));
+  cJSON_AddStringToObject(c, "device_id", from->device_id);
+  cJSON_AddStringToObject(c, "session_id", sid);
+  cJSON_AddStringToObject(c, "ciphertext", ct);
+  return ev;
+}
+
+static mx_err in_tx(struct mx_e2ee *e, int kind, const cJSON *arg, cJSON **out, struct mx_e2ee_sender *s)
+{
+  sqlite3 *db = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  assert_int_equal(mx_db_begin(db, NULL), MX_OK);
+  mx_err rc;
+  if (kind == 0)
+    rc = mx_e2ee_process_sync(e, db, arg, err);
+  else if (kind == 1)
+    rc = mx_e2ee_decrypt(e, db, "!r:test", arg, out, s, err);
+  else
+    rc = mx_e2ee_take_ready(e, db, out, err);
+  assert_int_equal(mx_db_commit(db, NULL), MX_OK);
+  mx_db_close(db);
+  return rc;
+}
+
+static void late_key_replay_and_restart(void **state)
+{
+  (void)state;
+  struct mx_e2ee *alice = open_id("@alice:test", "ADEV"), *bot = open_id("@bot:test", "BDEV");
+  OlmOutboundGroupSession *g = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
+  uint8_t rnd[256];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  olm_init_outbound_group_session(g, rnd, olm_init_outbound_group_session_random_length(g));
+  cJSON *sync = to_device_room_key(alice, bot, "!r:test", g);
+  cJSON *ev1 = megolm_event(alice, g, "!r:test", "$e1", "!ping");
+  struct mx_e2ee_sender s;
+  cJSON *plain = NULL, *ready = NULL;
+  /* the message arrives before its key: queued, not lost */
+  assert_int_equal(in_tx(bot, 1, ev1, &plain, &s), MX_ERR_PENDING);
+  assert_null(plain);
+  char *before = cJSON_PrintUnformatted(sync);
+  assert_int_equal(in_tx(bot, 0, sync, NULL, NULL), MX_OK);
+  char *after = cJSON_PrintUnformatted(sync);
+  assert_string_equal(before, after); /* the caller's event is untouched */
+  assert_int_equal(in_tx(bot, 2, NULL, &ready, NULL), MX_OK);
+  assert_int_equal(cJSON_GetArraySize(ready), 1);
+  assert_string_equal(mx_json_str(ready->child, "room_id"), "!r:test");
+  assert_int_equal(in_tx(bot, 1, ready->child, &plain, &s), MX_OK);
+  assert_string_equal(mx_json_str(mx_json_obj(plain, "content"), "body"), "!ping");
+  assert_string_equal(s.user_id, "@alice:test");
+  assert_string_equal(s.sender_key, mx_e2ee_curve25519(alice));
+  assert_string_equal(s.ed25519, mx_e2ee_ed25519(alice));
+  assert_int_equal(s.verified, 0); /* device never queried, never cross-signed */
+  cJSON_Delete(plain);
+  cJSON_Delete(ready);
+  /* handed out once only */
+  assert_int_equal(in_tx(bot, 2, NULL, &ready, NULL), MX_OK);
+  assert_int_equal(cJSON_GetArraySize(ready), 0);
+  cJSON_Delete(ready);
+  /* restart: the same event re-decrypts, the replay under a new id does not */
+  mx_e2ee_close(bot);
+  bot = open_id("@bot:test", "BDEV");
+  assert_int_equal(in_tx(bot, 1, ev1, &plain, &s), MX_OK);
+  cJSON_Delete(plain);
+  cJSON *replay = cJSON_Duplicate(ev1, 1);
+  cJSON_ReplaceItemInObject(replay, "event_id", cJSON_CreateString("$e1-replayed"));
+  plain = NULL;
+  assert_int_equal(in_tx(bot, 1, replay, &plain, &s), MX_ERR_CRYPTO);
+  assert_null(plain);
+  /* a later index of the same session is fine */
+  cJSON *ev2 = megolm_event(alice, g, "!r:test", "$e2", "second");
+  assert_int_equal(in_tx(bot, 1, ev2, &plain, &s), MX_OK);
+  assert_int_equal(s.message_index, 1);
+  cJSON_Delete(plain);
+  /* a room key replayed in a second to-device delivery fails Olm (the ratchet
+   * moved on) and changes nothing */
+  assert_int_equal(in_tx(bot, 0, sync, NULL, NULL), MX_OK);
+  cJSON_free(before);
+  cJSON_free(after);
+  cJSON_Delete(sync);
+  cJSON_Delete(ev1);
+  cJSON_Delete(ev2);
+  cJSON_Delete(replay);
+  olm_clear_outbound_group_session(g);
+  free(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+}
+
+static void wrong_room_and_wrong_sender_rejected(void **state)
+{
+  (void)state;
+  struct mx_e2ee *alice = open_id("@alice2:test", "A2"), *bot = open_id("@bot2:test", "B2");
+  OlmOutboundGroupSession *g = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
+  uint8_t rnd[256];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  olm_init_outbound_group_session(g, rnd, olm_init_outbound_group_session_random_length(g));
+  cJSON *sync = to_device_room_key(alice, bot, "!r:test", g);
+  assert_int_equal(in_tx(bot, 0, sync, NULL, NULL), MX_OK);
+  cJSON *ev = megolm_event(alice, g, "!other:test", "$x1", "hi"); /* plaintext names another room */
+  cJSON *plain = NULL;
+  struct mx_e2ee_sender s;
+  assert_int_equal(in_tx(bot, 1, ev, &plain, &s), MX_ERR_CRYPTO);
+  cJSON *ev2 = megolm_event(alice, g, "!r:test", "$x2", "hi");
+  cJSON_ReplaceItemInObject(ev2, "sender", cJSON_CreateString("@mallory:test"));
+  assert_int_equal(in_tx(bot, 1, ev2, &plain, &s), MX_ERR_CRYPTO);
+  assert_null(plain);
+  cJSON_Delete(sync);
+  cJSON_Delete(ev);
+  cJSON_Delete(ev2);
+  olm_clear_outbound_group_session(g);
+  free(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+}
+
+static void attachment_round_trip_and_tamper(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  const char msg[] = "log line 1\nlog line 2\n";
+  struct mx_buf ct = MX_BUF_INIT(1 << 20), pt = MX_BUF_INIT(1 << 20);
+  cJSON *f = NULL;
+  assert_int_equal(mx_e2ee_attachment_encrypt(msg, sizeof(msg) - 1, &ct, &f, err), MX_OK);
+  assert_int_equal(ct.len, sizeof(msg) - 1);
+  assert_memory_not_equal(ct.buf, msg, ct.len);
+  assert_string_equal(mx_json_str(f, "v"), "v2");
+  assert_string_equal(mx_json_str(mx_json_obj(f, "key"), "alg"), "A256CTR");
+  assert_int_equal(mx_e2ee_attachment_decrypt(f, ct.buf, ct.len, &pt, err), MX_OK);
+  assert_int_equal(pt.len, sizeof(msg) - 1);
+  assert_memory_equal(pt.buf, msg, pt.len);
+  ct.buf[3] ^= 1;
+  mx_buf_reset(&pt);
+  assert_int_equal(mx_e2ee_attachment_decrypt(f, ct.buf, ct.len, &pt, err), MX_ERR_TAMPERED);
+  assert_int_equal(pt.len, 0);
+  cJSON_ReplaceItemInObject(f, "v", cJSON_CreateString("v1"));
+  assert_int_equal(mx_e2ee_attachment_decrypt(f, ct.buf, ct.len, &pt, err), MX_ERR_INVALID);
+  assert_non_null(strstr(err, "file.v"));
+  cJSON_Delete(f);
+  mx_buf_release(&ct);
+  mx_buf_release(&pt);
+}
+
+static void seal_round_trip_and_pickle_key_file(void **state)
+{
+  (void)state;
+  uint8_t key[32], seed[32], back[32];
+  char err[MX_ERRBUF_LEN], *sealed = NULL;
+  assert_int_equal(e2ee_pickle_key_load(dir, key, err), MX_OK);
+  uint8_t again[32];
+  assert_int_equal(e2ee_pickle_key_load(dir, again, err), MX_OK);
+  assert_memory_equal(key, again, 32); /* created once, then reused */
+  assert_int_equal(mx_random_bytes(seed, 32), MX_OK);
+  assert_int_equal(e2ee_seal(key, seed, 32, &sealed, err), MX_OK);
+  assert_int_equal(e2ee_unseal(key, sealed, back, 32, err), MX_OK);
+  assert_memory_equal(seed, back, 32);
+  key[0] ^= 1;
+  assert_int_equal(e2ee_unseal(key, sealed, back, 32, err), MX_ERR_TAMPERED);
+  free(sealed);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(spec_json_signing_vectors),
+    cmocka_unit_test(verify_wrapper_leaves_buffers_unchanged),
+    cmocka_unit_test(otk_commit_before_upload_and_same_keys_retried),
+    cmocka_unit_test(late_key_replay_and_restart),
+    cmocka_unit_test(wrong_room_and_wrong_sender_rejected),
+    cmocka_unit_test(attachment_round_trip_and_tamper),
+    cmocka_unit_test(seal_round_trip_and_pickle_key_file),
+  };
+  return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
