@@ -119,9 +119,14 @@ static mx_err cfg_bad(const struct cfg *c, const char *path, const char *expect,
   return cfg_fail(c, path, "expected %s, got %s", expect, got);
 }
 
+/* Key names come from the file: control bytes are shown as '?' so an
+ * unknown key cannot break the one-line error. */
 static void path_key(char *out, const char *parent, const char *key)
 {
   snprintf(out, CFG_PATH_LEN, "%s%s%s", parent, *parent ? "." : "", key);
+  for (char *p = out; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
 }
 
 static void path_index(char *out, const char *parent, size_t i)

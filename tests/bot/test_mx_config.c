@@ -115,6 +115,9 @@ static const struct bad_case bad_cases[] = {
   {"unknown top-level key", "{" BASE "\"homserver\": \"x\", " DEVS1 "}",
    "mxfleet.json: homserver: unknown key, expected one of homeserver, data_dir, operators, alerts_room, devices, "
    "bot, health, redact, llm, speech, registration"},
+  {"unknown key with a newline", "{" BASE "\"a\\nb\": 1, " DEVS1 "}",
+   "mxfleet.json: a?b: unknown key, expected one of homeserver, data_dir, operators, alerts_room, devices, "
+   "bot, health, redact, llm, speech, registration"},
   {"unknown key in bot", "{" BASE "\"bot\": {\"sync_timeout\": 5}, " DEVS1 "}",
    "mxfleet.json: bot.sync_timeout: unknown key, expected one of command_max_age_s, require_verified_sender, "
    "sync_timeout_ms, http_listen"},
