@@ -34,6 +34,8 @@ struct tools_spec {
   const char *schema;      /* JSON Schema text of the arguments */
   enum tools_risk risk;
   unsigned backends;       /* TOOLS_BACKEND_* */
+  const char *policy;      /* how the manifest governs it (docs, !help) */
+  const char *errors;      /* tool-specific failures (docs) */
   const char *example;     /* example arguments (JSON) */
 };
 
