@@ -179,10 +179,13 @@ static mx_err open_listener(const char *listen_addr, int *fd_out, int *port_out,
   return MX_OK;
 }
 
-mx_err mx_httpd_start(const char *listen_addr, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
-                      struct mx_httpd **out, char *err)
+mx_err mx_httpd_start_opts(const char *listen_addr, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
+                           const struct mx_httpd_opts *opts, struct mx_httpd **out, char *err)
 {
   int fd;
+  unsigned conn = opts && opts->conn_limit ? opts->conn_limit : MX_HTTPD_CONN_LIMIT;
+  unsigned per_ip = opts && opts->per_ip_limit ? opts->per_ip_limit : MX_HTTPD_PER_IP_LIMIT;
+  unsigned timeout = opts && opts->timeout_s ? opts->timeout_s : MX_HTTPD_TIMEOUT_S;
   *out = NULL;
   struct mx_httpd *h = calloc(1, sizeof(*h));
   if (!h)
@@ -196,11 +199,10 @@ mx_err mx_httpd_start(const char *listen_addr, mx_health_fn health, void *ctx, s
     return rc;
   }
   h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                          handle, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                          (unsigned)MX_HTTPD_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                          (unsigned)MX_HTTPD_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                          (unsigned)MX_HTTPD_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_LIMIT,
-                          MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
+                          handle, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, conn,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_LIMIT, MHD_OPTION_EXTERNAL_LOGGER,
+                          log_mhd, NULL, MHD_OPTION_END);
   if (!h->d) {
     close(fd);
     free(h);
@@ -209,6 +211,12 @@ mx_err mx_httpd_start(const char *listen_addr, mx_health_fn health, void *ctx, s
   mx_info(NULL, "http endpoint listening on %s (port %d)", listen_addr, h->port);
   *out = h;
   return MX_OK;
+}
+
+mx_err mx_httpd_start(const char *listen_addr, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
+                      struct mx_httpd **out, char *err)
+{
+  return mx_httpd_start_opts(listen_addr, health, ctx, metrics, NULL, out, err);
 }
 
 int mx_httpd_port(const struct mx_httpd *h)

@@ -38,6 +38,16 @@ struct mx_httpd;
  * must outlive the server. */
 mx_err mx_httpd_start(const char *listen, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
                       struct mx_httpd **out, char *err);
+/* Limits for mx_httpd_start_opts; a 0 field takes the default above. */
+struct mx_httpd_opts {
+  unsigned conn_limit;
+  unsigned per_ip_limit;
+  unsigned timeout_s;
+};
+
+/* mx_httpd_start with explicit limits (tests use a short timeout). */
+mx_err mx_httpd_start_opts(const char *listen, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
+                           const struct mx_httpd_opts *opts, struct mx_httpd **out, char *err);
 /* The bound port. */
 int mx_httpd_port(const struct mx_httpd *h);
 /* Stops accepting, finishes or closes open connections, joins the thread.

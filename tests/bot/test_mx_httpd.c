@@ -2,7 +2,8 @@
  * mx_httpd: a real libmicrohttpd server on a free loopback port, spoken to
  * over raw sockets: /health 200 and 503 with the callback's reason,
  * /metrics text, 404, 405 with Allow, HEAD, only the given address bound,
- * the per-address connection limit, the port released on stop, and clear
+ * the per-address connection limit, slow clients timed out, oversized
+ * headers refused, the port released on stop, and clear
  * errors for bad or busy addresses. Every read has a deadline.
  */
 #include <setjmp.h>
@@ -316,6 +317,62 @@ static void connections_per_address_are_limited(void **state)
   mx_httpd_stop(h);
 }
 
+/* A client that sends half a request and stalls is closed after the
+ * connection timeout (1 s here), so it cannot hold a slot forever. */
+static void slow_clients_are_closed(void **state)
+{
+  (void)state;
+  struct health_state hs = {1, 1, 0};
+  struct mx_httpd_opts opts = {0, 0, 1};
+  struct mx_httpd *h = NULL;
+  assert_int_equal(mx_httpd_start_opts("127.0.0.1:0", health_cb, &hs, NULL, &opts, &h, NULL), MX_OK);
+  int fd = connect_to("127.0.0.1", mx_httpd_port(h));
+  assert_true(fd >= 0);
+  static const char part[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  assert_int_equal(write(fd, part, sizeof(part) - 1), (ssize_t)(sizeof(part) - 1));
+  int64_t t0 = mx_mono_ms();
+  char buf[4096];
+  assert_int_equal(read_all(fd, buf, sizeof(buf)), 0); /* EOF, no answer */
+  int64_t waited = mx_mono_ms() - t0;
+  assert_true(waited >= 500 && waited < IO_DEADLINE_MS);
+  assert_int_equal(hs.calls, 0);
+  close(fd);
+  mx_httpd_stop(h);
+}
+
+/* Headers beyond the per-connection memory limit are refused, never
+ * buffered: an error status (431 or 413) or a closed connection. */
+static void oversized_requests_are_refused(void **state)
+{
+  (void)state;
+  struct health_state hs = {1, 1, 0};
+  struct mx_httpd *h = start(&hs, NULL);
+  int fd = connect_to("127.0.0.1", mx_httpd_port(h));
+  assert_true(fd >= 0);
+  static char req[64 * 1024];
+  size_t n = (size_t)snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
+  memset(req + n, 'a', 40000);
+  n += 40000;
+  n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\nConnection: close\r\n\r\n");
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, req + off, n - off);
+    if (w <= 0)
+      break; /* the server may close while we still write */
+    off += (size_t)w;
+  }
+  char buf[8192];
+  read_all(fd, buf, sizeof(buf));
+  int status = 0;
+  sscanf(buf, "HTTP/1.%*d %d", &status);
+  if (status != 0 && status != 431 && status != 413)
+    print_error("unexpected status %d\n", status);
+  assert_true(status == 0 || status == 431 || status == 413);
+  assert_int_equal(hs.calls, 0);
+  close(fd);
+  mx_httpd_stop(h);
+}
+
 static int quiet_logs(void **state)
 {
   (void)state;
@@ -333,6 +390,8 @@ int main(void)
     cmocka_unit_test(binds_only_the_given_address_and_releases_it),
     cmocka_unit_test(bad_addresses_are_refused),
     cmocka_unit_test(connections_per_address_are_limited),
+    cmocka_unit_test(slow_clients_are_closed),
+    cmocka_unit_test(oversized_requests_are_refused),
   };
   return cmocka_run_group_tests(tests, quiet_logs, NULL);
 }
