@@ -54,10 +54,12 @@ int tools_policy_is_interpreter(const char *argv0)
 {
   if (!argv0)
     return 0;
-  const char *base = strrchr(argv0, '/');
-  base = base ? base + 1 : argv0;
+  const char *base = argv0;
+  for (const char *p = argv0; *p; p++)
+    if (*p == '/' || *p == '\\')
+      base = p + 1;
   for (int i = 0; interpreters[i]; i++)
-    if (fnmatch(interpreters[i], base, 0) == 0)
+    if (fnmatch(interpreters[i], base, FNM_CASEFOLD) == 0)
       return 1;
   return 0;
 }
@@ -133,7 +135,8 @@ static void check_command(const struct tools_manifest *m, const cJSON *argv, str
     return;
   }
   const char *argv0 = cJSON_GetArrayItem(argv, 0)->valuestring;
-  if (argv0[0] != '/') {
+  int drive = m->windows && argv0[0] && argv0[1] == ':' && (argv0[2] == '/' || argv0[2] == '\\');
+  if (argv0[0] != '/' && !drive) {
     set(res, TOOLS_DENY, "argv[0]: expected an absolute program path, got '%.200s'%s", argv0, NULL);
     return;
   }

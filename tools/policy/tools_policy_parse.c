@@ -231,7 +231,16 @@ static int resolves_to_interpreter(const char *argv0)
   return realpath(argv0, real) && tools_policy_is_interpreter(real);
 }
 
-static mx_err parse_rule(const cJSON *v, enum tools_decision kind, const char *src, const char *where,
+static int abs_program(const char *a, int windows)
+{
+  if (!a)
+    return 0;
+  if (a[0] == '/')
+    return 1;
+  return windows && ((a[0] | 0x20) >= 'a' && (a[0] | 0x20) <= 'z') && a[1] == ':' && (a[2] == '/' || a[2] == '\\');
+}
+
+static mx_err parse_rule(const cJSON *v, enum tools_decision kind, const char *src, const char *where, int windows,
                          struct policy_rule *r, char *err)
 {
   static const char *const keys[] = {"argv0", "args", "rest", "comment", NULL};
@@ -244,7 +253,7 @@ static mx_err parse_rule(const cJSON *v, enum tools_decision kind, const char *s
   if (!(r->where = mx_strdup(where)))
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
   const char *argv0 = mx_json_str(v, "argv0");
-  if (!argv0 || argv0[0] != '/' || strpbrk(argv0, "*?["))
+  if (!abs_program(argv0, windows) || strpbrk(argv0, "*?["))
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s.argv0: expected an absolute program path without wildcards, got '%s'",
                    src, where, argv0 ? argv0 : "(missing)");
   if (!(r->argv0 = mx_strdup(argv0)))
@@ -294,7 +303,7 @@ static mx_err parse_commands(const cJSON *obj, const char *src, struct tools_man
     for (int i = 0; arr && i < cJSON_GetArraySize(arr); i++) {
       char where[64];
       snprintf(where, sizeof(where), "commands.%s[%d]", names[g], i);
-      rc = parse_rule(cJSON_GetArrayItem(arr, i), kinds[g], src, where, &m->rules[m->nrules++], err);
+      rc = parse_rule(cJSON_GetArrayItem(arr, i), kinds[g], src, where, m->windows, &m->rules[m->nrules++], err);
       if (rc)
         return rc;
     }

@@ -93,7 +93,8 @@ static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode)
   struct open_how how;
   memset(&how, 0, sizeof(how));
   how.flags = (uint64_t)(flags | O_CLOEXEC);
-  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  /* O_TMPFILE contains the O_DIRECTORY bit: compare all of it. */
+  how.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 }
