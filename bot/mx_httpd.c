@@ -199,10 +199,15 @@ mx_err mx_httpd_start_opts(const char *listen_addr, mx_health_fn health, void *c
     return rc;
   }
   h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                          handle, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, conn,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_LIMIT, MHD_OPTION_EXTERNAL_LOGGER,
-                          log_mhd, NULL, MHD_OPTION_END);
+                          handle, h,
+                          /* first, so MHD routes every message (even about options) to mx_log */
+                          MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                          MHD_OPTION_CONNECTION_LIMIT, conn,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                          MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_LIMIT,
+                          MHD_OPTION_END);
   if (!h->d) {
     close(fd);
     free(h);
