@@ -280,6 +280,8 @@ int llm_extract_text_calls(struct llm_reply *r, const char *const *known, size_t
       s++;
     if (strncmp(s, "json", 4) == 0)
       s += 4;
+    while (*s == ' ' || *s == '\n')
+      s++;
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '`'))
       n--;

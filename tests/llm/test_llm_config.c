@@ -1,0 +1,159 @@
+/* test_llm_config.c - the llm config block: defaults, routes, key loading,
+ * and a specific message for every kind of mistake. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "llm_config.h"
+
+#define P0 "{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://api.example.org/v1\",\"model\":\"m\",\"api_key_env\":\"LLMCFG_KEY\"}"
+#define P1 "{\"name\":\"b\",\"kind\":\"ollama\",\"base_url\":\"http://127.0.0.1:11434\",\"model\":\"qwen\"}"
+
+static mx_err parse(const char *text, struct llm_config **out, char *err)
+{
+  cJSON *j = cJSON_Parse(text);
+  assert_non_null(j);
+  mx_err rc = llm_config_parse(j, "mxfleet.json", out, err);
+  cJSON_Delete(j);
+  return rc;
+}
+
+static void expect_error(const char *text, const char *msg)
+{
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  assert_int_not_equal(parse(text, &cfg, err), MX_OK);
+  assert_null(cfg);
+  if (strcmp(err, msg) != 0)
+    fail_msg("got '%s'\nwanted '%s'", err, msg);
+}
+
+static void valid_config_with_defaults(void **state)
+{
+  (void)state;
+  setenv("LLMCFG_KEY", "sk-live-123", 1);
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(parse("{\"providers\":[" P0 "," P1 "],\"routes\":{\"default\":[\"a\",\"b\"],\"pc1\":[\"b\"]},"
+                         "\"budgets\":{\"device_tokens_per_day\":1000,\"operator_cost_per_day\":2.5},"
+                         "\"agent\":{\"max_tool_iterations\":5}}",
+                         &cfg, err),
+                   MX_OK);
+  assert_int_equal(cfg->nproviders, 2);
+  assert_string_equal(cfg->providers[0].api_key, "sk-live-123");
+  assert_null(cfg->providers[1].api_key);
+  assert_int_equal(cfg->providers[0].retry.max_attempts, 3);
+  assert_int_equal(cfg->providers[0].breaker.failure_threshold, 5);
+  assert_int_equal(cfg->providers[0].stream, 1);
+  assert_int_equal(cfg->agent.max_tool_iterations, 5);
+  assert_int_equal(cfg->agent.parallel_tools, 4);
+  assert_int_equal(cfg->budgets.device_tokens_per_day, 1000);
+  const struct llm_route *r = llm_config_route(cfg, "pc1");
+  assert_int_equal(r->nchain, 1);
+  assert_string_equal(cfg->providers[r->chain[0]].name, "b");
+  r = llm_config_route(cfg, "other");
+  assert_string_equal(r->device, "default");
+  assert_int_equal(r->nchain, 2);
+  llm_config_free(cfg);
+}
+
+static void default_agent_limit_is_8(void **state)
+{
+  (void)state;
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(parse("{\"providers\":[" P1 "],\"routes\":{\"default\":[\"b\"]}}", &cfg, err), MX_OK);
+  assert_int_equal(cfg->agent.max_tool_iterations, 8);
+  llm_config_free(cfg);
+}
+
+static void key_from_file(void **state)
+{
+  (void)state;
+  char path[] = "/tmp/llmkeyXXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "sk-file-key\n", 12), 12);
+  close(fd);
+  char text[1024];
+  snprintf(text, sizeof(text),
+           "{\"providers\":[{\"name\":\"a\",\"kind\":\"anthropic\",\"base_url\":\"https://api.anthropic.com\","
+           "\"model\":\"claude\",\"api_key_file\":\"%s\"}],\"routes\":{\"default\":[\"a\"]}}",
+           path);
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(parse(text, &cfg, err), MX_OK);
+  assert_string_equal(cfg->providers[0].api_key, "sk-file-key");
+  llm_config_free(cfg);
+  unlink(path);
+}
+
+static void errors_are_specific(void **state)
+{
+  (void)state;
+  setenv("LLMCFG_KEY", "sk-live-123", 1);
+  unsetenv("LLMCFG_MISSING");
+  expect_error("{\"providers\":[" P0 ",{\"name\":\"x\",\"kind\":\"x\"}],\"routes\":{\"default\":[\"a\"]}}",
+               "mxfleet.json: llm.providers[1].kind: expected one of openai, anthropic, ollama, got 'x'");
+  expect_error("{\"providers\":[" P0 "],\"routes\":{\"default\":[\"a\"]},\"extra\":1}",
+               "mxfleet.json: llm: unknown key 'extra'");
+  expect_error("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\",\"model\":\"m\","
+               "\"api_key_env\":\"LLMCFG_KEY\",\"colour\":\"red\"}],\"routes\":{\"default\":[\"a\"]}}",
+               "mxfleet.json: llm.providers[0]: unknown key 'colour'");
+  expect_error("{\"providers\":[" P0 "],\"routes\":{\"default\":[\"zz\"]}}",
+               "mxfleet.json: llm.routes.default[0]: expected the name of a provider, got 'zz'");
+  expect_error("{\"providers\":[" P0 "],\"routes\":{\"pc1\":[\"a\"]}}",
+               "mxfleet.json: llm.routes.default: required key is missing");
+  expect_error("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\",\"model\":\"m\","
+               "\"api_key_env\":\"LLMCFG_MISSING\"}],\"routes\":{\"default\":[\"a\"]}}",
+               "mxfleet.json: llm.providers[0].api_key_env: environment variable 'LLMCFG_MISSING' is not set");
+  expect_error("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\",\"model\":\"m\"}],"
+               "\"routes\":{\"default\":[\"a\"]}}",
+               "mxfleet.json: llm.providers[0]: expected api_key_file or api_key_env for kind 'openai'");
+  expect_error("{\"providers\":[{\"name\":\"a\",\"kind\":\"ollama\",\"base_url\":\"ftp://x\",\"model\":\"m\"}],"
+               "\"routes\":{\"default\":[\"a\"]}}",
+               "mxfleet.json: llm.providers[0].base_url: expected an http:// or https:// URL, got 'ftp://x'");
+  expect_error("{\"providers\":[" P1 "],\"routes\":{\"default\":[\"b\"]},\"agent\":{\"max_tool_iterations\":0}}",
+               "mxfleet.json: llm.agent.max_tool_iterations: expected an integer from 1 to 100, got '0'");
+  expect_error("{\"providers\":[" P1 "],\"routes\":{\"default\":[\"b\"]},\"budgets\":{\"device_cost_per_day\":\"1\"}}",
+               "mxfleet.json: llm.budgets.device_cost_per_day: expected a number >= 0, got '\"1\"'");
+  expect_error("{\"providers\":[{\"name\":\"b\",\"kind\":\"ollama\",\"base_url\":\"http://h\",\"model\":\"q\","
+               "\"retry\":{\"tries\":2}}],\"routes\":{\"default\":[\"b\"]}}",
+               "mxfleet.json: llm.providers[0].retry: unknown key 'tries'");
+  expect_error("{\"providers\":[" P1 "," P1 "],\"routes\":{\"default\":[\"b\"]}}",
+               "mxfleet.json: llm.providers[1].name: duplicate provider name 'b'");
+  expect_error("{\"providers\":[],\"routes\":{\"default\":[\"b\"]}}",
+               "mxfleet.json: llm.providers: expected a non-empty array");
+}
+
+static void secret_never_in_messages(void **state)
+{
+  (void)state;
+  setenv("LLMCFG_KEY", "sk-live-SECRET", 1);
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  assert_int_not_equal(parse("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\","
+                             "\"model\":\"m\",\"api_key_env\":\"LLMCFG_KEY\",\"timeout_ms\":-1}],"
+                             "\"routes\":{\"default\":[\"a\"]}}",
+                             &cfg, err),
+                   MX_OK);
+  assert_null(strstr(err, "SECRET"));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(valid_config_with_defaults),
+      cmocka_unit_test(default_agent_limit_is_8),
+      cmocka_unit_test(key_from_file),
+      cmocka_unit_test(errors_are_specific),
+      cmocka_unit_test(secret_never_in_messages),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
