@@ -299,7 +299,10 @@ static int key_is_secret(const char *k, size_t n)
     size_t sl = strlen(secret_keys[s]);
     if (n < sl || strncasecmp(k + n - sl, secret_keys[s], sl) != 0)
       continue;
-    if (n == sl || strchr("_-.", k[n - sl - 1]))
+    /* Bare PWD is the shell's working directory, bare "pass" too common:
+     * those two only count with a prefix (MYSQL_PWD, db_pass). */
+    int needs_prefix = strcmp(secret_keys[s], "pwd") == 0 || strcmp(secret_keys[s], "pass") == 0;
+    if ((n == sl && !needs_prefix) || (n > sl && strchr("_-.", k[n - sl - 1])))
       return 1;
   }
   return 0;
@@ -335,7 +338,7 @@ static int pair_value(const char *t, size_t len, size_t j, struct match *m)
 
 static int match_pair(const char *t, size_t len, size_t i, struct match *m)
 {
-  if (!isalpha((unsigned char)t[i]) || !at_word_start(t, i) || (i > 0 && (t[i - 1] == '-' || t[i - 1] == '.')))
+  if (!isalpha((unsigned char)t[i]) || !at_word_start(t, i) || (i > 0 && t[i - 1] == '.'))
     return 0;
   size_t n = span(t, len, i, "_-.");
   if (n > 64 || !key_is_secret(t + i, n))

@@ -1,0 +1,184 @@
+/*
+ * tests/tools/test_tools_redact.c - a corpus of fake secrets in realistic
+ * surroundings: none may survive, each becomes [REDACTED:<rule>:<hmac8>],
+ * the same secret always gets the same tag (and a different key gives a
+ * different one), ordinary text is left alone, and the mx_log filter works.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mx_log.h"
+#include "tools_redact.h"
+#include "tools_test_util.h"
+
+static const char key1[] = "0123456789abcdef0123456789abcdef";
+static const char key2[] = "fedcba9876543210fedcba9876543210";
+
+struct sample {
+  const char *text;   /* contains the secret */
+  const char *secret; /* must not survive */
+  const char *rule;
+};
+
+static const struct sample corpus[] = {
+    {"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n", "AKIAIOSFODNN7EXAMPLE", "aws_key"},
+    {"key:ASIAY34FZKBOKMUTVV7A,", "ASIAY34FZKBOKMUTVV7A", "aws_key"},
+    {"export GITHUB_TOKEN=ghp_1234567890abcdefghijABCDEFGHIJ123456", "ghp_1234567890abcdefghijABCDEFGHIJ123456", "password"},
+    {"token ghp_1234567890abcdefghijABCDEFGHIJ123456 used", "ghp_1234567890abcdefghijABCDEFGHIJ123456", "github_token"},
+    {"pat: github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_token"},
+    {"slack xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx ok", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack_token"},
+    {"Authorization: Bearer abc.DEF-ghi_jkl~mno+pqr/stu=", "abc.DEF-ghi_jkl~mno+pqr/stu=", "password"},
+    {"curl -H 'X: bearer 9f8e7d6c5b4a39281706'", "9f8e7d6c5b4a39281706", "bearer"},
+    {"DB_PASSWORD=hunter2hunter2 next", "hunter2hunter2", "password"},
+    {"{\"password\": \"c0rrect horse\"}", "c0rrect horse", "password"},
+    {"mysql --password='s3cr3t!x' -u root", "s3cr3t!x", "password"},
+    {"client_secret: abcDEF123456\n", "abcDEF123456", "password"},
+    {"jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"},
+    {"cookie eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U;",
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"},
+    {"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\nafter",
+     "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "private_key"},
+    {"x -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtruncated", "MIIEowIBAAKCAQEAtruncated", "private_key"},
+    {"matrix access token syt_c2VjcmV0_literal_token_1234", "syt_c2VjcmV0_literal_token_1234", "matrix_token"},
+};
+
+static struct tools_redactor *make(const char *key)
+{
+  struct tools_redactor *r = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(tools_redact_new(key, strlen(key), &r, err), MX_OK);
+  assert_int_equal(tools_redact_add_literal(r, "matrix_token", "syt_c2VjcmV0_literal_token_1234", err), MX_OK);
+  return r;
+}
+
+static void test_corpus_has_zero_leaks(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++) {
+    int n = 0;
+    char *out = tools_redact(r, corpus[i].text, strlen(corpus[i].text), NULL, &n);
+    assert_non_null(out);
+    if (strstr(out, corpus[i].secret) || n < 1)
+      fail_msg("sample %zu leaked: %s", i, out);
+    char tag[96];
+    tools_redact_tag(r, corpus[i].rule, corpus[i].secret, strlen(corpus[i].secret), tag, sizeof(tag));
+    if (!strstr(out, tag))
+      fail_msg("sample %zu: expected tag %s in %s", i, tag, out);
+    free(out);
+  }
+  tools_redact_free(r);
+}
+
+static void test_same_secret_same_tag_other_key_other_tag(void **state)
+{
+  (void)state;
+  struct tools_redactor *a = make(key1), *b = make(key2);
+  char *x = tools_redact_str(a, "first AKIAIOSFODNN7EXAMPLE then");
+  char *y = tools_redact_str(a, "again: AKIAIOSFODNN7EXAMPLE.");
+  char *z = tools_redact_str(b, "first AKIAIOSFODNN7EXAMPLE then");
+  const char *tx = strstr(x, "[REDACTED:aws_key:"), *ty = strstr(y, "[REDACTED:aws_key:");
+  assert_non_null(tx);
+  assert_non_null(ty);
+  assert_memory_equal(tx, ty, strlen("[REDACTED:aws_key:12345678]"));
+  const char *tz = strstr(z, "[REDACTED:aws_key:");
+  assert_non_null(tz);
+  assert_memory_not_equal(tx, tz, strlen("[REDACTED:aws_key:12345678]"));
+  assert_int_equal(strncmp(x, "first [REDACTED:aws_key:", 24), 0);
+  assert_string_equal(x + strlen("first [REDACTED:aws_key:12345678]"), " then");
+  free(x);
+  free(y);
+  free(z);
+  tools_redact_free(a);
+  tools_redact_free(b);
+}
+
+static void test_plain_text_is_untouched(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  static const char *const plain[] = {
+      "PWD=/home/user and PATH=/usr/bin",
+      "the password policy requires 12 characters",
+      "basic setup instructions: run make",
+      "tokenizer output: 42 tokens",
+      "AKIA is a prefix but AKIA123 is too short",
+      "-rw-r--r-- 1 root root 220 Nov 21 20:00 .bashrc",
+  };
+  for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+    int n = -1;
+    char *out = tools_redact(r, plain[i], strlen(plain[i]), NULL, &n);
+    if (n != 0 || strcmp(out, plain[i]) != 0)
+      fail_msg("changed: '%s' -> '%s'", plain[i], out);
+    free(out);
+  }
+  tools_redact_free(r);
+}
+
+static void test_log_filter_redacts_lines(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  char dir[128], path[256], buf[4096];
+  assert_non_null(tt_tmpdir(dir, sizeof(dir), "redact"));
+  tt_path(path, sizeof(path), dir, "log");
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  mx_log_set_fd(fd);
+  mx_log_set_filter(tools_redact_log_filter, r);
+  mx_log(MX_LOG_ERROR, "pc1", "login failed with password=hunter2hunter2 for bot");
+  mx_log_set_filter(NULL, NULL);
+  mx_log_set_fd(-1);
+  close(fd);
+  assert_true(tt_read(path, buf, sizeof(buf)) > 0);
+  assert_null(strstr(buf, "hunter2hunter2"));
+  assert_non_null(strstr(buf, "password=[REDACTED:password:"));
+  assert_null(tools_redact_log_filter(r, "nothing to hide here"));
+  tt_rmtree(dir);
+  tools_redact_free(r);
+}
+
+static void test_key_file_is_created_once_0600(void **state)
+{
+  (void)state;
+  char dir[128], path[256], err[MX_ERRBUF_LEN];
+  assert_non_null(tt_tmpdir(dir, sizeof(dir), "rkey"));
+  tt_path(path, sizeof(path), dir, "redact.key");
+  struct tools_redactor *a = NULL, *b = NULL;
+  assert_int_equal(tools_redact_new_from_file(path, &a, err), MX_OK);
+  assert_int_equal(tools_redact_new_from_file(path, &b, err), MX_OK);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_int_equal(st.st_size, 32);
+  char ta[96], tb[96];
+  tools_redact_tag(a, "x", "secret-value", 12, ta, sizeof(ta));
+  tools_redact_tag(b, "x", "secret-value", 12, tb, sizeof(tb));
+  assert_string_equal(ta, tb);
+  assert_int_equal(tools_redact_add_literal(a, "short", "abc", err), MX_ERR_INVALID);
+  tools_redact_free(a);
+  tools_redact_free(b);
+  tt_rmtree(dir);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_corpus_has_zero_leaks),
+      cmocka_unit_test(test_same_secret_same_tag_other_key_other_tag),
+      cmocka_unit_test(test_plain_text_is_untouched),
+      cmocka_unit_test(test_log_filter_redacts_lines),
+      cmocka_unit_test(test_key_file_is_created_once_0600),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
