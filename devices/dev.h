@@ -28,6 +28,8 @@ struct dev_call {
   int timeout_ms;         /* whole call, from the manifest's per-tool limit */
   size_t max_output;      /* bytes of stdout+stderr kept; the rest is dropped */
   const volatile int *cancel; /* optional; non-zero asks the backend to stop the call (!stop) */
+  const char *approval_ref;   /* optional; set by tools/ when an operator approved this exact call (the
+                               * action id); the wg backend forwards it so the agent may run ASK tools */
 };
 
 enum dev_status {

@@ -1,0 +1,47 @@
+/*
+ * agent_int.h - mxfleet-agent internals shared by its files (not for other
+ * modules): the agent state and the per-request handlers. Every handler
+ * runs on an MHD connection thread after the request is authenticated.
+ * cJSON: handlers return an owned reply object (*reply) the caller frees.
+ */
+#ifndef AGENT_INT_H
+#define AGENT_INT_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent.h"
+#include "dev.h"
+#include "dev_wg_sign.h"
+#include "tools_audit.h"
+#include "tools_policy.h"
+
+struct agent {
+  const struct agent_config *cfg;
+  uint8_t key[DEV_WG_KEY_LEN];
+  struct tools_manifest *manifest;
+  struct tools_audit *audit;      /* calls are serialised by its own mutex */
+  struct dev_backend *local;      /* devices/local, fs.* confined by the manifest */
+  struct dev_wg_nonces *nonces;
+  struct MHD_Daemon *mhd;
+  int listen_fd;                  /* owned until MHD takes it */
+  int port;
+  int64_t started_ms;
+};
+
+/* POST /v1/call: decide with the manifest, audit intent, run, audit result. */
+int agent_handle_call(struct agent *a, const char *body, size_t len, cJSON **reply);
+/* GET /v1/health, /v1/audit/checkpoint, /v1/audit?since=SEQ */
+int agent_handle_health(struct agent *a, cJSON **reply);
+int agent_handle_checkpoint(struct agent *a, cJSON **reply);
+int agent_handle_audit(struct agent *a, const char *since, cJSON **reply);
+
+/* {"error": code, "detail": text} with the HTTP status returned. */
+int agent_error(int status, const char *code, const char *detail, cJSON **reply);
+
+/* Serves HTTP on a->listen_fd (agent_http.c). */
+mx_err agent_http_start(struct agent *a, char *err);
+void agent_http_stop(struct agent *a);
+
+#endif
