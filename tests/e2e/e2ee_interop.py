@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""tests/e2e/e2ee_interop.py - E2EE interop against a real Synapse.
+
+Starts Synapse (tests/homeserver/synapse), the C echo bot (mx_api + mx_e2ee
+only) and two independent peers: Element's crypto (matrix-js-sdk + Rust
+crypto wasm, tests/e2e/peer) and matrix-nio + python-olm. Checks, with
+deadlines and no sleeps-and-hope:
+  - the bot device is cross-signed: js-sdk reports signedByOwner
+  - encrypted DM round trip (!ping -> pong) both ways, no UTD
+  - restart (SIGTERM) and crash (SIGKILL mid-sync): round trip again, no UTD,
+    no double reply
+  - a second peer device decrypts the bot's next reply
+  - an operator device not signed by the operator's cross-signing key is
+    refused with a notice; a non-operator (nio) gets nothing executed
+  - a member leaving rotates the bot's outbound session
+  - an encrypted file is downloaded and its hash verifies; a tampered one
+    is rejected
+Usage: e2ee_interop.py ECHO_BOT_BINARY   (cleans up everything it starts)
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SYNAPSE = os.path.join(HERE, "..", "homeserver", "synapse")
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+    print(f"ok - {what}", flush=True)
+
+
+class Peer:
+    """The Node peer: one command per line, one '@@ {json}' answer per line."""
+
+    def __init__(self, directory, env, log):
+        self.p = subprocess.Popen(["node", os.path.join(directory, "peer.mjs")], cwd=directory, env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.read()
+
+    def read(self):
+        for line in self.p.stdout:
+            if line.startswith("@@ "):
+                return json.loads(line[3:])
+        raise Fail("peer exited")
+
+    def __call__(self, *words, expect_ok=True):
+        self.p.stdin.write(" ".join(words) + "\n")
+        self.p.stdin.flush()
+        r = self.read()
+        if expect_ok and not r.get("ok"):
+            raise Fail(f"peer {' '.join(words[:2])}: {r.get('error')}")
+        return r
+
+    def close(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+            self.p.wait(timeout=10)
+        except Exception:
+            self.p.kill()
+            self.p.wait()
+
+
+class Bot:
+    def __init__(self, binary, env, directory):
+        self.binary, self.env, self.dir = binary, env, directory
+        self.log = os.path.join(directory, "bot.log")
+        self.p = None
+
+    def start(self):
+        self.logf = open(self.log, "a")
+        self.p = subprocess.Popen([self.binary], env=self.env, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.wait_log("echo-bot: ready", 60, start_at=self.size_before_start())
+
+    def size_before_start(self):
+        return self._start_size
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(sig)
+            self.p.wait(timeout=30)
+        self.p = None
+        self.logf.close()
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def wait_log(self, needle, secs, start_at=0):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            if needle in self.text()[start_at:]:
+                return True
+            if self.p and self.p.poll() is not None:
+                raise Fail(f"bot exited ({self.p.returncode}) waiting for '{needle}'")
+            time.sleep(0.1)
+        raise Fail(f"bot log has no '{needle}' after {secs}s")
+
+
+def nio_peer(hs, user, pw, room, store, text):
+    """Second independent peer (matrix-nio + python-olm): joins, sends text,
+    prints the bot's decrypted reply."""
+    code = r'''
+import asyncio, sys, json
+from nio import AsyncClient, AsyncClientConfig, RoomMessageText, RoomMessageNotice, MegolmEvent
+hs, user, pw, room, store, text = sys.argv[1:7]
+async def main():
+    c = AsyncClient(hs, user, store_path=store, config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True))
+    await c.login(pw)
+    await c.join(room)
+    await c.sync(timeout=3000, full_state=True)
+    if c.should_upload_keys: await c.keys_upload()
+    if c.should_query_keys: await c.keys_query()
+    for dev in c.device_store.active_user_devices("@bot:mxfleet.test"): c.verify_device(dev)
+    r = await c.room_send(room, "m.room.message", {"msgtype": "m.text", "body": text}, ignore_unverified_devices=True)
+    mine = r.event_id
+    deadline = asyncio.get_event_loop().time() + 60
+    result = None
+    while result is None and asyncio.get_event_loop().time() < deadline:
+        s = await c.sync(timeout=2000)
+        for ev in s.rooms.join.get(room, type("x", (), {"timeline": type("y", (), {"events": []})()})).timeline.events:
+            if ev.sender == "@bot:mxfleet.test" and isinstance(ev, (RoomMessageText, RoomMessageNotice)):
+                result = {"body": ev.body}
+            elif ev.sender == "@bot:mxfleet.test" and isinstance(ev, MegolmEvent):
+                result = {"utd": ev.event_id}
+    print(json.dumps(result or {"timeout": True}))
+    await c.close()
+asyncio.run(main())
+'''
+    r = subprocess.run(["/usr/bin/python3", "-c", code, hs, user, pw, room, store, text], capture_output=True,
+                       text=True, timeout=120)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise Fail(f"nio peer failed: {r.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def round_trip(peer, bot, name, room, text, expect, secs=60):
+    peer(name, "send", room, text)
+    r = peer(name, "wait_reply", room, "@bot:mxfleet.test", str(secs))
+    check(r["body"] == expect and r["encrypted"], f"{name}: '{text}' -> '{r['body']}' (encrypted, decrypted by js-sdk)")
+    return r
+
+
+def scenario(work, binary, peer_dir):
+    hsdir = os.path.join(work, "hs")
+    url = subprocess.run([SYNAPSE, "start", hsdir], check=True, capture_output=True, text=True).stdout.strip()
+    for u, pw in (("bot", "botpw"), ("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")):
+        subprocess.run([SYNAPSE, "register", hsdir, u, pw], check=True)
+    env = dict(os.environ, MX_HS_URL=url, BOT_DIR=os.path.join(work, "bot"), BOT_USER="bot", BOT_PW="botpw",
+               OPERATORS="@alice:mxfleet.test,@carol:mxfleet.test", REQUIRE_VERIFIED="1")
+    os.makedirs(env["BOT_DIR"])
+    bot = Bot(binary, env, env["BOT_DIR"])
+    bot._start_size = 0
+    bot.start()
+    device = bot.text().split("echo-bot: ready @bot:mxfleet.test ")[1].split()[0]
+    peer_log = open(os.path.join(work, "peer.log"), "w")
+    peer = Peer(peer_dir, dict(os.environ, MX_HS_URL=url), peer_log)
+    try:
+        peer("a1", "login", "alice", "alicepw")
+        peer("a1", "xsign", "alicepw")
+        room = peer("a1", "create_dm", "@bot:mxfleet.test")["room_id"]
+        peer("a1", "wait_join", room, "@bot:mxfleet.test", "60")
+        st = peer("a1", "verify_status", "@bot:mxfleet.test", device)
+        check(st["signedByOwner"], f"js-sdk sees the bot device {device} as signed by its owner")
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        round_trip(peer, bot, "a1", room, "hello", "echo: hello")
+
+        # restart: same device, same keys, no UTD either way, no double reply
+        bot._start_size = len(bot.text())
+        bot.stop(signal.SIGTERM)
+        bot.start()
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        check(bot.text().count("replied 'pong'") == 2, "no double reply after a restart")
+
+        # crash: SIGKILL while a sync is being processed, restart, no loss
+        peer("a1", "send", room, "before-crash")
+        bot.wait_log("received 'before-crash'", 60)
+        bot._start_size = len(bot.text())
+        bot.stop(signal.SIGKILL)
+        bot.start()
+        r = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r["body"] == "echo: before-crash", f"reply after the crash decrypts: {r['body']}")
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        check(bot.text().count("received 'before-crash'") == 1, "the crashed-on event was handled exactly once")
+
+        # a second device of the operator, not cross-signed: it decrypts the
+        # bot's replies, but its commands are refused with a notice
+        peer("a2", "login", "alice", "alicepw")
+        peer("a1", "mark_seen", room)
+        peer("a2", "mark_seen", room)
+        peer("a2", "send", room, "!ping")
+        r2 = peer("a2", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r2["body"].startswith("refused: your session") and "not verified" in r2["body"],
+              f"unverified operator device refused: {r2['body']}")
+        r1 = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r1["body"] == r2["body"], "the first device decrypts the same reply")
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        r2 = peer("a2", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r2["body"] == "pong", "the second device decrypts the bot's next reply")
+
+        # encrypted attachments
+        blob = os.path.join(work, "blob.bin")
+        with open(blob, "wb") as f:
+            f.write(os.urandom(100000))
+        want = peer("a1", "send_file", room, blob)["sha256"]
+        r = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r["body"] == f"file sha256 {want}", "encrypted file downloaded (authenticated media), hash verified")
+        peer("a1", "send_file", room, blob, "tamper")
+        r = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r["body"].startswith("file rejected:") and "sha256" in r["body"], f"tampered file rejected: {r['body']}")
+
+        # non-operator via the second, independent peer (matrix-nio)
+        peer("a1", "invite", room, "@bob:mxfleet.test")
+        res = nio_peer(url, "@bob:mxfleet.test", "bobpw", room, os.path.join(work, "nio"), "!ping")
+        check(res.get("body", "").startswith("refused: @bob:mxfleet.test is not an operator"),
+              f"nio peer decrypts the bot's refusal; nothing executed: {res}")
+        peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")  # the same refusal, seen by alice
+
+        # a member leaves -> the bot's outbound session rotates
+        before = bot.text().count("new outbound megolm session")
+        peer("a1", "kick", room, "@bob:mxfleet.test")
+        bot.wait_log("will rotate: a member left", 60)
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        check(bot.text().count("new outbound megolm session") == before + 1, "outbound session rotated after a leave")
+        check("UTD" not in bot.text(), "the bot logged no undecryptable event")
+    finally:
+        peer.close()
+        peer_log.close()
+        bot.stop(signal.SIGTERM) if bot.p else None
+        subprocess.run([SYNAPSE, "stop", hsdir])
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    peer_dir = subprocess.run([os.path.join(HERE, "setup-peer")], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    work = tempfile.mkdtemp(prefix="mxfleet-e2ee-")
+    ok = False
+    try:
+        scenario(work, binary, peer_dir)
+        ok = True
+    except Fail as e:
+        print(f"not ok - {e}", flush=True)
+    finally:
+        if not ok:
+            for name in ("bot/bot.log", "peer.log"):
+                p = os.path.join(work, name)
+                if os.path.exists(p):
+                    print(f"---- {name} (tail)")
+                    print(open(p).read()[-6000:])
+        if ok or not os.environ.get("KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

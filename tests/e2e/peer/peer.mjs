@@ -1,0 +1,247 @@
+// tests/e2e/peer/peer.mjs - Element's crypto as a scripted test peer:
+// matrix-js-sdk with its Rust crypto (matrix-sdk-crypto-wasm), the stack
+// Element Web uses. Reads one command per line on stdin, answers one JSON
+// line per command on stdout prefixed "@@ "; everything else (sdk logs)
+// goes to stderr. Several named clients (devices) can live in one process.
+//
+//   NAME login USER PASSWORD            log in a new device, start syncing
+//   NAME xsign PASSWORD                 bootstrap cross-signing (signs this device)
+//   NAME create_dm USER                 new encrypted room, USER invited -> room_id
+//   NAME join ROOM | leave ROOM | invite ROOM USER | kick ROOM USER
+//   NAME wait_join ROOM USER SECS       until USER's membership is join
+//   NAME send ROOM TEXT...              encrypted m.text -> event_id
+//   NAME wait_reply ROOM SENDER SECS    next decrypted message from SENDER -> body
+//   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
+//   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
+//   NAME stop                           stop the client
+//   quit
+import * as readline from "node:readline";
+import * as fs from "node:fs";
+import * as crypto from "node:crypto";
+
+console.log = console.error;
+console.info = console.error;
+console.warn = console.error;
+console.debug = () => {};
+
+const sdk = await import("matrix-js-sdk");
+try {
+  const { logger } = await import("matrix-js-sdk/lib/logger.js");
+  logger.setLevel(process.env.PEER_DEBUG ? "debug" : "warn");
+} catch (e) {
+  /* older layouts: keep default logging on stderr */
+}
+
+const baseUrl = process.env.MX_HS_URL;
+const clients = new Map(); // name -> { client, seen:Set }
+
+function out(obj) {
+  process.stdout.write("@@ " + JSON.stringify(obj) + "\n");
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(secs, fn, what) {
+  const deadline = Date.now() + secs * 1000;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout after ${secs}s waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function login(name, user, pw) {
+  const tmp = sdk.createClient({ baseUrl });
+  const res = await tmp.loginRequest({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user },
+    password: pw,
+    initial_device_display_name: `peer ${name}`,
+  });
+  const client = sdk.createClient({
+    baseUrl,
+    accessToken: res.access_token,
+    userId: res.user_id,
+    deviceId: res.device_id,
+  });
+  await client.initRustCrypto({ useIndexedDB: false });
+  const prepared = new Promise((resolve) =>
+    client.on(sdk.ClientEvent.Sync, (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+    }),
+  );
+  await client.startClient({ initialSyncLimit: 20 });
+  await prepared;
+  clients.set(name, { client, seen: new Set(), pw });
+  return { user_id: res.user_id, device_id: res.device_id };
+}
+
+function c(name) {
+  const e = clients.get(name);
+  if (!e) throw new Error(`no client '${name}'`);
+  return e;
+}
+
+async function xsign(name, pw) {
+  const { client } = c(name);
+  const userId = client.getUserId();
+  await client.getCrypto().bootstrapCrossSigning({
+    setupNewCrossSigning: true,
+    authUploadDeviceSigningKeys: async (makeRequest) => {
+      await makeRequest({
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user: userId },
+        password: pw,
+      });
+    },
+  });
+  const st = await client.getCrypto().getCrossSigningStatus();
+  return { publicKeysOnDevice: st.publicKeysOnDevice, privateKeysInSecretStorage: st.privateKeysInSecretStorage };
+}
+
+async function createDm(name, user) {
+  const { client } = c(name);
+  const r = await client.createRoom({
+    preset: "private_chat",
+    is_direct: true,
+    invite: [user],
+    initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+  });
+  await until(20, () => client.getRoom(r.room_id), "room in sync");
+  return { room_id: r.room_id };
+}
+
+async function waitJoin(name, roomId, user, secs) {
+  const { client } = c(name);
+  await until(Number(secs), () => client.getRoom(roomId)?.getMember(user)?.membership === "join", `${user} to join`);
+  return { joined: true };
+}
+
+async function waitReply(name, roomId, sender, secs) {
+  const e = c(name);
+  let utd = null;
+  const ev = await until(
+    Number(secs),
+    async () => {
+      const room = e.client.getRoom(roomId);
+      if (!room) return null;
+      for (const ev of room.getLiveTimeline().getEvents()) {
+        if (ev.getSender() !== sender || e.seen.has(ev.getId())) continue;
+        if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) {
+          if (ev.isDecryptionFailure()) utd = ev.getId();
+          await e.client.decryptEventIfNeeded(ev);
+          if (ev.isDecryptionFailure()) continue;
+        }
+        if (ev.getType() !== "m.room.message") continue;
+        e.seen.add(ev.getId());
+        return ev;
+      }
+      return null;
+    },
+    `a message from ${sender}${utd ? " (last one was UTD: " + utd + ")" : ""}`,
+  );
+  return { body: ev.getContent().body, encrypted: ev.isEncrypted(), event_id: ev.getId() };
+}
+
+function markSeen(name, roomId) {
+  const e = c(name);
+  const room = e.client.getRoom(roomId);
+  for (const ev of room ? room.getLiveTimeline().getEvents() : []) e.seen.add(ev.getId());
+}
+
+async function sendFile(name, roomId, path, tamper) {
+  const { client } = c(name);
+  const plain = fs.readFileSync(path);
+  const key = crypto.randomBytes(32);
+  const iv = Buffer.concat([crypto.randomBytes(8), Buffer.alloc(8)]);
+  const cipher = crypto.createCipheriv("aes-256-ctr", key, iv);
+  const ct = Buffer.concat([cipher.update(plain), cipher.final()]);
+  const b64 = (b) => b.toString("base64").replace(/=+$/, "");
+  const hash = b64(crypto.createHash("sha256").update(ct).digest());
+  if (tamper) ct[0] ^= 1; // uploaded bytes no longer match the announced hash
+  const up = await client.uploadContent(ct, { type: "application/octet-stream", includeFilename: false });
+  const file = {
+    url: up.content_uri,
+    key: { kty: "oct", key_ops: ["encrypt", "decrypt"], alg: "A256CTR", k: key.toString("base64url"), ext: true },
+    iv: b64(iv),
+    hashes: { sha256: hash },
+    v: "v2",
+  };
+  await client.sendMessage(roomId, { msgtype: "m.file", body: "file.bin", info: { size: plain.length }, file });
+  return { sha256: crypto.createHash("sha256").update(plain).digest("hex") };
+}
+
+async function verifyStatus(name, user, device) {
+  const { client } = c(name);
+  const crypto_ = client.getCrypto();
+  await crypto_.getUserDeviceInfo([user], true);
+  const s = await until(15, () => crypto_.getDeviceVerificationStatus(user, device), `device ${user}/${device}`);
+  return {
+    signedByOwner: s.signedByOwner,
+    crossSigningVerified: s.crossSigningVerified,
+    localVerified: s.localVerified,
+    isVerified: s.isVerified(),
+  };
+}
+
+async function run(name, cmd, args) {
+  const { client } = cmd === "login" ? { client: null } : c(name);
+  switch (cmd) {
+    case "login":
+      return login(name, args[0], args[1]);
+    case "xsign":
+      return xsign(name, args[0]);
+    case "create_dm":
+      return createDm(name, args[0]);
+    case "join":
+      await client.joinRoom(args[0]);
+      return { joined: true };
+    case "leave":
+      await client.leave(args[0]);
+      return { left: true };
+    case "invite":
+      await client.invite(args[0], args[1]);
+      return { invited: true };
+    case "kick":
+      await client.kick(args[0], args[1], "test");
+      return { kicked: true };
+    case "wait_join":
+      return waitJoin(name, args[0], args[1], args[2]);
+    case "mark_seen":
+      markSeen(name, args[0]);
+      return { marked: true };
+    case "send": {
+      const r = await client.sendTextMessage(args[0], args.slice(1).join(" "));
+      return { event_id: r.event_id };
+    }
+    case "wait_reply":
+      return waitReply(name, args[0], args[1], args[2]);
+    case "send_file":
+      return sendFile(name, args[0], args[1], args[2] === "tamper");
+    case "verify_status":
+      return verifyStatus(name, args[0], args[1]);
+    case "stop":
+      client.stopClient();
+      clients.delete(name);
+      return { stopped: true };
+    default:
+      throw new Error(`unknown command '${cmd}'`);
+  }
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+out({ ready: true });
+for await (const line of rl) {
+  const words = line.trim().split(/\s+/);
+  if (!words[0]) continue;
+  if (words[0] === "quit") break;
+  const [name, cmd, ...args] = words;
+  try {
+    out({ ok: true, ...(await run(name, cmd, args)) });
+  } catch (e) {
+    out({ ok: false, error: String(e && e.message ? e.message : e) });
+  }
+}
+for (const { client } of clients.values()) client.stopClient();
+process.exit(0);
