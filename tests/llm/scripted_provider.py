@@ -110,21 +110,21 @@ def next_id(prefix):
 
 
 def tool_results(kind, body):
-    """The tool results the client sent after the last assistant turn."""
+    """The tool results the client sent after the last assistant turn, in order."""
     out = []
-    msgs = body.get("messages", [])
-    for m in reversed(msgs):
+    for m in reversed(body.get("messages", [])):
         role = m.get("role")
         if role == "assistant":
             break
+        items = []
         if kind in ("openai", "ollama") and role == "tool":
-            out.append(str(m.get("content", "")))
+            items.append(str(m.get("content", "")))
         if kind == "anthropic" and role == "user" and isinstance(m.get("content"), list):
             for b in m["content"]:
                 if b.get("type") == "tool_result":
                     c = b.get("content")
-                    out.append(c if isinstance(c, str) else json.dumps(c))
-    out.reverse()
+                    items.append(c if isinstance(c, str) else json.dumps(c))
+        out = items + out
     return out
 
 
