@@ -330,6 +330,12 @@ class Client:
             raise TestFailure(f"{e}; memberships seen: {seen}") from None
         return seen[-1]
 
+    def invites(self):
+        """Room IDs this user is currently invited to (from a full /sync)."""
+        flt = json.dumps({"room": {"timeline": {"limit": 0}}, "presence": {"types": []}})
+        resp = self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
+        return set(resp.get("rooms", {}).get("invite", {}).keys())
+
     def resolve_alias(self, alias):
         try:
             return self.request("GET", f"/directory/room/{q(alias)}")["room_id"]
