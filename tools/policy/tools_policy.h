@@ -81,6 +81,11 @@ int tools_policy_is_interpreter(const char *argv0);
 mx_err tools_policy_open(const struct tools_manifest *m, const char *path, enum tools_access access,
                          int flags, mode_t mode, int *fd, char *err);
 
+/* tools_policy_open in the shape of devices/local's dev_local_open_fn, so
+ * the agent and the bot can wire the local backend to a manifest:
+ * opts.open_path = tools_policy_open_cb; opts.open_ctx = manifest. */
+mx_err tools_policy_open_cb(void *manifest, const char *path, int write, int flags, mode_t mode, int *fd, char *err);
+
 /* Tests: 1 forces the no-openat2 fallback path (process-wide). */
 void tools_policy_force_fallback(int on);
 

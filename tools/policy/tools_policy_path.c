@@ -201,3 +201,8 @@ cleanup:
   free(buf);
   return rc;
 }
+
+mx_err tools_policy_open_cb(void *manifest, const char *path, int write, int flags, mode_t mode, int *fd, char *err)
+{
+  return tools_policy_open(manifest, path, write ? TOOLS_ACCESS_WRITE : TOOLS_ACCESS_READ, flags, mode, fd, err);
+}
