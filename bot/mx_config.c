@@ -520,8 +520,9 @@ static mx_err parse_redact(const struct cfg *c, const cJSON *root, struct mx_con
   char got[96];
   if (!a)
     return MX_OK;
+  describe(a, 1, got, sizeof(got));
   if (!cJSON_IsArray(a))
-    return cfg_bad(c, "redact", "an array of strings", a);
+    return cfg_fail(c, "redact", "expected an array of strings, got %s", got);
   size_t n = (size_t)cJSON_GetArraySize(a);
   cfg->redact_literals = calloc(n + 1, sizeof(char *));
   if (!cfg->redact_literals)
