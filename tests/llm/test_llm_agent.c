@@ -425,7 +425,6 @@ static void spent_budget_is_a_clear_message(void **state)
   assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_ERR_UNAVAILABLE);
   assert_int_equal(r.res.failed, 1);
   assert_non_null(strstr(r.res.markdown, "daily token budget of operator @budget:example.org is spent"));
-  assert_int_equal(cJSON_GetArraySize(llm_ts_requests(&ts, "text_only", r.id)) >= 0, 1);
   cJSON *reqs = llm_ts_requests(&ts, "text_only", r.id);
   assert_int_equal(cJSON_GetArraySize(reqs), 1);
   cJSON_Delete(reqs);

@@ -186,6 +186,7 @@ static void history_store_load_clear(void **state)
   assert_int_equal(llm_history_clear(db, "pc1", "!room:x", "", err), MX_OK);
   assert_int_equal(llm_history_load(db, "pc1", "!room:x", "", &d, err), MX_OK);
   assert_int_equal(d.n, 0);
+  llm_conv_free(&d);
   llm_conv_free(&c);
 }
 
