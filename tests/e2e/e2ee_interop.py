@@ -129,7 +129,8 @@ async def main():
     result = None
     while result is None and asyncio.get_event_loop().time() < deadline:
         s = await c.sync(timeout=2000)
-        for ev in s.rooms.join.get(room, type("x", (), {"timeline": type("y", (), {"events": []})()})).timeline.events:
+        jr = s.rooms.join.get(room) if hasattr(s, "rooms") else None
+        for ev in (jr.timeline.events if jr else []):
             if ev.sender == "@bot:mxfleet.test" and isinstance(ev, (RoomMessageText, RoomMessageNotice)):
                 result = {"body": ev.body}
             elif ev.sender == "@bot:mxfleet.test" and isinstance(ev, MegolmEvent):
@@ -138,6 +139,7 @@ async def main():
     await c.close()
 asyncio.run(main())
 '''
+    os.makedirs(store, exist_ok=True)
     r = subprocess.run(["/usr/bin/python3", "-c", code, hs, user, pw, room, store, text], capture_output=True,
                        text=True, timeout=120)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
