@@ -29,8 +29,28 @@ struct mx_api {
   char *homeserver;
   char *user_id;
   char *token;
+  const _Atomic int *cancel;
   pthread_mutex_t lock; /* guards token */
 };
+
+static int cancelled(const struct mx_api *api)
+{
+  return api->cancel && *api->cancel;
+}
+
+void mx_api_set_cancel(struct mx_api *api, const _Atomic int *flag)
+{
+  api->cancel = flag;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  (void)dt;
+  (void)dn;
+  (void)ut;
+  (void)un;
+  return cancelled(ud); /* non-zero aborts the transfer */
+}
 
 struct mx_api *mx_api_new(const char *homeserver, const char *user_id, const char *token)
 {
@@ -209,6 +229,9 @@ static CURLcode perform(struct mx_api *api, const struct request *rq, struct att
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, api);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -235,13 +258,19 @@ static CURLcode perform(struct mx_api *api, const struct request *rq, struct att
   return cc;
 }
 
-static void sleep_ms(int64_t ms)
+/* Sleeps in 50 ms slices so a shutdown does not wait out a long backoff. */
+static void sleep_ms(const struct mx_api *api, int64_t ms)
 {
-  if (ms <= 0)
-    return;
-  struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-  while (nanosleep(&ts, &ts) != 0)
-    ;
+  int64_t until = mx_mono_ms() + ms;
+  while (!cancelled(api)) {
+    int64_t left = until - mx_mono_ms();
+    if (left <= 0)
+      return;
+    if (left > 50)
+      left = 50;
+    struct timespec ts = { 0, (long)left * 1000000L };
+    nanosleep(&ts, NULL);
+  }
 }
 
 static mx_err classify(long status, const cJSON *json, char *err, const char *method, const char *path)
@@ -271,8 +300,14 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
   for (int attempt = 0;; attempt++) {
     struct attempt a;
     long st = 0;
+    if (cancelled(api))
+      return mx_fail(MX_ERR_CANCELLED, err, "%s %s: cancelled by shutdown", rq->method, path);
     CURLcode cc = perform(api, rq, &a, &st);
     *status = st;
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+      mx_buf_release(&a.body);
+      return mx_fail(MX_ERR_CANCELLED, err, "%s %s: cancelled by shutdown", rq->method, path);
+    }
     int64_t wait = -1;
     mx_err rc = MX_OK;
     if (cc != CURLE_OK) {
@@ -305,7 +340,7 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
       return rc;
     mx_debug(api->user_id, "%s %s: retrying in %lld ms (attempt %d)", rq->method, path, (long long)wait,
              attempt + 1);
-    sleep_ms(wait);
+    sleep_ms(api, wait);
   }
 }
 

@@ -36,6 +36,9 @@ struct mx_api_opts {
 struct mx_api *mx_api_new(const char *homeserver, const char *user_id, const char *token);
 void mx_api_free(struct mx_api *api);
 void mx_api_set_token(struct mx_api *api, const char *token);
+/* While *flag is non-zero every call in progress stops at once (transfer
+ * aborted, retry wait cut short) with MX_ERR_CANCELLED: shutdown. */
+void mx_api_set_cancel(struct mx_api *api, const _Atomic int *flag);
 const char *mx_api_user_id(const struct mx_api *api);
 
 /* path starts with "/_matrix/..."; body may be NULL. On HTTP status >= 400

@@ -39,6 +39,8 @@ struct mx_ident {
   int first_sync_done;
   struct mx_api *api;
   _Atomic int state;
+  int start_attempts;                 /* start-up retries so far */
+  int64_t start_delay_ms;
 
   /* loop thread only */
   CURL *sync_easy;

@@ -22,6 +22,7 @@ mx_err mx_ident_init(struct mx_ident *id, struct mx_bot *bot, const struct mx_de
   id->api = mx_api_new(bot->cfg->homeserver, dev->user_id, NULL);
   if (!id->api)
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  mx_api_set_cancel(id->api, &bot->stopping);
   mx_buf_init(&id->sync_body, MX_BUF_MAX_HTTP);
   id->retry_timer = -1;
   pthread_mutex_init(&id->crypto_lock, NULL);
@@ -103,6 +104,7 @@ static mx_err restore_or_login(struct mx_ident *id, sqlite3 *db, struct mx_store
   if (rc)
     return rc;
   mx_api_set_token(id->api, st->access_token);
+  free(id->device_id);
   id->device_id = mx_strdup(st->device_id);
   cJSON *who = NULL;
   long status = 0;
@@ -170,6 +172,8 @@ static mx_err ensure_profile_and_filter(struct mx_ident *id, sqlite3 *db, struct
   return rc;
 }
 
+void mx_ident_restart_later(struct mx_ident *id, int64_t delay_ms);
+
 static void start_job(struct mx_worker *w, void *arg)
 {
   struct mx_ident *id = arg;
@@ -180,6 +184,8 @@ static void start_job(struct mx_worker *w, void *arg)
   if (!rc)
     rc = ensure_profile_and_filter(id, w->db, &st, err);
   if (!rc) {
+    free(id->filter_id);
+    free(id->next_batch);
     id->filter_id = mx_strdup(st.filter_id);
     id->next_batch = mx_strdup(st.next_batch);
     id->first_sync_done = st.first_sync_done;
@@ -190,6 +196,16 @@ static void start_job(struct mx_worker *w, void *arg)
     char e2[MX_ERRBUF_LEN];
     if (mx_rooms_ensure_alerts(id, w->db, e2))
       mx_warn(id->dev->name, "alerts room %s: %s", id->bot->cfg->alerts_room, e2);
+  }
+  if (rc == MX_ERR_CANCELLED)
+    return;
+  if (rc == MX_ERR_HTTP || rc == MX_ERR_TIMEOUT || rc == MX_ERR_RATE_LIMITED || rc == MX_ERR_UNAVAILABLE) {
+    /* homeserver down or overloaded: keep trying, the daemon stays up */
+    int64_t delay = mx_api_backoff_ms(id->start_attempts < 6 ? id->start_attempts : 6);
+    id->start_attempts++;
+    mx_warn(id->dev->name, "start-up failed, retrying in %lld ms: %s", (long long)delay, err);
+    mx_ident_restart_later(id, delay);
+    return;
   }
   if (rc) {
     id->state = MX_IDENT_FAILED;
@@ -205,4 +221,25 @@ static void start_job(struct mx_worker *w, void *arg)
 mx_err mx_ident_start(struct mx_ident *id)
 {
   return mx_workers_submit(id->bot->workers, start_job, id);
+}
+
+static int64_t restart_timer(struct mx_loop *loop, void *ud)
+{
+  (void)loop;
+  struct mx_ident *id = ud;
+  if (!id->bot->stopping)
+    mx_ident_start(id);
+  return MX_LOOP_NOMORE;
+}
+
+static void restart_task(void *ud)
+{
+  struct mx_ident *id = ud;
+  mx_loop_add_timer(id->bot->loop, id->start_delay_ms, restart_timer, id);
+}
+
+void mx_ident_restart_later(struct mx_ident *id, int64_t delay_ms)
+{
+  id->start_delay_ms = delay_ms;
+  mx_loop_post(id->bot->loop, restart_task, id);
 }

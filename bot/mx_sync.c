@@ -84,8 +84,9 @@ static void start_sync(void *ud)
     return;
   struct mx_buf url = MX_BUF_INIT(8192);
   char *since = id->next_batch ? mx_api_escape(id->next_batch) : NULL;
-  /* The very first sync returns at once; later ones long-poll. */
-  int timeout = id->next_batch ? id->bot->cfg->sync_timeout_ms : 0;
+  /* The first sync of a run returns at once (catch up, then report live);
+   * later ones long-poll. */
+  int timeout = id->next_batch && id->sync_live ? id->bot->cfg->sync_timeout_ms : 0;
   mx_err rc = mx_buf_addf(&url, "%s/_matrix/client/v3/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
                           id->bot->cfg->homeserver, id->filter_id ? id->filter_id : "", timeout,
                           since ? "&since=" : "", since ? since : "");
