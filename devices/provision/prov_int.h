@@ -1,0 +1,127 @@
+/*
+ * prov_int.h - inside devices/provision only: the run context shared by the
+ * steps, the step table type, the homeserver admin client, the config-file
+ * text editor and the journal. Layer: devices/provision.
+ * cJSON ownership: prov_ctx.config is owned by the context (prov_ctx_free);
+ * prov_http() hands *resp to the caller (free with cJSON_Delete).
+ */
+#ifndef DEV_PROV_INT_H
+#define DEV_PROV_INT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "mx_buf.h"
+#include "mx_err.h"
+#include "prov.h"
+
+#define PROV_CONFIG_MAX ((size_t)4 * 1024 * 1024)
+#define PROV_HTTP_TIMEOUT_MS 15000L
+
+/* Loaded configuration plus the paths derived from it. */
+struct prov_cfg {
+  char *path;           /* config file as given */
+  char *dir;            /* its directory: base of relative paths */
+  struct mx_buf text;   /* the bytes as read */
+  cJSON *root;          /* owned */
+  char *homeserver;     /* without trailing / */
+  char *data_dir;       /* as written in the file */
+  char *data_fs;        /* resolved against dir */
+  char *secret_file;    /* registration.shared_secret_file, resolved; may be NULL */
+  char *token_file;     /* registration.admin_token_file, resolved; may be NULL */
+  const cJSON *operators; /* borrowed from root */
+};
+
+/* One onboarding run. */
+struct prov_ctx {
+  struct prov_cfg cfg;
+  const struct dev_prov_add_opts *o;
+  const struct dev_prov_matrix_ops *ops;
+  FILE *out;
+  char *user_id;        /* @agent-NAME:server */
+  char *ssh_user, *ssh_host;
+  int ssh_port;
+  char *key_file;       /* absolute or as given */
+  const char *os;
+  /* Each path twice: as written in the config (relative to the config's
+   * directory when data_dir is) and as opened (resolved). */
+  char *pw_cfg, *pw_fs, *kh_cfg, *kh_fs, *man_cfg, *man_fs, *prompt_cfg, *prompt_fs;
+  char *journal_fs;
+  char *config_written; /* config bytes this run wrote; NULL if none */
+  int files_created;    /* bit 0 manifest, bit 1 prompt, written by this run */
+};
+
+struct prov_step {
+  const char *id;    /* journal key */
+  const char *title; /* progress text */
+  /* Does the step or finds it done; *created = 1 when it changed anything.
+   * note receives a short result text ("pinned SHA256:..."). */
+  mx_err (*run)(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+  /* Reverts what run created; NULL when nothing to undo. */
+  mx_err (*undo)(struct prov_ctx *c, char *err);
+};
+
+/* prov_cfg.c */
+mx_err prov_cfg_load(const char *path, struct prov_cfg *cfg, char *err);
+void prov_cfg_free(struct prov_cfg *cfg);
+/* Path as written in the config for a file under data_dir, and resolved. */
+mx_err prov_cfg_data_path(const struct prov_cfg *cfg, const char *rel, char **as_cfg, char **as_fs);
+char *prov_cfg_resolve(const struct prov_cfg *cfg, const char *p);
+/* Borrowed device object named name, or NULL; *index gets its position. */
+const cJSON *prov_cfg_device(const struct prov_cfg *cfg, const char *name, int *index);
+/* Reads a secret file (first line, trimmed) into a malloc'd string. */
+mx_err prov_read_secret(const char *path, const char *what, char **out, char *err);
+
+/* prov_cfgedit.c: text edits of the config that keep every other byte. */
+mx_err prov_cfgedit_add(const char *text, const cJSON *entry, char **out, char *err);
+mx_err prov_cfgedit_remove(const char *text, const char *name, char **out, char *err);
+
+/* prov_http.c: one JSON request; body may be NULL; *resp may be NULL on a
+ * non-JSON reply. Transport errors are MX_ERR_HTTP; any status is returned. */
+mx_err prov_http(const char *method, const char *url, const char *token, const cJSON *body, long *status,
+                 cJSON **resp, char *err);
+char *prov_url(const char *hs, const char *path_fmt, const char *arg);
+
+/* prov_hs.c: homeserver accounts. admin is for tests (onboarding passes 0);
+ * MX_ERR_CONFLICT when the localpart is taken. */
+mx_err prov_hs_register(const char *hs, const char *secret, const char *localpart, const char *password, int admin,
+                        char *err);
+mx_err prov_hs_admin_get(const char *hs, const char *token, const char *user_id, int *exists, int *deactivated,
+                         char *err);
+mx_err prov_hs_admin_put(const char *hs, const char *token, const char *user_id, const char *password,
+                         const char *display, char *err);
+/* MX_ERR_AUTH on a wrong password, MX_ERR_DENIED on a deactivated user. */
+mx_err prov_hs_login(const char *hs, const char *user_id, const char *password, char **token, char *err);
+void prov_hs_logout(const char *hs, const char *token);
+/* Admin token when given, else the user's own password (UIA). */
+mx_err prov_hs_deactivate(const char *hs, const char *admin_token, const char *user_id, const char *password,
+                          char *err);
+
+/* prov_journal.c */
+mx_err prov_journal_load(const char *path, cJSON **out, char *err);
+mx_err prov_journal_mark(const char *path, cJSON *journal, const char *step_id, char *err);
+int prov_journal_has(const cJSON *journal, const char *step_id);
+
+/* prov_steps_*.c: the step tables. */
+extern const struct prov_step prov_steps_ssh[];
+extern const int prov_steps_ssh_n;
+
+/* Steps 3-7: prov_step_matrix.c, prov_step_files.c. */
+mx_err prov_step_user_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+mx_err prov_step_user_undo(struct prov_ctx *c, char *err);
+mx_err prov_step_identity_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+mx_err prov_step_identity_undo(struct prov_ctx *c, char *err);
+mx_err prov_step_files_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+mx_err prov_step_files_undo(struct prov_ctx *c, char *err);
+mx_err prov_step_config_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+mx_err prov_step_config_undo(struct prov_ctx *c, char *err);
+mx_err prov_step_greet_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+
+/* prov_files.c: small file helpers. */
+int prov_file_exists(const char *path);
+mx_err prov_file_same(const char *path, const char *data, size_t n, int *same, char *err);
+mx_err prov_remove(const char *path, char *err);
+
+#endif

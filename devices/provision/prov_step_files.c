@@ -1,0 +1,176 @@
+/*
+ * prov_step_files.c - onboarding steps 5-6: the device's manifest (copied
+ * from the OS template tools/templates/<os>.json) and prompt file under
+ * data_dir, and its entry in the config file, added by a text edit (temp +
+ * rename, same mode) that keeps every other byte. Undo restores the config's
+ * original bytes when nobody changed it since. Layer: devices/provision.
+ */
+#include "prov_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mx_json.h"
+#include "mx_util.h"
+
+#ifndef DEV_PROV_SOURCE_DIR
+#define DEV_PROV_SOURCE_DIR "."
+#endif
+
+static char *template_path(struct prov_ctx *c, int prompt)
+{
+  struct mx_buf b = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  mx_err rc = MX_OK;
+  if (prompt)
+    rc = mx_buf_adds(&b, c->o->prompt_template ? c->o->prompt_template : DEV_PROV_SOURCE_DIR "/prompts/device.md");
+  else
+    rc = mx_buf_addf(&b, "%s/%s.json", c->o->templates_dir ? c->o->templates_dir : DEV_PROV_SOURCE_DIR "/tools/templates",
+                     c->os);
+  return rc ? NULL : mx_buf_take(&b);
+}
+
+static mx_err read_template(struct prov_ctx *c, int prompt, struct mx_buf *out, char *err)
+{
+  char *p = template_path(c, prompt);
+  if (!p)
+    return MX_ERR_NOMEM;
+  mx_err rc = mx_file_read(p, MX_BUF_MAX_SMALL, out, err);
+  if (rc == MX_ERR_NOT_FOUND)
+    rc = mx_fail(rc, err, "%s template '%s' is missing (%s)", prompt ? "prompt" : "manifest", p,
+                 prompt ? "pass --prompt-template FILE" : "tools/templates/<os>.json, or pass --templates DIR");
+  free(p);
+  return rc;
+}
+
+static mx_err put_file(const char *path, const struct mx_buf *data, int *created, char *err)
+{
+  if (prov_file_exists(path))
+    return MX_OK; /* kept as it is, even when the operator edited it */
+  mx_err rc = mx_file_write(path, data->buf, data->len, 0600, err);
+  if (!rc)
+    *created = 1;
+  return rc;
+}
+
+mx_err prov_step_files_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
+{
+  struct mx_buf man, prompt;
+  int m = 0, p = 0;
+  mx_err rc = read_template(c, 0, &man, err);
+  if (rc)
+    return rc;
+  rc = read_template(c, 1, &prompt, err);
+  if (rc) {
+    mx_buf_release(&man);
+    return rc;
+  }
+  rc = put_file(c->man_fs, &man, &m, err);
+  c->files_created |= m;
+  if (!rc)
+    rc = put_file(c->prompt_fs, &prompt, &p, err);
+  c->files_created |= p << 1;
+  mx_buf_release(&man);
+  mx_buf_release(&prompt);
+  if (rc)
+    return rc;
+  *created = m || p;
+  return mx_buf_addf(note, "%s, %s (%s template)", c->man_cfg, c->prompt_cfg, c->os);
+}
+
+/* Without this run's record (an interrupted run's journal), a file is ours
+ * only while it still equals the template. */
+static mx_err undo_one(struct prov_ctx *c, const char *path, int bit, int prompt, char *err)
+{
+  if (!c->files_created) {
+    struct mx_buf t;
+    int same = 0;
+    if (read_template(c, prompt, &t, err))
+      return MX_OK;
+    mx_err rc = prov_file_same(path, t.buf, t.len, &same, err);
+    mx_buf_release(&t);
+    if (rc || !same)
+      return rc;
+  } else if (!(c->files_created & bit)) {
+    return MX_OK;
+  }
+  return prov_remove(path, err);
+}
+
+mx_err prov_step_files_undo(struct prov_ctx *c, char *err)
+{
+  mx_err rc = undo_one(c, c->man_fs, 1, 0, err);
+  if (!rc)
+    rc = undo_one(c, c->prompt_fs, 2, 1, err);
+  return rc;
+}
+
+static cJSON *entry_new(struct prov_ctx *c)
+{
+  cJSON *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(e, "name", c->o->name);
+  cJSON_AddStringToObject(e, "os", c->os);
+  cJSON_AddStringToObject(e, "manifest", c->man_cfg);
+  cJSON_AddStringToObject(e, "prompt", c->prompt_cfg);
+  cJSON *m = cJSON_AddObjectToObject(e, "matrix");
+  cJSON_AddStringToObject(m, "user_id", c->user_id);
+  cJSON_AddStringToObject(m, "password_file", c->pw_cfg);
+  cJSON *b = cJSON_AddObjectToObject(e, "backend");
+  cJSON_AddStringToObject(b, "kind", "ssh");
+  cJSON_AddStringToObject(b, "host", c->ssh_host);
+  cJSON_AddNumberToObject(b, "port", c->ssh_port);
+  cJSON_AddStringToObject(b, "user", c->ssh_user);
+  cJSON_AddStringToObject(b, "key_file", c->key_file);
+  cJSON_AddStringToObject(b, "known_hosts", c->kh_cfg);
+  return e;
+}
+
+static mx_err write_config(struct prov_ctx *c, const char *text, char *err)
+{
+  struct stat st;
+  mode_t mode = stat(c->cfg.path, &st) == 0 ? (st.st_mode & 07777) : 0600;
+  return mx_file_write(c->cfg.path, text, strlen(text), mode, err);
+}
+
+mx_err prov_step_config_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
+{
+  int idx = -1;
+  cJSON *e = entry_new(c);
+  if (!e)
+    return MX_ERR_NOMEM;
+  const cJSON *have = prov_cfg_device(&c->cfg, c->o->name, &idx);
+  mx_err rc = MX_OK;
+  if (have && !cJSON_Compare(have, e, 1))
+    rc = mx_fail(MX_ERR_CONFLICT, err, "%s: devices[%d]: device '%s' exists with other settings; revoke it first",
+                 c->cfg.path, idx, c->o->name);
+  else if (!have)
+    rc = prov_cfgedit_add(mx_buf_cstr(&c->cfg.text), e, &c->config_written, err);
+  if (!rc && !have)
+    rc = write_config(c, c->config_written, err);
+  cJSON_Delete(e);
+  if (rc)
+    return rc;
+  *created = !have;
+  return mx_buf_addf(note, "%s: devices[] \"%s\"", c->cfg.path, c->o->name);
+}
+
+mx_err prov_step_config_undo(struct prov_ctx *c, char *err)
+{
+  struct mx_buf now;
+  mx_err rc = mx_file_read(c->cfg.path, PROV_CONFIG_MAX, &now, err);
+  if (rc)
+    return rc;
+  char *edited = NULL;
+  if (c->config_written && strcmp(mx_buf_cstr(&now), c->config_written) == 0)
+    rc = write_config(c, mx_buf_cstr(&c->cfg.text), err); /* byte-identical restore */
+  else {
+    rc = prov_cfgedit_remove(mx_buf_cstr(&now), c->o->name, &edited, err);
+    if (rc == MX_ERR_NOT_FOUND)
+      rc = MX_OK;
+    else if (!rc)
+      rc = write_config(c, edited, err);
+  }
+  free(edited);
+  mx_buf_release(&now);
+  return rc;
+}
