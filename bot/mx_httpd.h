@@ -1,13 +1,11 @@
 /*
- * bot/mx_httpd.h - the daemon's local HTTP endpoint (libmicrohttpd):
- *   GET /health  -> 200 {"status":"ok",...} or 503 {"status":"unavailable",
- *                   "reason":"...",...} as the health callback decides
- *   GET /metrics -> Prometheus text from struct mx_metrics
- * Other paths get 404, other methods on these paths 405 (HEAD is allowed).
- * Binds exactly the given IP literal, never a wildcard; small connection
- * limits and timeouts because it is meant for a local scraper only.
+ * bot/mx_httpd.h - the daemon's local HTTP endpoint (libmicrohttpd): GET
+ * /health (200 {"status":"ok",...} or 503 {"status":"unavailable","reason":
+ * ...} as the health callback decides) and GET /metrics (Prometheus text).
+ * Other paths 404, other methods 405 (HEAD allowed). Binds exactly the given
+ * IP literal, with small connection limits and timeouts.
  * Layer: bot/; must not call llm/, tools/ or devices/ (their state reaches
- * it through the callbacks). Requests are served on MHD's own thread.
+ * it through callbacks). Requests are served on MHD's own thread.
  */
 #ifndef MX_HTTPD_H
 #define MX_HTTPD_H

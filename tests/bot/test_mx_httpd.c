@@ -317,6 +317,35 @@ static void connections_per_address_are_limited(void **state)
   mx_httpd_stop(h);
 }
 
+/* "[::1]:0" binds the IPv6 loopback only (IPV6_V6ONLY): reachable over
+ * ::1, not over 127.0.0.1. Skipped where the host has no IPv6 loopback. */
+static void ipv6_loopback_works(void **state)
+{
+  (void)state;
+  struct health_state hs = {1, 1, 0};
+  struct mx_httpd *h = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  if (mx_httpd_start("[::1]:0", health_cb, &hs, NULL, &h, err) != MX_OK) {
+    print_message("no IPv6 loopback here (%s): skipped\n", err);
+    skip();
+  }
+  int port = mx_httpd_port(h);
+  struct sockaddr_in6 sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons((uint16_t)port);
+  sa.sin6_addr = in6addr_loopback;
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  struct resp r;
+  request_on(fd, "GET", "/health", &r);
+  close(fd);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(connect_to("127.0.0.1", port), -1);
+  mx_httpd_stop(h);
+}
+
 /* A client that sends half a request and stalls is closed after the
  * connection timeout (1 s here), so it cannot hold a slot forever. */
 static void slow_clients_are_closed(void **state)
@@ -390,6 +419,7 @@ int main(void)
     cmocka_unit_test(binds_only_the_given_address_and_releases_it),
     cmocka_unit_test(bad_addresses_are_refused),
     cmocka_unit_test(connections_per_address_are_limited),
+    cmocka_unit_test(ipv6_loopback_works),
     cmocka_unit_test(slow_clients_are_closed),
     cmocka_unit_test(oversized_requests_are_refused),
   };
