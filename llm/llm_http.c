@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mx_log.h"
 #include "mx_util.h"
 
 #define LINE_MAX_BYTES ((size_t)4 * 1024 * 1024)
@@ -143,6 +144,30 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
+/* At debug level the request headers are logged one by one, each through
+ * llm_http_redact, so a key never reaches the log even when tracing. */
+static int on_debug(CURL *c, curl_infotype type, char *data, size_t n, void *ud)
+{
+  (void)c;
+  (void)ud;
+  if (type != CURLINFO_HEADER_OUT)
+    return 0;
+  const char *p = data, *end = data + n;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+    char line[512], safe[512];
+    snprintf(line, sizeof(line), "%.*s", (int)(len && p[len - 1] == '\r' ? len - 1 : len), p);
+    if (line[0]) {
+      llm_http_redact(line, safe, sizeof(safe));
+      mx_debug(NULL, "llm http > %s", safe);
+    }
+    memset(line, 0, sizeof(line));
+    p = eol ? eol + 1 : end;
+  }
+  return 0;
+}
+
 mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp, char *err)
 {
   struct xfer x = {0};
@@ -164,6 +189,10 @@ mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp,
   curl_easy_setopt(x.curl, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(x.curl, CURLOPT_ERRORBUFFER, resp->curl_msg);
   curl_easy_setopt(x.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (mx_log_get_level() == MX_LOG_DEBUG) {
+    curl_easy_setopt(x.curl, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(x.curl, CURLOPT_VERBOSE, 1L);
+  }
   CURLcode cc = curl_easy_perform(x.curl);
   if (!x.decided)
     curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &resp->status);

@@ -4,7 +4,9 @@
  * to a callback when the answer is 2xx, collecting the body otherwise, and
  * capturing the retry headers (retry-after-ms, retry-after, x-should-retry).
  * Layer: llm; calls only libcurl and common/. Headers passed in may carry an
- * API key: they are never logged (see llm_http_redact for debug output).
+ * API key: at debug level they are logged through llm_http_redact only.
+ * The process must call curl_global_init() before the first worker thread
+ * uses this (the bot does at start; tests do in main).
  */
 #ifndef LLM_HTTP_H
 #define LLM_HTTP_H

@@ -42,6 +42,7 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   interleave: send fragments of parallel calls interleaved by index
 SCENARIOS = {
     "text_only": [{"text": "Hello from the **scripted** model."}],
+    "cli_echo": [{"calls": [{"name": "echo", "args": {"text": "ping"}}]}],
     "tool_single": [{"calls": [LS]}, {"echo": True}],
     "tool_parallel": [
         {"calls": [{"name": "fs.list", "args": {"path": "/a"}},

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -483,6 +484,8 @@ static void no_secret_in_logs(void **state)
   char err[MX_ERRBUF_LEN];
   assert_int_equal(mx_file_read(path, 1 << 20, &b, err), MX_OK);
   assert_non_null(strstr(mx_buf_cstr(&b), "llm request provider=a"));
+  assert_non_null(strstr(mx_buf_cstr(&b), "llm http > Authorization: [redacted]"));
+  assert_non_null(strstr(mx_buf_cstr(&b), "llm http > x-api-key: [redacted]"));
   assert_null(strstr(mx_buf_cstr(&b), "sk-test-secret"));
   mx_buf_release(&b);
   close(fd);
@@ -508,5 +511,8 @@ int main(void)
       cmocka_unit_test(wall_clock_limit),
       cmocka_unit_test(no_secret_in_logs),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc = cmocka_run_group_tests(tests, setup, teardown);
+  curl_global_cleanup();
+  return rc;
 }

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "llm_cli.h"
 #include "llm_db.h"
 #include "llm_router.h"
 #include "llm_test_server.h"
@@ -281,6 +283,42 @@ static void budget_checked_before_each_call(void **state)
   unlink(path);
 }
 
+static void cli_test_reports_latency_and_tool_calling(void **state)
+{
+  (void)state;
+  char r1[16], r2[16], r3[16], s1[64], s2[64], s3[64];
+  snprintf(s1, sizeof(s1), "good:openai:cli_echo:%s", new_run(r1, sizeof(r1)));
+  snprintf(s2, sizeof(s2), "notools:ollama:text_only:%s", new_run(r2, sizeof(r2)));
+  snprintf(s3, sizeof(s3), "down:anthropic:unauthorized:%s", new_run(r3, sizeof(r3)));
+  const char *sp[] = {s1, s2, s3};
+  struct llm_config *cfg = llm_ts_config(&ts, sp, 3, NULL, NULL);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  assert_int_equal(llm_cli_test(cfg, "good", out), 0);
+  fflush(out);
+  assert_non_null(strstr(text, "good (openai, test-model): ok in "));
+  assert_non_null(strstr(text, "tool calling works"));
+  assert_int_equal(llm_cli_test(cfg, NULL, out), 1);
+  fflush(out);
+  assert_non_null(strstr(text, "notools (ollama, test-model): ok in "));
+  assert_non_null(strstr(text, "DOES NOT WORK"));
+  assert_non_null(strstr(text, "down (anthropic, test-model): FAILED after "));
+  assert_non_null(strstr(text, "HTTP 401 authentication_error"));
+  assert_int_equal(llm_cli_test(cfg, "nope", out), 2);
+  fflush(out);
+  assert_non_null(strstr(text, "--provider: expected one of the configured providers, got 'nope'"));
+  /* the test tool was offered to the model */
+  cJSON *reqs = llm_ts_requests(&ts, "cli_echo", r1);
+  cJSON *tool = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "body"),
+                                                       "tools"), 0);
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(tool, "function"), "name")->valuestring, "echo");
+  cJSON_Delete(reqs);
+  fclose(out);
+  free(text);
+  llm_config_free(cfg);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -293,6 +331,10 @@ int main(void)
       cmocka_unit_test(breaker_opens_and_is_visible),
       cmocka_unit_test(every_provider_failing_is_one_clear_message),
       cmocka_unit_test(budget_checked_before_each_call),
+      cmocka_unit_test(cli_test_reports_latency_and_tool_calling),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc = cmocka_run_group_tests(tests, setup, teardown);
+  curl_global_cleanup();
+  return rc;
 }
