@@ -87,11 +87,17 @@ class Bot:
         return self._start_size
 
     def stop(self, sig=signal.SIGTERM):
+        rc = None
         if self.p and self.p.poll() is None:
             self.p.send_signal(sig)
-            self.p.wait(timeout=30)
+            rc = self.p.wait(timeout=30)
         self.p = None
         self.logf.close()
+        # a clean stop exits 0; sanitizer reports (leaks, UB) fail the test
+        if sig == signal.SIGTERM:
+            check(rc == 0, f"bot stopped cleanly on SIGTERM (exit {rc})")
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            check(bad not in self.text(), f"no '{bad}' in the bot log")
 
     def text(self):
         with open(self.log) as f:
@@ -240,7 +246,8 @@ def scenario(work, binary, peer_dir):
     finally:
         peer.close()
         peer_log.close()
-        bot.stop(signal.SIGTERM) if bot.p else None
+        if bot.p:
+            bot.stop(signal.SIGTERM)
         subprocess.run([SYNAPSE, "stop", hsdir])
 
 
