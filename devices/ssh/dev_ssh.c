@@ -50,8 +50,12 @@ static mx_err ensure_session(struct dev_ssh *d, const struct dev_call *call, cha
 
 static mx_err tool_exec(struct dev_ssh *d, const struct dev_call *call, struct dev_result *r, int *retry, char *err)
 {
+  /* "exec": the login shell (dash forks otherwise) is replaced by the
+   * program, so our KILL reaches it and its own exit signal is reported. */
   struct mx_buf cmd = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  mx_err rc = dev_ssh_join_argv(mx_json_arr(call->args, "argv"), "args.argv", &cmd, err);
+  mx_err rc = mx_buf_adds(&cmd, "exec ");
+  if (!rc)
+    rc = dev_ssh_join_argv(mx_json_arr(call->args, "argv"), "args.argv", &cmd, err);
   if (!rc)
     rc = dev_ssh_exec(d->session, mx_buf_cstr(&cmd), call, r, retry, err);
   mx_buf_release(&cmd);

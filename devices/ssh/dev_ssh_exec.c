@@ -127,6 +127,13 @@ mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call,
   int timed_out = 0;
   mx_err rc = MX_OK;
   *retry = 0;
+#if LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0)
+  struct ssh_channel_callbacks_struct cb;
+  memset(&cb, 0, sizeof(cb));
+  cb.userdata = &x;
+  cb.channel_exit_signal_function = on_exit_signal;
+  ssh_callbacks_init(&cb);
+#endif
   ssh_channel ch = ssh_channel_new(s);
   if (!ch || ssh_channel_open_session(ch) != SSH_OK) {
     *retry = 1; /* nothing reached the remote side yet */
@@ -134,11 +141,6 @@ mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call,
     goto done;
   }
 #if LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0)
-  struct ssh_channel_callbacks_struct cb;
-  memset(&cb, 0, sizeof(cb));
-  cb.userdata = &x;
-  cb.channel_exit_signal_function = on_exit_signal;
-  ssh_callbacks_init(&cb);
   ssh_set_channel_callbacks(ch, &cb);
 #endif
   if (ssh_channel_request_exec(ch, cmd) != SSH_OK) {
@@ -165,6 +167,13 @@ mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call,
     r->status = DEV_DONE;
   }
 done:
+#if LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0)
+  /* A channel closed by us lives on inside libssh until the server's CLOSE
+   * arrives (e.g. the exit-signal of a killed command): detach our stack
+   * callbacks first or libssh would call into a dead frame. */
+  if (ch)
+    ssh_remove_channel_callbacks(ch, &cb);
+#endif
   if (ch) {
     ssh_channel_close(ch);
     ssh_channel_free(ch);

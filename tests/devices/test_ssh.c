@@ -44,7 +44,7 @@ static struct dev_ssh_config config(int p, const char *known_hosts)
 {
   static char key[600];
   path_in(key, sizeof(key), "user_ed25519");
-  struct dev_ssh_config c = {.host = "127.0.0.1", .port = p, .user = "root", .key_file = key,
+  struct dev_ssh_config c = {.host = "127.0.0.1", .port = p, .user = "mxfleet-test", .key_file = key,
                              .known_hosts = known_hosts, .connect_timeout_ms = 5000, .device = "test"};
   return c;
 }
@@ -156,13 +156,25 @@ static void timeout_kills(void **state)
   char err[MX_ERRBUF_LEN];
   struct dev_backend *b = backend(port, kh);
   struct dev_result r;
-  const char *argv[] = {"sleep", "600", NULL};
+  const char *argv[] = {"sleep", "600.25", NULL}; /* a duration nobody else uses */
   int64_t t0 = mx_mono_ms();
   assert_int_equal(run_argv(b, argv, 2000, 4096, &r, err), MX_OK);
   int64_t took = mx_mono_ms() - t0;
   assert_int_equal(r.status, DEV_TIMEOUT);
   assert_true(took >= 1900 && took < 3000);
   dev_result_release(&r);
+  /* The remote command was killed, not left behind. */
+  const char *look[] = {"pgrep", "-f", "^sleep 600[.]25$", NULL};
+  int64_t deadline = mx_mono_ms() + 3000;
+  int gone = 0;
+  while (!gone && mx_mono_ms() < deadline) {
+    assert_int_equal(run_argv(b, look, 5000, 4096, &r, err), MX_OK);
+    gone = r.exit_code == 1;
+    dev_result_release(&r);
+    if (!gone)
+      usleep(50000);
+  }
+  assert_true(gone);
   /* The session survives a timed-out call. */
   const char *ok[] = {"echo", "still here", NULL};
   assert_int_equal(run_argv(b, ok, 5000, 4096, &r, err), MX_OK);
@@ -195,8 +207,9 @@ static void output_cap(void **state)
 static void quoting_corpus(void **state)
 {
   (void)state;
-  char err[MX_ERRBUF_LEN], marker[600], c1[700], c2[700], c3[700];
-  path_in(marker, sizeof(marker), "pwned");
+  char err[MX_ERRBUF_LEN], marker[64], c1[700], c2[700], c3[700];
+  /* /tmp: a place the test user could write, so an injection would show. */
+  snprintf(marker, sizeof(marker), "/tmp/mxf-pwned-%d", (int)getpid());
   unlink(marker);
   snprintf(c1, sizeof(c1), "$(touch %s)", marker);
   snprintf(c2, sizeof(c2), "`touch %s`", marker);
@@ -313,10 +326,10 @@ static void sftp_caps(void **state)
   (void)state;
   char err[MX_ERRBUF_LEN], sub[600], f[700];
   path_in(sub, sizeof(sub), "sftp");
-  assert_int_equal(mx_mkdir_p(sub, 0700, err), MX_OK);
+  assert_int_equal(mx_mkdir_p(sub, 0755, err), MX_OK);
   for (int i = 0; i < 5; i++) {
     snprintf(f, sizeof(f), "%s/f%d", sub, i);
-    assert_int_equal(mx_file_write(f, "0123456789", 10, 0600, err), MX_OK);
+    assert_int_equal(mx_file_write(f, "0123456789", 10, 0644, err), MX_OK);
   }
   struct dev_backend *b = backend(port, kh);
   struct dev_result r;
