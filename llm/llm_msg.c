@@ -250,12 +250,33 @@ static int take_json_call(struct llm_reply *r, const char *json, size_t len,
   return ok;
 }
 
+/* A reply that is one bare JSON call, optionally in a ```json fence. */
+static int take_bare_call(struct llm_reply *r, const char *const *known, size_t nknown)
+{
+  const char *s = r->text;
+  while (*s == ' ' || *s == '\n' || *s == '`')
+    s++;
+  if (strncmp(s, "json", 4) == 0)
+    s += 4;
+  while (*s == ' ' || *s == '\n')
+    s++;
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '`'))
+    n--;
+  if (!n || s[0] != '{' || !take_json_call(r, s, n, known, nknown))
+    return 0;
+  free(r->text);
+  r->text = NULL;
+  r->stop = LLM_STOP_TOOL_USE;
+  return 1;
+}
+
 int llm_extract_text_calls(struct llm_reply *r, const char *const *known, size_t nknown)
 {
   if (!r->text || r->ncalls)
     return 0;
   static const char open_tag[] = "<tool_call>", close_tag[] = "</tool_call>";
-  struct mx_buf rest = MX_BUF_INIT(MX_BUF_MAX_HTTP);
+  struct mx_buf rest = MX_BUF_INIT(MX_BUF_MAX_HTTP); /* the text around the tags */
   const char *p = r->text;
   int found = 0;
   const char *o;
@@ -264,36 +285,17 @@ int llm_extract_text_calls(struct llm_reply *r, const char *const *known, size_t
     const char *cl = strstr(body, close_tag);
     if (!cl)
       break;
-    if (take_json_call(r, body, (size_t)(cl - body), known, nknown)) {
-      found = 1;
-      if (mx_buf_add(&rest, p, (size_t)(o - p)))
-        return found;
-    } else if (mx_buf_add(&rest, p, (size_t)(cl + sizeof(close_tag) - 1 - p))) {
+    int took = take_json_call(r, body, (size_t)(cl - body), known, nknown);
+    found |= took;
+    /* a block that is not a call of a known tool stays in the text */
+    const char *keep_to = took ? o : cl + sizeof(close_tag) - 1;
+    if (mx_buf_add(&rest, p, (size_t)(keep_to - p)))
       return found;
-    }
     p = cl + sizeof(close_tag) - 1;
   }
   if (!found) {
-    /* A reply that is one bare JSON call (optionally fenced). */
-    const char *s = r->text;
-    while (*s == ' ' || *s == '\n' || *s == '`')
-      s++;
-    if (strncmp(s, "json", 4) == 0)
-      s += 4;
-    while (*s == ' ' || *s == '\n')
-      s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '`'))
-      n--;
-    if (n && s[0] == '{' && take_json_call(r, s, n, known, nknown)) {
-      mx_buf_release(&rest);
-      free(r->text);
-      r->text = NULL;
-      r->stop = LLM_STOP_TOOL_USE;
-      return 1;
-    }
     mx_buf_release(&rest);
-    return 0;
+    return take_bare_call(r, known, nknown);
   }
   if (mx_buf_adds(&rest, p) == MX_OK) {
     free(r->text);

@@ -95,6 +95,25 @@ static void failure_from_status(struct llm_failure *f, const struct llm_http_res
   llm_copy(f->type, sizeof(f->type), both);
 }
 
+/* Turns a 2xx answer into a reply, or describes why it is not one: an
+ * error event after 200 (typed: classified by its type) or a cut stream
+ * (untyped: status 0, transient). */
+static mx_err read_answer(const struct llm_provider_cfg *p, struct llm_acc *acc, const struct llm_http_resp *resp,
+                          struct llm_reply *out, struct llm_failure *f, char *err)
+{
+  mx_err rc = MX_OK;
+  if (!p->stream)
+    rc = llm_acc_body(acc, mx_buf_cstr(&resp->body), err);
+  if (!rc)
+    rc = llm_acc_finish(acc, p->stream, out, err);
+  if (rc) {
+    f->status = acc->failed ? 200 : 0;
+    f->got_token = acc->got_token;
+    llm_copy(f->type, sizeof(f->type), acc->err_type);
+  }
+  return rc;
+}
+
 /* One HTTP attempt. MX_OK with *out filled, or a failure description. */
 static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ctx *cx,
                       const struct llm_chat_req *req, struct llm_reply *out, struct llm_failure *f)
@@ -103,15 +122,13 @@ static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ct
   struct curl_slist *hdr = NULL;
   struct llm_http_resp resp;
   struct llm_acc acc;
-  char err[MX_ERRBUF_LEN];
+  char err[MX_ERRBUF_LEN] = "";
   llm_http_resp_init(&resp);
   llm_acc_init(&acc, p->kind);
   memset(f, 0, sizeof(*f));
   f->retry_after_ms = -1;
   f->should_retry = -1;
   mx_err rc = llm_provider_build(p, req, p->stream, &url, &hdr, &body, err);
-  if (rc)
-    goto cleanup;
   int64_t timeout = p->timeout_ms;
   if (cx->deadline_mono_ms) {
     int64_t left = cx->deadline_mono_ms - mx_mono_ms();
@@ -119,32 +136,18 @@ static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ct
   }
   struct llm_http_req hr = {mx_buf_cstr(&url), hdr, mx_buf_cstr(&body), p->connect_timeout_ms, timeout,
                             p->stream ? llm_acc_line : NULL, &acc};
-  mx_debug(NULL, "llm request provider=%s url=%s stream=%d bytes=%zu", p->name, mx_buf_cstr(&url), p->stream,
-           body.len);
-  rc = llm_http_post(&hr, &resp, err);
-  if (rc) { /* no HTTP answer, or a stream cut: status 0, transient */
-    f->got_token = acc.got_token;
-    llm_copy(f->message, sizeof(f->message), err);
-    goto cleanup;
+  if (!rc) {
+    mx_debug(NULL, "llm request provider=%s url=%s stream=%d bytes=%zu", p->name, mx_buf_cstr(&url), p->stream,
+             body.len);
+    rc = llm_http_post(&hr, &resp, err);
+    f->got_token = acc.got_token; /* no HTTP answer or a cut: status 0, transient */
   }
-  if (resp.status < 200 || resp.status >= 300) {
+  if (!rc && (resp.status < 200 || resp.status >= 300)) {
     failure_from_status(f, &resp);
     rc = MX_ERR_HTTP;
-    goto cleanup;
+  } else if (!rc) {
+    rc = read_answer(p, &acc, &resp, out, f, err);
   }
-  if (!p->stream)
-    rc = llm_acc_body(&acc, mx_buf_cstr(&resp.body), err);
-  if (!rc)
-    rc = llm_acc_finish(&acc, p->stream, out, err);
-  if (rc) {
-    /* 200 then an error event (typed: classified by type) or a cut stream
-     * (untyped: status 0, transient). */
-    f->status = acc.failed ? 200 : 0;
-    f->got_token = acc.got_token;
-    llm_copy(f->type, sizeof(f->type), acc.err_type);
-    llm_copy(f->message, sizeof(f->message), err);
-  }
-cleanup:
   if (rc && !f->message[0])
     llm_copy(f->message, sizeof(f->message), err);
   llm_acc_release(&acc);
