@@ -1,0 +1,220 @@
+/*
+ * tests/stt/test_stt_config.c - unit tests of the `speech` config block
+ * (defaults, every error with its file and key path, the API key never in
+ * a message) and of the audio probe on synthetic WAV/Ogg bytes and garbage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "llm_stt.h"
+
+static mx_err parse(const char *json, struct llm_stt_config *c, char *err)
+{
+  cJSON *j = cJSON_Parse(json);
+  mx_err rc;
+
+  assert_non_null(j);
+  rc = llm_stt_config_parse(j, "/etc/mxfleet/config.json", "speech", c, err);
+  cJSON_Delete(j);
+  return rc;
+}
+
+static void expect_error(const char *json, const char *msg)
+{
+  struct llm_stt_config c;
+  char err[MX_ERRBUF_LEN] = "";
+
+  assert_int_not_equal(parse(json, &c, err), MX_OK);
+  assert_string_equal(err, msg);
+  assert_null(c.base_url); /* released on failure */
+}
+
+static void test_defaults(void **state)
+{
+  struct llm_stt_config c;
+  char err[MX_ERRBUF_LEN];
+  (void)state;
+
+  assert_int_equal(parse("{\"provider\":\"openai\"}", &c, err), MX_OK);
+  assert_int_equal(c.provider, LLM_STT_OPENAI);
+  assert_string_equal(c.base_url, "https://api.openai.com");
+  assert_string_equal(c.model, "whisper-1");
+  assert_int_equal(c.convert, 0);
+  assert_int_equal(c.max_duration_s, 120);
+  assert_null(c.api_key);
+  llm_stt_config_release(&c);
+
+  assert_int_equal(parse("{\"provider\":\"whisper.cpp\",\"base_url\":\"http://127.0.0.1:8080/\",\"language\":\"auto\"}",
+                         &c, err),
+                   MX_OK);
+  assert_string_equal(c.base_url, "http://127.0.0.1:8080");
+  assert_int_equal(c.convert, 1);
+  assert_string_equal(c.language, "auto");
+  llm_stt_config_release(&c);
+
+  assert_int_equal(parse("{\"provider\":\"command\",\"command\":[\"pocketsphinx_continuous\",\"-infile\",\"{wav}\"],"
+                         "\"max_duration_s\":30,\"timeout_s\":20,\"max_bytes\":1000000}",
+                         &c, err),
+                   MX_OK);
+  assert_int_equal(c.command_n, 3);
+  assert_string_equal(c.command[2], "{wav}");
+  assert_null(c.command[3]);
+  assert_int_equal(c.max_duration_s, 30);
+  assert_int_equal(c.max_bytes, 1000000);
+  assert_string_equal(c.opusdec, "opusdec");
+  llm_stt_config_release(&c);
+}
+
+static void test_api_key_sources(void **state)
+{
+  struct llm_stt_config c;
+  char err[MX_ERRBUF_LEN], path[] = "/tmp/mxh-stt-key-XXXXXX", json[256];
+  FILE *f;
+  int fd = mkstemp(path);
+  (void)state;
+
+  assert_true(fd >= 0);
+  f = fdopen(fd, "w");
+  fputs("sk-test-secret-123\n", f);
+  fclose(f);
+  snprintf(json, sizeof json, "{\"provider\":\"openai\",\"api_key_file\":\"%s\"}", path);
+  assert_int_equal(parse(json, &c, err), MX_OK);
+  assert_string_equal(c.api_key, "sk-test-secret-123");
+  llm_stt_config_release(&c);
+  unlink(path);
+  snprintf(json, sizeof json, "{\"provider\":\"openai\",\"api_key_file\":\"%s\"}", path);
+  {
+    char msg[512];
+    snprintf(msg, sizeof msg, "/etc/mxfleet/config.json: speech.api_key_file: cannot read '%s'", path);
+    expect_error(json, msg);
+  }
+  setenv("MXH_STT_KEY", "sk-env-secret", 1);
+  assert_int_equal(parse("{\"provider\":\"openai\",\"api_key_env\":\"MXH_STT_KEY\"}", &c, err), MX_OK);
+  assert_string_equal(c.api_key, "sk-env-secret");
+  llm_stt_config_release(&c);
+  unsetenv("MXH_STT_KEY");
+  expect_error("{\"provider\":\"openai\",\"api_key_env\":\"MXH_STT_KEY\"}",
+               "/etc/mxfleet/config.json: speech.api_key_env: environment variable 'MXH_STT_KEY' is not set");
+  expect_error("{\"provider\":\"openai\",\"api_key_env\":\"A\",\"api_key_file\":\"/x\"}",
+               "/etc/mxfleet/config.json: speech: expected only one of api_key_file and api_key_env");
+}
+
+static void test_errors(void **state)
+{
+  (void)state;
+  expect_error("{}", "/etc/mxfleet/config.json: speech.provider: required key is missing");
+  expect_error("[]", "/etc/mxfleet/config.json: speech: expected an object");
+  expect_error("{\"provider\":\"vosk\"}",
+               "/etc/mxfleet/config.json: speech.provider: expected one of openai, whisper.cpp, command, got 'vosk'");
+  expect_error("{\"provider\":\"openai\",\"modle\":\"x\"}", "/etc/mxfleet/config.json: speech: unknown key 'modle'");
+  expect_error("{\"provider\":\"whisper.cpp\"}",
+               "/etc/mxfleet/config.json: speech.base_url: required for provider 'whisper.cpp'");
+  expect_error("{\"provider\":\"openai\",\"base_url\":\"ftp://x\"}",
+               "/etc/mxfleet/config.json: speech.base_url: expected an http:// or https:// URL, got 'ftp://x'");
+  expect_error("{\"provider\":\"command\"}", "/etc/mxfleet/config.json: speech.command: required for provider 'command'");
+  expect_error("{\"provider\":\"command\",\"command\":[]}",
+               "/etc/mxfleet/config.json: speech.command: expected a non-empty array of strings (argv)");
+  expect_error("{\"provider\":\"command\",\"command\":[\"whisper-cli\",3]}",
+               "/etc/mxfleet/config.json: speech.command[1]: expected a non-empty string");
+  expect_error("{\"provider\":\"command\",\"command\":[\"whisper-cli\",\"-f\",\"x.wav\"]}",
+               "/etc/mxfleet/config.json: speech.command: expected {input} or {wav} in one of the arguments, got "
+               "'whisper-cli'");
+  expect_error("{\"provider\":\"openai\",\"max_duration_s\":0}",
+               "/etc/mxfleet/config.json: speech.max_duration_s: expected an integer from 1 to 3600, got '0'");
+  expect_error("{\"provider\":\"openai\",\"timeout_s\":\"60\"}",
+               "/etc/mxfleet/config.json: speech.timeout_s: expected an integer from 1 to 600, got '\"60\"'");
+  expect_error("{\"provider\":\"openai\",\"convert\":1}", "/etc/mxfleet/config.json: speech.convert: expected true or "
+                                                         "false");
+}
+
+static void test_load_file(void **state)
+{
+  struct llm_stt_config c;
+  char err[MX_ERRBUF_LEN], path[] = "/tmp/mxh-stt-cfg-XXXXXX", msg[600];
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  (void)state;
+
+  fputs("{\"speech\":{\"provider\":\"command\",\"command\":[\"x\",\"{input}\"],\"bogus\":1}}", f);
+  fclose(f);
+  assert_int_equal(llm_stt_config_load(path, &c, err), MX_ERR_CONFIG);
+  snprintf(msg, sizeof msg, "%s: speech: unknown key 'bogus'", path);
+  assert_string_equal(err, msg);
+  unlink(path);
+}
+
+/* A minimal PCM WAV header + data of secs seconds at 16 kHz mono 16-bit. */
+static unsigned char *make_wav(double secs, size_t *n)
+{
+  uint32_t data = (uint32_t)(secs * 32000);
+  unsigned char *w = calloc(1, 44 + data);
+  uint32_t v;
+
+  memcpy(w, "RIFF", 4);
+  v = 36 + data;
+  memcpy(w + 4, &v, 4);
+  memcpy(w + 8, "WAVEfmt ", 8);
+  v = 16;
+  memcpy(w + 16, &v, 4);
+  w[20] = 1;
+  w[22] = 1;
+  v = 16000;
+  memcpy(w + 24, &v, 4);
+  v = 32000;
+  memcpy(w + 28, &v, 4);
+  w[32] = 2;
+  w[34] = 16;
+  memcpy(w + 36, "data", 4);
+  memcpy(w + 40, &data, 4);
+  *n = 44 + data;
+  return w;
+}
+
+static void test_probe(void **state)
+{
+  struct llm_stt_config c;
+  struct llm_stt_audio_info info;
+  char err[MX_ERRBUF_LEN];
+  size_t n;
+  unsigned char *w;
+  (void)state;
+
+  llm_stt_config_init(&c);
+  w = make_wav(2.5, &n);
+  assert_int_equal(llm_stt_probe(&c, w, n, "audio/wav", &info, err), MX_OK);
+  assert_string_equal(info.format, "wav");
+  assert_true(info.duration_s > 2.49 && info.duration_s < 2.51);
+  assert_int_equal(info.channels, 1);
+  free(w);
+  w = make_wav(312.2, &n);
+  assert_int_equal(llm_stt_probe(&c, w, n, "audio/wav", &info, err), MX_ERR_TOO_BIG);
+  assert_string_equal(err, "voice message is 313 s long; the limit is 120 s");
+  c.max_bytes = 1000;
+  assert_int_equal(llm_stt_probe(&c, w, n, "audio/wav", &info, err), MX_ERR_TOO_BIG);
+  assert_string_equal(err, "voice message is 9990444 bytes; the limit is 1000 bytes");
+  free(w);
+  c.max_bytes = LLM_STT_MAX_BYTES;
+  assert_int_equal(llm_stt_probe(&c, "\xde\xad\xbe\xef garbage", 12, "audio/ogg", &info, err), MX_ERR_INVALID);
+  assert_string_equal(err, "voice message (audio/ogg, 12 bytes): expected Ogg/Opus or WAV audio, got data starting "
+                           "with 'de ad be ef 20 67 61 72'");
+  assert_int_equal(llm_stt_probe(&c, "OggS\0\0\0", 7, NULL, &info, err), MX_ERR_INVALID);
+  assert_string_equal(err, "voice message (no type): broken Ogg page at byte 0");
+  assert_int_equal(llm_stt_probe(&c, "", 0, NULL, &info, err), MX_ERR_INVALID);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults), cmocka_unit_test(test_api_key_sources), cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_load_file), cmocka_unit_test(test_probe),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
