@@ -23,6 +23,11 @@ enum llm_verdict llm_retry_classify(const struct llm_failure *f)
   if (has(f->type, "overloaded_error") || has(f->type, "rate_limit_error") || has(f->type, "api_error") ||
       has(f->type, "timeout_error"))
     return LLM_TRANSIENT;
+  /* Groq: the model wrote a malformed call (400 tool_use_failed, also as an
+   * SSE error). A new sample of the same request usually works: one more
+   * try is a reprompt, then the next provider. */
+  if (has(f->type, "tool_use_failed"))
+    return LLM_TRANSIENT;
   /* The server knows best when it says so explicitly (OpenAI SDK rule). */
   if (f->should_retry == 1)
     return LLM_TRANSIENT;

@@ -54,6 +54,8 @@ static void transient_statuses(void **state)
   assert_int_equal(llm_retry_classify(&o2), LLM_TRANSIENT);
   struct llm_failure o3 = mkfail(400, "overloaded_error", "");
   assert_int_equal(llm_retry_classify(&o3), LLM_TRANSIENT);
+  struct llm_failure g = mkfail(400, "invalid_request_error/tool_use_failed", "Failed to call a function");
+  assert_int_equal(llm_retry_classify(&g), LLM_TRANSIENT);
 }
 
 static void should_retry_header_overrides(void **state)
