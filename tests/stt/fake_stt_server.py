@@ -38,7 +38,7 @@ def parse_multipart(content_type, body):
                 "content_type": part.get_content_type(),
                 "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
-                "head_hex": data[:16].hex(),
+                "head_hex": data[:48].hex(),
             }
         else:
             fields[name] = data.decode("utf-8")

@@ -21,7 +21,7 @@
 extern char **environ;
 
 /* 0 when argv ran and exited 0. */
-static int run_prog(char *const argv[])
+static inline int run_prog(char *const argv[])
 {
   pid_t pid;
   int st = 0;
@@ -34,7 +34,7 @@ static int run_prog(char *const argv[])
 }
 
 /* Writes DIR/NAME.wav and DIR/NAME.ogg saying text; 0 on success. */
-static int make_voice(const char *dir, const char *name, const char *text, char *ogg, size_t n)
+static inline int make_voice(const char *dir, const char *name, const char *text, char *ogg, size_t n)
 {
   char wav[4096];
   char *say[] = {"espeak-ng", "-w", wav, (char *)text, NULL};
@@ -47,7 +47,7 @@ static int make_voice(const char *dir, const char *name, const char *text, char 
   return run_prog(enc);
 }
 
-static void rm_tree(const char *dir)
+static inline void rm_tree(const char *dir)
 {
   DIR *d = opendir(dir);
   struct dirent *e;
@@ -66,7 +66,7 @@ static void rm_tree(const char *dir)
 }
 
 /* Entries in dir (to check that no scratch file was left behind). */
-static int count_entries(const char *dir)
+static inline int count_entries(const char *dir)
 {
   DIR *d = opendir(dir);
   struct dirent *e;
