@@ -68,6 +68,7 @@ struct mx_e2ee {
   int64_t otk_count;         /* -1 unknown */
   int fallback_missing;
   int lists_changed;
+  int64_t fallback_replaced_ms; /* 0: nothing to forget */
 };
 
 /* e2ee_core.c */

@@ -196,8 +196,16 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
   if (!rc)
     rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
   pthread_mutex_unlock(&e->lock);
-  if (!rc)
+  if (!rc) {
     rc = e2ee_xsign_bootstrap(e, err);
+    /* 401/403: the account already has cross-signing keys we do not hold
+     * (store lost); replacing them needs interactive auth. Encryption still
+     * works, the device just shows as unverified: warn, do not fail. */
+    if (rc == MX_ERR_AUTH) {
+      mx_warn(e->user_id, "cross-signing not set up: %s", err);
+      rc = MX_OK;
+    }
+  }
   if (!rc && since_token && *since_token)
     rc = e2ee_devices_changes(e, since_token, err);
   pthread_mutex_unlock(&e->send_lock);
@@ -272,8 +280,21 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   pthread_mutex_lock(&e->send_lock);
   pthread_mutex_lock(&e->lock);
   mx_err rc = MX_OK;
-  if ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing)
+  if ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing) {
+    int replacing_fallback = e->fallback_missing;
     rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
+    if (!rc && replacing_fallback && !e->fallback_missing)
+      e->fallback_replaced_ms = mx_now_ms();
+  }
+  /* keep the previous fallback key's private half for an hour, for
+   * pre-key messages still in flight, then forget it (spec: at most two) */
+  if (!rc && e->fallback_replaced_ms && mx_now_ms() - e->fallback_replaced_ms > E2EE_FALLBACK_FORGET_MS) {
+    olm_account_forget_old_fallback_key(e->acct);
+    e->fallback_replaced_ms = 0;
+    e->acct_gen++;
+    e->acct_dirty = 1;
+    rc = e2ee_flush_unlocked_write(e, err);
+  }
   pthread_mutex_unlock(&e->lock);
   if (!rc)
     rc = unwedge(e, err);

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYNAPSE = os.path.join(HERE, "..", "homeserver", "synapse")
@@ -154,6 +155,23 @@ asyncio.run(main())
     return json.loads(lines[-1])
 
 
+def http(url, method, path, token, body):
+    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": "Bearer " + token} if token else {})})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def bot_token(bot):
+    import sqlite3
+    db = sqlite3.connect(os.path.join(bot.dir, "bot.db"))
+    try:
+        return db.execute("SELECT v FROM echo_state WHERE k='token'").fetchone()[0]
+    finally:
+        db.close()
+
+
 def round_trip(peer, bot, name, room, text, expect, secs=60):
     peer(name, "send", room, text)
     r = peer(name, "wait_reply", room, "@bot:mxfleet.test", str(secs))
@@ -242,6 +260,33 @@ def scenario(work, binary, peer_dir):
         bot.wait_log("will rotate: a member left", 60)
         round_trip(peer, bot, "a1", room, "!ping", "pong")
         check(bot.text().count("new outbound megolm session") == before + 1, "outbound session rotated after a leave")
+
+        # drain the bot's one-time keys (and then its fallback key) with
+        # /keys/claim: it re-publishes and replaces the used fallback key;
+        # a brand-new device can still open an Olm session with it
+        published = bot.text().count("one-time/fallback keys")
+        token = http(url, "POST", "/_matrix/client/v3/login", None, {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "carol"},
+            "password": "carolpw"})["access_token"]
+        fallback_seen = False
+        for _ in range(60):
+            r = http(url, "POST", "/_matrix/client/v3/keys/claim", token,
+                     {"one_time_keys": {"@bot:mxfleet.test": {device: "signed_curve25519"}}})
+            keys = r["one_time_keys"].get("@bot:mxfleet.test", {}).get(device, {})
+            fallback_seen = fallback_seen or any(k.get("fallback") for k in keys.values())
+        check(fallback_seen, "draining reached the bot's fallback key")
+        deadline = time.time() + 60
+        while bot.text().count("one-time/fallback keys") < published + 1 and time.time() < deadline:
+            time.sleep(0.2)
+        counts = http(url, "POST", "/_matrix/client/v3/keys/upload", bot_token(bot), {})["one_time_key_counts"]
+        check(counts.get("signed_curve25519", 0) >= 25, f"the bot re-published one-time keys: {counts}")
+        peer("a1", "invite", room, "@carol:mxfleet.test")
+        peer("c1", "login", "carol", "carolpw")
+        peer("c1", "join", room)
+        peer("c1", "mark_seen", room)
+        peer("c1", "send", room, "!ping")
+        r = peer("c1", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r["body"].startswith("refused: your session"), f"new device after draining talks to the bot: {r['body']}")
         check("UTD" not in bot.text(), "the bot logged no undecryptable event")
     finally:
         peer.close()

@@ -196,6 +196,9 @@ async function run(name, cmd, args) {
       return createDm(name, args[0]);
     case "join":
       await client.joinRoom(args[0]);
+      // sending before the encryption state is known fails ("unconfigured room")
+      await until(30, () => client.getRoom(args[0])?.hasEncryptionStateEvent(), "room encryption state");
+      await until(30, () => client.getCrypto().isEncryptionEnabledInRoom(args[0]), "crypto room setup");
       return { joined: true };
     case "leave":
       await client.leave(args[0]);
