@@ -11,7 +11,7 @@
 static mx_err set_options(ssh_session s, const char *host, int port, const char *known_hosts, int timeout_ms,
                           char *err)
 {
-  int no = 0;
+  int no = 0, yes = 1;
   long secs = timeout_ms / 1000;
   long usecs = (long)(timeout_ms % 1000) * 1000;
   unsigned int uport = (unsigned int)(port > 0 ? port : 22);
@@ -23,7 +23,10 @@ static mx_err set_options(ssh_session s, const char *host, int port, const char 
       ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") < 0 ||
       ssh_options_set(s, SSH_OPTIONS_PASSWORD_AUTH, &no) < 0 || ssh_options_set(s, SSH_OPTIONS_KBDINT_AUTH, &no) < 0 ||
       ssh_options_set(s, SSH_OPTIONS_GSSAPI_AUTH, &no) < 0 || ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &secs) < 0 ||
-      ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usecs) < 0)
+      ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usecs) < 0 ||
+      /* Small request/reply packets: without NODELAY each channel round
+       * trip waits out Nagle + delayed ACK (~40 ms per call). */
+      ssh_options_set(s, SSH_OPTIONS_NODELAY, &yes) < 0)
     return mx_fail(MX_ERR_INVALID, err, "ssh %s:%d: cannot set session options: %s", host, port, ssh_get_error(s));
   return MX_OK;
 }
