@@ -38,6 +38,14 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
 
 
+def synapse_pid(hs):
+    """The test Synapse's pid, from the pid file inside the chroot."""
+    root = os.environ.get("MXFLEET_SYNAPSE_ROOT", "/var/cache/mxfleet/synapse-root")
+    env = dict(line.strip().split("=", 1) for line in open(os.path.join(hs._owned_dir, "env")))
+    with open(f"{root}{env['MX_HS_INNER']}/homeserver.pid") as f:
+        return int(f.read())
+
+
 def register_all(hs, count):
     """Registers agent-b0..agent-b<count-1> in parallel; returns {localpart: pw}."""
     names = [f"agent-b{i}" for i in range(count)]
@@ -46,18 +54,21 @@ def register_all(hs, count):
     return dict(results)
 
 
-def run_one(hs, binary, n, passwords, idle_s, sync_timeout_ms):
+def run_one(hs, binary, n, passwords, idle_s, sync_timeout_ms, hs_pid):
     devices = [(f"b{i}", f"agent-b{i}") for i in range(n)]
     os.environ["MXFLEET_BIN"] = binary
     bot = mxtest.Bot(hs, [hs.user_id("bench-op")], devices, passwords=passwords,
                      bot_opts={"sync_timeout_ms": sync_timeout_ms})
     with bot:
-        t0 = time.monotonic()
+        t0, hs_c0 = time.monotonic(), cpu_ticks(hs_pid)
         bot.start(log_level="warn", wait_healthy=False)
         mxtest.wait_until(lambda: (bot.assert_running(), bot.health()[0] == 200)[1],
                           300, f"/health 200 with {n} identities", interval=0.05)
         first_sync = time.monotonic() - t0
         pid = bot.proc.pid
+        # CPU seconds each side spent on start-up: shows who bounds first sync
+        start_cpu = cpu_ticks(pid) / CLK_TCK
+        hs_cpu = (cpu_ticks(hs_pid) - hs_c0) / CLK_TCK
         time.sleep(2)  # let post-sync work (display names, alerts room) finish
         c0, w0 = cpu_ticks(pid), time.monotonic()
         time.sleep(idle_s)
@@ -68,6 +79,7 @@ def run_one(hs, binary, n, passwords, idle_s, sync_timeout_ms):
         bot.stop()
     cpu_pct = 100.0 * (c1 - c0) / CLK_TCK / (w1 - w0)
     return {"n": n, "first_sync_s": first_sync, "rss_mb": rss / 1024, "hwm_mb": hwm / 1024,
+            "start_cpu_s": start_cpu, "hs_cpu_s": hs_cpu,
             "idle_cpu_pct": cpu_pct, "idle_s": w1 - w0}
 
 
@@ -89,14 +101,16 @@ def main():
         passwords = register_all(hs, max(counts))
         hs.register("bench-op")
         print(f"registered {max(counts)} users in {time.monotonic() - t0:.1f} s", flush=True)
-        rows = [run_one(hs, binary, n, passwords, args.idle, args.sync_timeout_ms)
+        hs_pid = synapse_pid(hs)
+        rows = [run_one(hs, binary, n, passwords, args.idle, args.sync_timeout_ms, hs_pid)
                 for n in counts]
 
-    print(f"\n| identities | first sync, all (s) | RSS (MB) | peak RSS (MB) | idle CPU over {args.idle:.0f} s |")
-    print("|---:|---:|---:|---:|---:|")
+    print(f"\n| identities | first sync, all (s) | RSS (MB) | peak RSS (MB) "
+          f"| idle CPU over {args.idle:.0f} s | bot CPU to first sync (s) | Synapse CPU meanwhile (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['n']} | {r['first_sync_s']:.2f} | {r['rss_mb']:.1f} | {r['hwm_mb']:.1f} "
-              f"| {r['idle_cpu_pct']:.2f} % |")
+              f"| {r['idle_cpu_pct']:.2f} % | {r['start_cpu_s']:.2f} | {r['hs_cpu_s']:.2f} |")
     big = [r for r in rows if r["n"] >= 200]
     if big and big[0]["rss_mb"] > 64:
         print(f"\nover target: {big[0]['rss_mb']:.1f} MB RSS with {big[0]['n']} identities (target 64 MB)")
