@@ -6,160 +6,51 @@
  */
 #include "llm_config.h"
 
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mx_buf.h"
+#include "llm_cfgutil.h"
 #include "mx_util.h"
 
-#define KEY_FILE_MAX ((size_t)16 * 1024)
-
-/* Location prefix for messages: "<file>: llm.providers[1].kind". */
-struct loc {
-  const char *file;
-  char path[160];
-};
-
-static int allowed(const char *key, const char *const *keys)
-{
-  for (size_t i = 0; keys[i]; i++)
-    if (strcmp(key, keys[i]) == 0)
-      return 1;
-  return 0;
-}
-
-static mx_err check_keys(const cJSON *obj, const struct loc *l, const char *const *keys, char *err)
-{
-  if (!cJSON_IsObject(obj))
-    return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected an object", l->file, l->path);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, obj) {
-    if (!allowed(it->string, keys))
-      return mx_fail(MX_ERR_CONFIG, err, "%s: %s: unknown key '%s'", l->file, l->path, it->string);
-  }
-  return MX_OK;
-}
-
-static mx_err get_str(const cJSON *obj, const struct loc *l, const char *key, int required, char **out, char *err)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!v) {
-    if (required)
-      return mx_fail(MX_ERR_CONFIG, err, "%s: %s.%s: required key is missing", l->file, l->path, key);
-    return MX_OK;
-  }
-  if (!cJSON_IsString(v) || !v->valuestring[0])
-    return mx_fail(MX_ERR_CONFIG, err, "%s: %s.%s: expected a non-empty string", l->file, l->path, key);
-  free(*out);
-  *out = mx_strdup(v->valuestring);
-  return *out ? MX_OK : MX_ERR_NOMEM;
-}
-
-static mx_err get_int(const cJSON *obj, const struct loc *l, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                      char *err)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!v)
-    return MX_OK; /* keep the default */
-  double d = cJSON_GetNumberValue(v);
-  if (!cJSON_IsNumber(v) || d != floor(d) || d < (double)lo || d > (double)hi) {
-    char *txt = cJSON_PrintUnformatted(v);
-    mx_err rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.%s: expected an integer from %lld to %lld, got '%s'", l->file,
-                        l->path, key, (long long)lo, (long long)hi, txt ? txt : "?");
-    cJSON_free(txt);
-    return rc;
-  }
-  *out = (int64_t)d;
-  return MX_OK;
-}
-
-static mx_err get_num(const cJSON *obj, const struct loc *l, const char *key, double *out, char *err)
-{
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!v)
-    return MX_OK;
-  if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
-    char *txt = cJSON_PrintUnformatted(v);
-    mx_err rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.%s: expected a number >= 0, got '%s'", l->file, l->path, key,
-                        txt ? txt : "?");
-    cJSON_free(txt);
-    return rc;
-  }
-  *out = v->valuedouble;
-  return MX_OK;
-}
-
-static mx_err get_int_i(const cJSON *obj, const struct loc *l, const char *key, int64_t lo, int64_t hi, int *out,
-                        char *err)
-{
-  int64_t v = *out;
-  mx_err rc = get_int(obj, l, key, lo, hi, &v, err);
-  *out = (int)v;
-  return rc;
-}
-
-/* Paths are for messages only: a very long one is cut, never overflowed. */
-static void set_path(struct loc *l, const char *fmt, ...) MX_PRINTF(2, 3);
-static void set_path(struct loc *l, const char *fmt, ...)
-{
-  char tmp[sizeof(l->path)];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(tmp, sizeof(tmp), fmt, ap);
-  va_end(ap);
-  memcpy(l->path, tmp, sizeof(tmp));
-}
-
-static void sub(struct loc *child, const struct loc *parent, const char *fmt, const char *name, long idx)
-{
-  child->file = parent->file;
-  if (idx >= 0)
-    set_path(child, "%s[%ld]", parent->path, idx);
-  else if (fmt)
-    set_path(child, "%s.%s", parent->path, name);
-}
-
-static mx_err parse_retry(const cJSON *p, const struct loc *pl, struct llm_retry_cfg *r, char *err)
+static mx_err parse_retry(const cJSON *p, const struct llm_cfg_loc *pl, struct llm_retry_cfg *r, char *err)
 {
   static const char *const keys[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms", "max_retry_after_ms",
                                      NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "retry");
   if (!o)
     return MX_OK;
-  struct loc l;
-  sub(&l, pl, ".%s", "retry", -1);
-  mx_err rc = check_keys(o, &l, keys, err);
+  struct llm_cfg_loc l;
+  llm_cfg_sub(&l, pl, ".%s", "retry", -1);
+  mx_err rc = llm_cfg_keys(o, &l, keys, err);
   if (!rc)
-    rc = get_int_i(o, &l, "max_attempts", 1, 10, &r->max_attempts, err);
+    rc = llm_cfg_int_i(o, &l, "max_attempts", 1, 10, &r->max_attempts, err);
   if (!rc)
-    rc = get_int(o, &l, "initial_backoff_ms", 0, 600000, &r->initial_backoff_ms, err);
+    rc = llm_cfg_int(o, &l, "initial_backoff_ms", 0, 600000, &r->initial_backoff_ms, err);
   if (!rc)
-    rc = get_int(o, &l, "max_backoff_ms", 0, 600000, &r->max_backoff_ms, err);
+    rc = llm_cfg_int(o, &l, "max_backoff_ms", 0, 600000, &r->max_backoff_ms, err);
   if (!rc)
-    rc = get_int(o, &l, "max_retry_after_ms", 0, 3600000, &r->max_retry_after_ms, err);
+    rc = llm_cfg_int(o, &l, "max_retry_after_ms", 0, 3600000, &r->max_retry_after_ms, err);
   return rc;
 }
 
-static mx_err parse_breaker(const cJSON *p, const struct loc *pl, struct llm_breaker_cfg *b, char *err)
+static mx_err parse_breaker(const cJSON *p, const struct llm_cfg_loc *pl, struct llm_breaker_cfg *b, char *err)
 {
   static const char *const keys[] = {"failure_threshold", "cooldown_ms", NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "breaker");
   if (!o)
     return MX_OK;
-  struct loc l;
-  sub(&l, pl, ".%s", "breaker", -1);
-  mx_err rc = check_keys(o, &l, keys, err);
+  struct llm_cfg_loc l;
+  llm_cfg_sub(&l, pl, ".%s", "breaker", -1);
+  mx_err rc = llm_cfg_keys(o, &l, keys, err);
   if (!rc)
-    rc = get_int_i(o, &l, "failure_threshold", 1, 1000, &b->failure_threshold, err);
+    rc = llm_cfg_int_i(o, &l, "failure_threshold", 1, 1000, &b->failure_threshold, err);
   if (!rc)
-    rc = get_int(o, &l, "cooldown_ms", 0, 86400000, &b->cooldown_ms, err);
+    rc = llm_cfg_int(o, &l, "cooldown_ms", 0, 86400000, &b->cooldown_ms, err);
   return rc;
 }
 
-static mx_err parse_kind(const cJSON *p, const struct loc *l, enum llm_kind *out, char *err)
+static mx_err parse_kind(const cJSON *p, const struct llm_cfg_loc *l, enum llm_kind *out, char *err)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "kind");
   if (!v)
@@ -178,43 +69,13 @@ static mx_err parse_kind(const cJSON *p, const struct loc *l, enum llm_kind *out
   return rc;
 }
 
-/* Reads the key from a file or the environment; the value is never quoted in
- * a message, only its source. */
-static mx_err load_key(const cJSON *p, const struct loc *l, struct llm_provider_cfg *pc, char *err)
+/* Providers of kind openai and anthropic need a key; ollama does not. */
+static mx_err load_key(const cJSON *p, const struct llm_cfg_loc *l, struct llm_provider_cfg *pc, char *err)
 {
-  char *file = NULL, *env = NULL;
-  mx_err rc = get_str(p, l, "api_key_file", 0, &file, err);
-  if (!rc)
-    rc = get_str(p, l, "api_key_env", 0, &env, err);
-  if (!rc && file && env)
-    rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected only one of api_key_file and api_key_env", l->file, l->path);
-  if (!rc && file) {
-    struct mx_buf b = MX_BUF_INIT(KEY_FILE_MAX);
-    char ferr[MX_ERRBUF_LEN];
-    if (mx_file_read(file, KEY_FILE_MAX, &b, ferr)) {
-      rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.api_key_file: cannot read '%s'", l->file, l->path, file);
-    } else {
-      pc->api_key = mx_buf_take(&b);
-      if (pc->api_key)
-        mx_rtrim(pc->api_key);
-      if (!pc->api_key || !pc->api_key[0])
-        rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.api_key_file: '%s' is empty", l->file, l->path, file);
-    }
-    mx_buf_release(&b);
-  }
-  if (!rc && env) {
-    const char *v = getenv(env);
-    if (!v || !v[0])
-      rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.api_key_env: environment variable '%s' is not set", l->file, l->path,
-                   env);
-    else if (!(pc->api_key = mx_strdup(v)))
-      rc = MX_ERR_NOMEM;
-  }
+  mx_err rc = llm_cfg_secret(p, l, &pc->api_key, err);
   if (!rc && !pc->api_key && pc->kind != LLM_KIND_OLLAMA)
     rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected api_key_file or api_key_env for kind '%s'", l->file, l->path,
                  llm_kind_name(pc->kind));
-  free(file);
-  free(env);
   return rc;
 }
 
@@ -232,39 +93,39 @@ static void provider_defaults(struct llm_provider_cfg *pc)
   pc->breaker.cooldown_ms = 30000;
 }
 
-static mx_err parse_provider(const cJSON *p, const struct loc *l, struct llm_provider_cfg *pc, char *err)
+static mx_err parse_provider(const cJSON *p, const struct llm_cfg_loc *l, struct llm_provider_cfg *pc, char *err)
 {
   static const char *const keys[] = {"name", "kind", "base_url", "model", "api_key_file", "api_key_env",
                                      "connect_timeout_ms", "timeout_ms", "max_tokens", "stream",
                                      "price_input_per_1k", "price_output_per_1k", "retry", "breaker", NULL};
   provider_defaults(pc);
-  mx_err rc = check_keys(p, l, keys, err);
+  mx_err rc = llm_cfg_keys(p, l, keys, err);
   if (!rc)
-    rc = get_str(p, l, "name", 1, &pc->name, err);
+    rc = llm_cfg_str(p, l, "name", 1, &pc->name, err);
   if (!rc)
     rc = parse_kind(p, l, &pc->kind, err);
   if (!rc)
-    rc = get_str(p, l, "base_url", 1, &pc->base_url, err);
+    rc = llm_cfg_str(p, l, "base_url", 1, &pc->base_url, err);
   if (!rc && strncmp(pc->base_url, "http://", 7) != 0 && strncmp(pc->base_url, "https://", 8) != 0)
     rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.base_url: expected an http:// or https:// URL, got '%s'", l->file,
                  l->path, pc->base_url);
   if (!rc)
-    rc = get_str(p, l, "model", 1, &pc->model, err);
+    rc = llm_cfg_str(p, l, "model", 1, &pc->model, err);
   if (!rc)
-    rc = get_int(p, l, "connect_timeout_ms", 100, 600000, &pc->connect_timeout_ms, err);
+    rc = llm_cfg_int(p, l, "connect_timeout_ms", 100, 600000, &pc->connect_timeout_ms, err);
   if (!rc)
-    rc = get_int(p, l, "timeout_ms", 100, 3600000, &pc->timeout_ms, err);
+    rc = llm_cfg_int(p, l, "timeout_ms", 100, 3600000, &pc->timeout_ms, err);
   if (!rc)
-    rc = get_int(p, l, "max_tokens", 1, 1000000, &pc->max_tokens, err);
+    rc = llm_cfg_int(p, l, "max_tokens", 1, 1000000, &pc->max_tokens, err);
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "stream");
   if (!rc && st && !cJSON_IsBool(st))
     rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.stream: expected true or false", l->file, l->path);
   if (!rc && st)
     pc->stream = cJSON_IsTrue(st);
   if (!rc)
-    rc = get_num(p, l, "price_input_per_1k", &pc->price_in_per_1k, err);
+    rc = llm_cfg_num(p, l, "price_input_per_1k", &pc->price_in_per_1k, err);
   if (!rc)
-    rc = get_num(p, l, "price_output_per_1k", &pc->price_out_per_1k, err);
+    rc = llm_cfg_num(p, l, "price_output_per_1k", &pc->price_out_per_1k, err);
   if (!rc)
     rc = parse_retry(p, l, &pc->retry, err);
   if (!rc)
@@ -274,7 +135,7 @@ static mx_err parse_provider(const cJSON *p, const struct loc *l, struct llm_pro
   return rc;
 }
 
-static mx_err parse_providers(const cJSON *blk, const struct loc *root, struct llm_config *cfg, char *err)
+static mx_err parse_providers(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_config *cfg, char *err)
 {
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(blk, "providers");
   if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
@@ -285,10 +146,10 @@ static mx_err parse_providers(const cJSON *blk, const struct loc *root, struct l
     return MX_ERR_NOMEM;
   const cJSON *it;
   cJSON_ArrayForEach(it, arr) {
-    struct loc l;
-    struct loc pl = *root;
-    set_path(&pl, "%s.providers", root->path);
-    sub(&l, &pl, NULL, NULL, (long)cfg->nproviders);
+    struct llm_cfg_loc l;
+    struct llm_cfg_loc pl = *root;
+    llm_cfg_path(&pl, "%s.providers", root->path);
+    llm_cfg_sub(&l, &pl, NULL, NULL, (long)cfg->nproviders);
     struct llm_provider_cfg *pc = &cfg->providers[cfg->nproviders++];
     mx_err rc = parse_provider(it, &l, pc, err);
     if (rc)
@@ -300,7 +161,7 @@ static mx_err parse_providers(const cJSON *blk, const struct loc *root, struct l
   return MX_OK;
 }
 
-static mx_err parse_chain(const cJSON *arr, const struct loc *l, struct llm_config *cfg, struct llm_route *r, char *err)
+static mx_err parse_chain(const cJSON *arr, const struct llm_cfg_loc *l, struct llm_config *cfg, struct llm_route *r, char *err)
 {
   if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected a non-empty array of provider names", l->file, l->path);
@@ -319,11 +180,11 @@ static mx_err parse_chain(const cJSON *arr, const struct loc *l, struct llm_conf
   return MX_OK;
 }
 
-static mx_err parse_routes(const cJSON *blk, const struct loc *root, struct llm_config *cfg, char *err)
+static mx_err parse_routes(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_config *cfg, char *err)
 {
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, "routes");
-  struct loc l;
-  sub(&l, root, ".%s", "routes", -1);
+  struct llm_cfg_loc l;
+  llm_cfg_sub(&l, root, ".%s", "routes", -1);
   if (!cJSON_IsObject(o))
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected an object of device name to provider chain", l.file, l.path);
   size_t n = (size_t)cJSON_GetArraySize(o);
@@ -335,8 +196,8 @@ static mx_err parse_routes(const cJSON *blk, const struct loc *root, struct llm_
     struct llm_route *r = &cfg->routes[cfg->nroutes++];
     if (!(r->device = mx_strdup(it->string)))
       return MX_ERR_NOMEM;
-    struct loc rl;
-    sub(&rl, &l, ".%s", it->string, -1);
+    struct llm_cfg_loc rl;
+    llm_cfg_sub(&rl, &l, ".%s", it->string, -1);
     mx_err rc = parse_chain(it, &rl, cfg, r, err);
     if (rc)
       return rc;
@@ -346,28 +207,28 @@ static mx_err parse_routes(const cJSON *blk, const struct loc *root, struct llm_
   return MX_OK;
 }
 
-static mx_err parse_budgets(const cJSON *blk, const struct loc *root, struct llm_budget_cfg *b, char *err)
+static mx_err parse_budgets(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_budget_cfg *b, char *err)
 {
   static const char *const keys[] = {"device_tokens_per_day", "device_cost_per_day", "operator_tokens_per_day",
                                      "operator_cost_per_day", NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, "budgets");
   if (!o)
     return MX_OK;
-  struct loc l;
-  sub(&l, root, ".%s", "budgets", -1);
-  mx_err rc = check_keys(o, &l, keys, err);
+  struct llm_cfg_loc l;
+  llm_cfg_sub(&l, root, ".%s", "budgets", -1);
+  mx_err rc = llm_cfg_keys(o, &l, keys, err);
   if (!rc)
-    rc = get_int(o, &l, "device_tokens_per_day", 0, INT64_C(1) << 50, &b->device_tokens_per_day, err);
+    rc = llm_cfg_int(o, &l, "device_tokens_per_day", 0, INT64_C(1) << 50, &b->device_tokens_per_day, err);
   if (!rc)
-    rc = get_num(o, &l, "device_cost_per_day", &b->device_cost_per_day, err);
+    rc = llm_cfg_num(o, &l, "device_cost_per_day", &b->device_cost_per_day, err);
   if (!rc)
-    rc = get_int(o, &l, "operator_tokens_per_day", 0, INT64_C(1) << 50, &b->operator_tokens_per_day, err);
+    rc = llm_cfg_int(o, &l, "operator_tokens_per_day", 0, INT64_C(1) << 50, &b->operator_tokens_per_day, err);
   if (!rc)
-    rc = get_num(o, &l, "operator_cost_per_day", &b->operator_cost_per_day, err);
+    rc = llm_cfg_num(o, &l, "operator_cost_per_day", &b->operator_cost_per_day, err);
   return rc;
 }
 
-static mx_err parse_agent(const cJSON *blk, const struct loc *root, struct llm_agent_cfg *a, char *err)
+static mx_err parse_agent(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_agent_cfg *a, char *err)
 {
   static const char *const keys[] = {"max_tool_iterations", "turn_timeout_ms", "parallel_tools",
                                      "tool_result_max_chars", "history_max_tokens", "prompts_dir", "prompt_file",
@@ -382,37 +243,37 @@ static mx_err parse_agent(const cJSON *blk, const struct loc *root, struct llm_a
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, "agent");
   if (!o)
     return MX_OK;
-  struct loc l;
-  sub(&l, root, ".%s", "agent", -1);
+  struct llm_cfg_loc l;
+  llm_cfg_sub(&l, root, ".%s", "agent", -1);
   int64_t maxc = (int64_t)a->tool_result_max_chars;
-  mx_err rc = check_keys(o, &l, keys, err);
+  mx_err rc = llm_cfg_keys(o, &l, keys, err);
   if (!rc)
-    rc = get_int_i(o, &l, "max_tool_iterations", 1, 100, &a->max_tool_iterations, err);
+    rc = llm_cfg_int_i(o, &l, "max_tool_iterations", 1, 100, &a->max_tool_iterations, err);
   if (!rc)
-    rc = get_int(o, &l, "turn_timeout_ms", 1000, 3600000, &a->turn_timeout_ms, err);
+    rc = llm_cfg_int(o, &l, "turn_timeout_ms", 1000, 3600000, &a->turn_timeout_ms, err);
   if (!rc)
-    rc = get_int_i(o, &l, "parallel_tools", 1, 64, &a->parallel_tools, err);
+    rc = llm_cfg_int_i(o, &l, "parallel_tools", 1, 64, &a->parallel_tools, err);
   if (!rc)
-    rc = get_int(o, &l, "tool_result_max_chars", 200, 1000000, &maxc, err);
+    rc = llm_cfg_int(o, &l, "tool_result_max_chars", 200, 1000000, &maxc, err);
   a->tool_result_max_chars = (size_t)maxc;
   if (!rc)
-    rc = get_int(o, &l, "history_max_tokens", 500, 10000000, &a->history_max_tokens, err);
+    rc = llm_cfg_int(o, &l, "history_max_tokens", 500, 10000000, &a->history_max_tokens, err);
   if (!rc)
-    rc = get_str(o, &l, "prompts_dir", 0, &a->prompts_dir, err);
+    rc = llm_cfg_str(o, &l, "prompts_dir", 0, &a->prompts_dir, err);
   if (!rc)
-    rc = get_str(o, &l, "prompt_file", 0, &a->prompt_file, err);
+    rc = llm_cfg_str(o, &l, "prompt_file", 0, &a->prompt_file, err);
   return rc;
 }
 
 mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **out, char *err)
 {
   static const char *const keys[] = {"providers", "routes", "budgets", "agent", NULL};
-  struct loc root = {file ? file : "mxfleet.json", "llm"};
+  struct llm_cfg_loc root = {file ? file : "mxfleet.json", "llm"};
   *out = NULL;
   struct llm_config *cfg = calloc(1, sizeof(*cfg));
   if (!cfg)
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
-  mx_err rc = check_keys(blk, &root, keys, err);
+  mx_err rc = llm_cfg_keys(blk, &root, keys, err);
   if (!rc)
     rc = parse_providers(blk, &root, cfg, err);
   if (!rc)
