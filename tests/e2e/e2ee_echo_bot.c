@@ -7,12 +7,14 @@
  *   "!ping" -> "pong" (trusted operator device) or a refusal notice
  *   encrypted file -> "file sha256 <hex>" or "file rejected: ..."
  * Environment: MX_HS_URL, BOT_USER, BOT_PW, BOT_DIR, OPERATORS (comma list),
- * REQUIRE_VERIFIED (default 1). Stops on SIGTERM. Test-only code.
+ * REQUIRE_VERIFIED (default 1), CRASH_ON (body that triggers one SIGKILL
+ * mid-transaction when BOT_DIR/crash-once exists). Stops on SIGTERM.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mx_api.h"
 #include "mx_crypto.h"
@@ -99,6 +101,13 @@ static void handle_plain(sqlite3 *db, const char *room, const char *eid, const c
   const char *type = mx_json_str(plain, "type"), *body = mx_json_str(c, "body");
   if (!type || strcmp(type, "m.room.message") != 0 || strcmp(s->user_id, self) == 0 || nworks >= 64)
     return;
+  /* test hook: die with SIGKILL in the middle of the sync transaction,
+   * once (the marker file is removed first), to prove nothing is lost */
+  const char *crash_on = getenv("CRASH_ON");
+  char *marker = mx_path_join(env("BOT_DIR", "."), "crash-once");
+  if (crash_on && body && strcmp(body, crash_on) == 0 && marker && unlink(marker) == 0)
+    raise(SIGKILL);
+  free(marker);
   /* the ledger makes a redelivered event (after a crash) a no-op */
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(db, "INSERT OR IGNORE INTO echo_handled(event_id) VALUES(?)", &st, NULL))

@@ -185,7 +185,8 @@ def scenario(work, binary, peer_dir):
     for u, pw in (("bot", "botpw"), ("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")):
         subprocess.run([SYNAPSE, "register", hsdir, u, pw], check=True)
     env = dict(os.environ, MX_HS_URL=url, BOT_DIR=os.path.join(work, "bot"), BOT_USER="bot", BOT_PW="botpw",
-               OPERATORS="@alice:mxfleet.test,@carol:mxfleet.test", REQUIRE_VERIFIED="1")
+               OPERATORS="@alice:mxfleet.test,@carol:mxfleet.test", REQUIRE_VERIFIED="1",
+               CRASH_ON="crash-here")
     os.makedirs(env["BOT_DIR"])
     bot = Bot(binary, env, env["BOT_DIR"])
     bot._start_size = 0
@@ -210,22 +211,43 @@ def scenario(work, binary, peer_dir):
         round_trip(peer, bot, "a1", room, "!ping", "pong")
         check(bot.text().count("replied 'pong'") == 2, "no double reply after a restart")
 
-        # crash: SIGKILL while a sync is being processed, restart, no loss
-        peer("a1", "send", room, "before-crash")
-        bot.wait_log("received 'before-crash'", 60)
+        # crash: the bot SIGKILLs itself inside the sync transaction that
+        # carries the message; restarted, it redoes that sync: no loss, no
+        # UTD, exactly one reply
+        open(os.path.join(bot.dir, "crash-once"), "w").close()
+        peer("a1", "send", room, "crash-here")
+        deadline = time.time() + 60
+        while bot.p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        check(bot.p.poll() == -signal.SIGKILL, "the bot died with SIGKILL mid-sync")
         bot._start_size = len(bot.text())
         bot.stop(signal.SIGKILL)
         bot.start()
         r = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
-        check(r["body"] == "echo: before-crash", f"reply after the crash decrypts: {r['body']}")
+        check(r["body"] == "echo: crash-here", f"after the crash the message is handled: {r['body']}")
         round_trip(peer, bot, "a1", room, "!ping", "pong")
-        check(bot.text().count("received 'before-crash'") == 1, "the crashed-on event was handled exactly once")
+        check(bot.text().count("replied 'echo: crash-here'") == 1, "the crashed-on event got exactly one reply")
 
         # a second device of the operator, not cross-signed: it decrypts the
         # bot's replies, but its commands are refused with a notice
         peer("a2", "login", "alice", "alicepw")
         peer("a1", "mark_seen", room)
         peer("a2", "mark_seen", room)
+        # the new device's first message brings a new Olm session (pre-key
+        # message spending a one-time key) and a new room key in the same
+        # sync: crash inside that transaction, nothing may be lost
+        open(os.path.join(bot.dir, "crash-once"), "w").close()
+        peer("a2", "send", room, "crash-here")
+        deadline = time.time() + 60
+        while bot.p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        check(bot.p.poll() == -signal.SIGKILL, "the bot died with SIGKILL mid-sync (new olm session + room key)")
+        bot._start_size = len(bot.text())
+        bot.stop(signal.SIGKILL)
+        bot.start()
+        r2 = peer("a2", "wait_reply", room, "@bot:mxfleet.test", "60")
+        check(r2["body"].startswith("refused: your session"), f"pre-key message and room key survived: {r2['body']}")
+        peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
         peer("a2", "send", room, "!ping")
         r2 = peer("a2", "wait_reply", room, "@bot:mxfleet.test", "60")
         check(r2["body"].startswith("refused: your session") and "not verified" in r2["body"],
