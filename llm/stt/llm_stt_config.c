@@ -159,6 +159,29 @@ static mx_err parse_command(const cJSON *o, const struct loc *l, struct llm_stt_
   return MX_OK;
 }
 
+/* A relative path is relative to the config file's directory, as every
+ * path in the main config is (docs/config.md). */
+static mx_err resolve_path(const struct loc *l, char **path, char *err)
+{
+  const char *slash = strrchr(l->file, '/');
+  char *dir, *joined;
+
+  if ((*path)[0] == '/' || !slash)
+    return MX_OK;
+  dir = malloc((size_t)(slash - l->file) + 1);
+  if (!dir)
+    return mx_fail(MX_ERR_NOMEM, err, "%s: %s: out of memory", l->file, l->path);
+  memcpy(dir, l->file, (size_t)(slash - l->file));
+  dir[slash - l->file] = '\0';
+  joined = mx_path_join(dir[0] ? dir : "/", *path);
+  free(dir);
+  if (!joined)
+    return mx_fail(MX_ERR_NOMEM, err, "%s: %s: out of memory", l->file, l->path);
+  free(*path);
+  *path = joined;
+  return MX_OK;
+}
+
 static mx_err read_key(const cJSON *o, const struct loc *l, struct llm_stt_config *c, char *err)
 {
   char *file = NULL, *env = NULL;
@@ -172,6 +195,9 @@ static mx_err read_key(const cJSON *o, const struct loc *l, struct llm_stt_confi
   if (file && env) {
     rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected only one of api_key_file and api_key_env", l->file, l->path);
   } else if (file) {
+    rc = resolve_path(l, &file, err);
+    if (rc)
+      goto cleanup;
     if (mx_file_read(file, MX_BUF_MAX_SMALL, &b, NULL) != MX_OK) {
       rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.api_key_file: cannot read '%s'", l->file, l->path, file);
       goto cleanup;

@@ -151,6 +151,31 @@ static void test_load_file(void **state)
   unlink(path);
 }
 
+/* api_key_file relative to the config file's directory, not the cwd. */
+static void test_relative_key_file(void **state)
+{
+  struct llm_stt_config c;
+  char err[MX_ERRBUF_LEN], dir[] = "/tmp/mxh-stt-rel-XXXXXX", cfg[256], key[256];
+  FILE *f;
+  (void)state;
+
+  assert_non_null(mkdtemp(dir));
+  snprintf(cfg, sizeof cfg, "%s/mxfleet.json", dir);
+  snprintf(key, sizeof key, "%s/stt.key", dir);
+  f = fopen(key, "w");
+  fputs("sk-relative\n", f);
+  fclose(f);
+  f = fopen(cfg, "w");
+  fputs("{\"speech\":{\"provider\":\"openai\",\"api_key_file\":\"stt.key\"}}", f);
+  fclose(f);
+  assert_int_equal(llm_stt_config_load(cfg, &c, err), MX_OK);
+  assert_string_equal(c.api_key, "sk-relative");
+  llm_stt_config_release(&c);
+  unlink(key);
+  unlink(cfg);
+  rmdir(dir);
+}
+
 /* A minimal PCM WAV header + data of secs seconds at 16 kHz mono 16-bit. */
 static unsigned char *make_wav(double secs, size_t *n)
 {
@@ -214,7 +239,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults), cmocka_unit_test(test_api_key_sources), cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_load_file), cmocka_unit_test(test_probe),
+      cmocka_unit_test(test_load_file), cmocka_unit_test(test_relative_key_file), cmocka_unit_test(test_probe),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
