@@ -32,7 +32,10 @@ struct tools_audit {
   sqlite3_stmt *st_insert;
 };
 
-/* hash = SHA-256(domain || seq (8 bytes BE) || prev || record). */
+/* hash = SHA-256(domain || seq (8 bytes BE) || prev || record), with the
+ * caller's digest context (one per thread). */
+int audit_hash_md(EVP_MD_CTX *md, const EVP_MD *sha256, int64_t seq, const uint8_t prev[TOOLS_AUDIT_HASH_LEN],
+                  const void *rec, size_t n, uint8_t out[TOOLS_AUDIT_HASH_LEN]);
 int audit_hash(struct tools_audit *a, int64_t seq, const uint8_t prev[TOOLS_AUDIT_HASH_LEN], const void *rec,
                size_t n, uint8_t out[TOOLS_AUDIT_HASH_LEN]);
 /* Loads or creates the raw 32-byte Ed25519 seed at a->key_path (0600). */
