@@ -206,6 +206,44 @@ static void hold_for_confirmation(struct mx_msg *m)
   mx_buf_release(&t);
 }
 
+static int is_voice(const struct mx_msg *m)
+{
+  const cJSON *content = mx_json_obj(m->content, "content");
+  const char *msgtype = content ? mx_json_str(content, "msgtype") : NULL;
+  return msgtype && strcmp(msgtype, "m.audio") == 0;
+}
+
+/* Voice: transcript first (as a reply to the voice message), then the text
+ * is handled as if typed - with via_voice set, so anything above read risk
+ * asks for approval. Returns 0 when there is nothing to run. */
+static int transcribe_voice(struct mx_msg *m)
+{
+  char *text = NULL, err[MX_ERRBUF_LEN] = "";
+  mx_err rc = mx_ext_transcribe(m, &text, err);
+  if (rc) {
+    mx_msg_replyf(m, "I could not transcribe this voice message: %s", err);
+    return 0;
+  }
+  if (!text[0]) {
+    mx_msg_reply(m, "I heard nothing I could transcribe in this voice message.", NULL, NULL);
+    free(text);
+    return 0;
+  }
+  struct mx_buf t = MX_BUF_INIT(MX_BUF_MAX_SMALL), h = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  if (!mx_buf_addf(&t, "\U0001F3A4 \"%s\"", text) && !mx_buf_adds(&h, "\U0001F3A4 <i>") && !mx_html_escape(text, &h)
+      && !mx_buf_adds(&h, "</i>")) {
+    char key[400], e2[MX_ERRBUF_LEN];
+    snprintf(key, sizeof(key), "reply:%s:%d", m->event_id, m->reply_seq++);
+    mx_send_notice(m->id, m->w->db, m->room_id, key, mx_buf_cstr(&t), mx_buf_cstr(&h), m->event_id, NULL, e2);
+  }
+  mx_buf_release(&t);
+  mx_buf_release(&h);
+  free(m->body);
+  m->body = text;
+  m->via_voice = 1;
+  return 1;
+}
+
 static void handle_job(struct mx_worker *w, void *arg)
 {
   struct mx_msg *m = arg;
@@ -222,7 +260,7 @@ static void handle_job(struct mx_worker *w, void *arg)
     return;
   }
   char reason[512] = "";
-  if (!mx_ext_sender_trusted(id, m->sender, m->sender_device, m->verified, reason, sizeof(reason))) {
+  if (!mx_ext_sender_trusted(id, m, reason, sizeof(reason))) {
     mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "refused", reason, NULL);
     mx_info(id->dev->name, "refused message %s from %s: %s", m->event_id, m->sender, reason);
     mx_msg_reply(m, reason, NULL, NULL);
@@ -237,6 +275,11 @@ static void handle_job(struct mx_worker *w, void *arg)
     return;
   }
   mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "running", NULL, NULL);
+  if (is_voice(m) && !transcribe_voice(m)) {
+    mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "failed", "transcription", NULL);
+    mx_msg_free(m);
+    return;
+  }
   run_message(m);
   mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "done", NULL, NULL);
   mx_send_receipt(id, m->room_id, m->event_id);

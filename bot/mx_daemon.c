@@ -191,6 +191,7 @@ int mx_daemon_run(const struct mx_run_opts *o)
     mx_info(NULL, "mxfleet %s starting %zu identities on %s", MXFLEET_VERSION, bot.n_idents, bot.cfg->homeserver);
     for (size_t i = 0; i < bot.n_idents; i++)
       mx_ident_start(&bot.idents[i]);
+    mx_ext_health_start(&bot);
     mx_loop_run(bot.loop, signal_pipe[0]);
     mx_info(NULL, "shutting down");
     code = 0;

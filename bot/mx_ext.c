@@ -1,125 +1,344 @@
 /*
- * bot/mx_ext.c - wiring of E2EE, the LLM agent and the tools engine into
- * the bot core (see mx_ext.h). Until a module is configured for an
- * identity, its entry points answer with what is missing rather than
- * pretending: an encrypted room gets no plaintext, a request without an
- * LLM gets a notice saying so.
+ * bot/mx_ext.c - the glue between the bot core and E2EE (bot/crypto), the
+ * LLM agent (llm/) and voice transcription (llm/stt); tools and health live
+ * in mx_ext_tools.c and mx_ext_health.c. Layer: bot; calls down only.
+ * Nothing here sends plaintext into an encrypted room or runs a command
+ * from a sender the trust rules refuse.
  */
-#include "mx_ext.h"
+#include "mx_ext_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "llm_markdown.h"
+#include "llm_router.h"
+#include "mx_json.h"
 #include "mx_log.h"
-#include "mx_msg.h"
+#include "mx_metrics.h"
+#include "mx_send.h"
+#include "mx_util.h"
+
+_Thread_local struct mx_worker *mx_ext_current_worker;
+
+static mx_err router_metrics(void *ctx, struct mx_buf *out)
+{
+  struct mx_ext *x = ctx;
+  return x->agent ? llm_router_metrics(llm_agent_router(x->agent), out) : MX_OK;
+}
 
 mx_err mx_ext_init(struct mx_bot *bot, char *err)
 {
-  (void)bot;
-  (void)err;
-  return MX_OK;
+  struct mx_ext *x = calloc(1, sizeof(*x));
+  if (!x)
+    return MX_ERR_NOMEM;
+  bot->ext = x;
+  x->health_timer = -1;
+  llm_stt_config_init(&x->stt);
+  mx_err rc = MX_OK;
+  if (bot->cfg->llm) {
+    rc = llm_config_parse(bot->cfg->llm, bot->cfg->path, &x->llm_cfg, err);
+    if (!rc)
+      rc = llm_agent_new(x->llm_cfg, bot->db_path, &x->agent, err);
+    if (!rc)
+      rc = mx_metrics_add_extra(bot->metrics, router_metrics, x);
+  }
+  if (!rc && bot->cfg->speech) {
+    rc = llm_stt_config_parse(bot->cfg->speech, bot->cfg->path, "speech", &x->stt, err);
+    x->has_stt = !rc;
+  }
+  if (!rc)
+    rc = mx_ext_tools_init(bot, err);
+  for (size_t i = 0; !rc && i < bot->n_idents; i++) {
+    bot->idents[i].ext = calloc(1, sizeof(struct mx_ident_ext));
+    if (!bot->idents[i].ext)
+      rc = MX_ERR_NOMEM;
+    else
+      rc = mx_ext_tools_ident(&bot->idents[i], err);
+  }
+  if (!rc)
+    rc = mx_ext_health_init(bot, err);
+  return rc;
 }
 
 void mx_ext_free(struct mx_bot *bot)
 {
-  (void)bot;
+  struct mx_ext *x = bot->ext;
+  if (!x)
+    return;
+  mx_ext_health_free(bot);
+  if (x->agent)
+    mx_metrics_remove_extra(bot->metrics, router_metrics, x);
+  for (size_t i = 0; i < bot->n_idents; i++)
+    mx_ext_tools_ident_free(&bot->idents[i]);
+  mx_ext_tools_free(bot);
+  llm_agent_free(x->agent);
+  llm_config_free(x->llm_cfg);
+  llm_stt_config_release(&x->stt);
+  free(x);
+  bot->ext = NULL;
 }
+
+/* ---- E2EE ---- */
 
 mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
 {
-  (void)id;
   (void)db;
-  (void)err;
-  return MX_OK;
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix)
+    return MX_OK;
+  if (!ix->e2ee) {
+    struct mx_e2ee_opts o;
+    memset(&o, 0, sizeof(o));
+    o.db_path = id->bot->db_path;
+    o.data_dir = id->bot->cfg->data_dir;
+    o.user_id = id->user_id;
+    o.device_id = id->device_id;
+    o.api = id->api;
+    o.operators = (const char *const *)id->bot->cfg->operators;
+    o.n_operators = id->bot->cfg->n_operators;
+    o.require_verified_sender = id->bot->cfg->require_verified_sender;
+    mx_err rc = mx_e2ee_open(&o, &ix->e2ee, err);
+    if (rc)
+      return rc;
+  }
+  mx_err rc = mx_e2ee_start(ix->e2ee, id->next_batch, err);
+  if (!rc)
+    mx_info(id->dev->name, "end-to-end encryption ready (device %s, ed25519 %s)", id->device_id,
+            mx_e2ee_ed25519(ix->e2ee));
+  return rc;
 }
 
 void mx_ext_ident_free(struct mx_ident *id)
 {
-  (void)id;
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix)
+    return;
+  mx_e2ee_close(ix->e2ee);
+  free(ix);
+  id->ext = NULL;
 }
 
 mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, char *err)
 {
-  (void)id;
-  (void)db;
-  (void)sync;
-  (void)err;
-  return MX_OK;
+  struct mx_ident_ext *ix = ident_ext(id);
+  return ix && ix->e2ee ? mx_e2ee_process_sync(ix->e2ee, db, sync, err) : MX_OK;
+}
+
+void mx_ext_sync_done(struct mx_ident *id, int committed)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix || !ix->e2ee)
+    return;
+  if (!committed) {
+    mx_e2ee_sync_aborted(ix->e2ee);
+    return;
+  }
+  char err[MX_ERRBUF_LEN] = "";
+  /* one-time keys, fallback key, outdated device lists, unwedging */
+  if (mx_e2ee_maintain(ix->e2ee, err))
+    mx_warn(id->dev->name, "e2ee maintenance: %s", err);
 }
 
 mx_err mx_ext_decrypt(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *event, cJSON **plain,
                       struct mx_sender_info *sender, char *err)
 {
-  (void)id;
-  (void)db;
-  (void)room_id;
-  (void)event;
-  (void)plain;
-  (void)sender;
-  return mx_fail(MX_ERR_UNSUPPORTED, err, "end-to-end encryption is not enabled in this build");
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix || !ix->e2ee)
+    return mx_fail(MX_ERR_UNSUPPORTED, err, "end-to-end encryption is not started for %s", id->user_id);
+  struct mx_e2ee_sender s;
+  memset(&s, 0, sizeof(s));
+  mx_err rc = mx_e2ee_decrypt(ix->e2ee, db, room_id, event, plain, &s, err);
+  if (!rc) {
+    snprintf(sender->device_id, sizeof(sender->device_id), "%s", s.device_id);
+    snprintf(sender->sender_key, sizeof(sender->sender_key), "%s", s.sender_key);
+    snprintf(sender->ed25519, sizeof(sender->ed25519), "%s", s.ed25519);
+    sender->verified = s.verified;
+    sender->encrypted = 1;
+  }
+  return rc;
 }
 
 mx_err mx_ext_take_ready(struct mx_ident *id, sqlite3 *db, cJSON **events, char *err)
 {
-  (void)id;
-  (void)db;
-  (void)err;
+  struct mx_ident_ext *ix = ident_ext(id);
   *events = NULL;
-  return MX_OK;
+  return ix && ix->e2ee ? mx_e2ee_take_ready(ix->e2ee, db, events, err) : MX_OK;
 }
 
 mx_err mx_ext_encrypt(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
                       cJSON **out, char *err)
 {
-  (void)id;
-  (void)type;
-  (void)content;
-  (void)out;
-  return mx_fail(MX_ERR_UNSUPPORTED, err, "room %s is encrypted and encryption is not enabled in this build",
-                 room_id);
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix || !ix->e2ee)
+    return mx_fail(MX_ERR_UNSUPPORTED, err, "room %s is encrypted and encryption is not started", room_id);
+  return mx_e2ee_encrypt(ix->e2ee, room_id, type, content, out, err);
 }
 
-int mx_ext_sender_trusted(struct mx_ident *id, const char *user_id, const char *device_id, int verified,
-                          char *reason, size_t reason_len)
+int mx_ext_sender_trusted(struct mx_ident *id, const struct mx_msg *m, char *reason, size_t reason_len)
 {
-  (void)device_id;
-  if (!mx_bot_is_operator(id->bot, user_id)) {
-    snprintf(reason, reason_len, "%s is not an operator of this bot", user_id);
+  if (!mx_bot_is_operator(id->bot, m->sender)) {
+    snprintf(reason, reason_len, "%s is not an operator of this bot.", m->sender);
     return 0;
   }
-  if (id->bot->cfg->require_verified_sender && !verified) {
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!m->encrypted) {
+    if (!id->bot->cfg->require_verified_sender)
+      return 1;
     snprintf(reason, reason_len,
-             "Refused: commands are accepted only from an encrypted room and a device you have verified "
-             "(cross-signed). Verify this session in Element (Settings > Sessions), then send the command again.");
+             "Refused: this room is not end-to-end encrypted, and commands are accepted only from encrypted rooms "
+             "and devices verified by their owner. Start an encrypted DM with me (Element does this by default).");
     return 0;
   }
-  return 1;
+  if (!ix || !ix->e2ee) {
+    snprintf(reason, reason_len, "Refused: encryption is not ready on this device yet; try again in a moment.");
+    return 0;
+  }
+  struct mx_e2ee_sender s;
+  memset(&s, 0, sizeof(s));
+  snprintf(s.user_id, sizeof(s.user_id), "%s", m->sender);
+  snprintf(s.device_id, sizeof(s.device_id), "%s", m->sender_device ? m->sender_device : "");
+  snprintf(s.sender_key, sizeof(s.sender_key), "%s", m->sender_key ? m->sender_key : "");
+  snprintf(s.ed25519, sizeof(s.ed25519), "%s", m->sender_ed25519 ? m->sender_ed25519 : "");
+  s.verified = m->verified;
+  return mx_e2ee_sender_trusted(ix->e2ee, &s, reason, reason_len);
+}
+
+/* ---- LLM turns ---- */
+
+struct progress {
+  struct mx_msg *m;
+  char event_id[MX_EVENT_ID_LEN];
+};
+
+static void on_progress(void *ctx, const char *text)
+{
+  struct progress *p = ctx;
+  if (!p->event_id[0])
+    mx_msg_reply(p->m, text, NULL, p->event_id);
+  else
+    mx_msg_edit(p->m, p->event_id, text, NULL);
 }
 
 void mx_ext_handle_text(struct mx_msg *m)
 {
-  mx_msg_reply(m, "No LLM is configured for this device, so I can only run built-in commands. Send !help.",
-               NULL, NULL);
+  struct mx_ext *x = m->id->bot->ext;
+  if (!x || !x->agent) {
+    mx_msg_reply(m, "No LLM is configured for this device, so I can only run built-in commands. Send !help.",
+                 NULL, NULL);
+    return;
+  }
+  mx_ext_current_worker = m->w;
+  pthread_mutex_lock(&m->id->turn_lock);
+  struct llm_tools *tools = mx_ext_tools_for_turn(m);
+  struct llm_turn_req req;
+  memset(&req, 0, sizeof(req));
+  req.device = m->id->dev->name;
+  req.backend = mx_backend_name(m->id->dev->backend);
+  req.os = m->id->dev->os ? m->id->dev->os : "linux";
+  req.policy = mx_ext_tools_policy_summary(m->id);
+  req.tools = tools;
+  req.room_id = m->room_id;
+  req.thread_id = "";
+  req.operator_id = m->sender;
+  req.text = m->body;
+  struct progress p = { m, "" };
+  struct llm_sink sink = { &p, on_progress };
+  struct llm_turn_result res;
+  memset(&res, 0, sizeof(res));
+  char err[MX_ERRBUF_LEN] = "";
+  mx_err rc = llm_agent_turn(x->agent, &req, &sink, &res, err);
+  if (res.markdown) {
+    if (p.event_id[0])
+      mx_msg_edit(m, p.event_id, res.failed ? "stopped" : "done", NULL);
+    mx_msg_reply(m, res.markdown, res.html, NULL);
+  } else if (rc) {
+    mx_error(m->id->dev->name, "agent turn failed: %s", err);
+    mx_msg_reply(m, "Sorry, I could not handle that because of an internal error; it is in the bot's log.", NULL,
+                 NULL);
+  }
+  llm_turn_result_free(&res);
+  mx_ext_tools_turn_free(tools);
+  pthread_mutex_unlock(&m->id->turn_lock);
+  mx_ext_current_worker = NULL;
 }
 
 int mx_ext_handle_command(struct mx_msg *m, const char *cmd, const char *args)
 {
-  (void)m;
-  (void)cmd;
-  (void)args;
-  return 0;
+  struct mx_ext *x = m->id->bot->ext;
+  mx_ext_current_worker = m->w;
+  int handled = 0;
+  if (strcmp(cmd, "reset") == 0) {
+    char err[MX_ERRBUF_LEN] = "";
+    if (!x || !x->agent)
+      mx_msg_reply(m, "There is no conversation to reset: no LLM is configured.", NULL, NULL);
+    else if (llm_history_reset(x->agent, m->id->dev->name, m->room_id, "", err))
+      mx_msg_replyf(m, "Could not reset the conversation: %s", err);
+    else
+      mx_msg_reply(m, "Conversation history cleared.", NULL, NULL);
+    handled = 1;
+  } else if (strcmp(cmd, "devices") == 0 || strcmp(cmd, "health") == 0) {
+    handled = mx_ext_health_command(m, cmd);
+  } else {
+    handled = mx_ext_tools_command(m, cmd, args);
+  }
+  mx_ext_current_worker = NULL;
+  return handled;
 }
 
 int mx_ext_handle_reaction(struct mx_msg *m, const char *target_event_id, const char *key)
 {
-  (void)m;
-  (void)target_event_id;
-  (void)key;
-  return 0;
+  mx_ext_current_worker = m->w;
+  int handled = mx_ext_tools_reaction(m, target_event_id, key);
+  mx_ext_current_worker = NULL;
+  return handled;
 }
 
 void mx_ext_status(struct mx_ident *id, struct mx_buf *out)
 {
-  (void)id;
-  (void)out;
+  struct mx_ext *x = id->bot->ext;
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (ix && ix->e2ee && mx_buf_addf(out, "\nencryption: on (ed25519 %s)", mx_e2ee_ed25519(ix->e2ee)))
+    return;
+  mx_ext_tools_status(id, out);
+  if (x && x->agent) {
+    if (mx_buf_adds(out, "\nLLM providers:\n"))
+      return;
+    if (llm_router_status_text(llm_agent_router(x->agent), out))
+      return;
+  } else if (mx_buf_adds(out, "\nLLM: not configured")) {
+    return;
+  }
+  if (mx_buf_addf(out, "\nspeech-to-text: %s", x && x->has_stt ? llm_stt_provider_name(x->stt.provider) : "off"))
+    return;
+}
+
+/* ---- voice ---- */
+
+mx_err mx_ext_transcribe(struct mx_msg *m, char **text, char *err)
+{
+  struct mx_ext *x = m->id->bot->ext;
+  if (!x || !x->has_stt)
+    return mx_fail(MX_ERR_UNSUPPORTED, err, "voice messages need a speech-to-text provider (config key 'speech')");
+  const cJSON *content = mx_json_obj(m->content, "content");
+  const cJSON *info = mx_json_obj(content, "info");
+  const char *mime = info ? mx_json_str(info, "mimetype") : NULL;
+  int64_t size = 0;
+  if (info && mx_json_int(info, "size", &size) && (size_t)size > x->stt.max_bytes)
+    return mx_fail(MX_ERR_TOO_BIG, err, "voice message is %lld bytes; the limit is %zu", (long long)size,
+                   x->stt.max_bytes);
+  struct mx_buf audio = MX_BUF_INIT(x->stt.max_bytes);
+  mx_err rc;
+  const cJSON *file = mx_json_obj(content, "file");
+  const char *url = mx_json_str(content, "url");
+  if (file)
+    rc = mx_e2ee_attachment_fetch(m->id->api, file, x->stt.max_bytes, &audio, err);
+  else if (url)
+    rc = mx_api_download(m->id->api, url, x->stt.max_bytes, &audio, err);
+  else
+    rc = mx_fail(MX_ERR_INVALID, err, "voice message has neither 'url' nor 'file'");
+  if (!rc)
+    rc = llm_stt_transcribe(&x->stt, audio.buf, audio.len, mime ? mime : "audio/ogg", text, err);
+  mx_buf_release(&audio);
+  return rc;
 }

@@ -20,6 +20,8 @@ struct mx_msg;
 
 /* Whole-bot setup and teardown (LLM config, tools engines per device). */
 mx_err mx_ext_init(struct mx_bot *bot, char *err);
+/* Starts the periodic health checks on the loop (after identities start). */
+void mx_ext_health_start(struct mx_bot *bot);
 void mx_ext_free(struct mx_bot *bot);
 
 /* Per identity, after login, on a worker: E2EE account, keys, cross-signing. */
@@ -28,10 +30,16 @@ void mx_ext_ident_free(struct mx_ident *id);
 
 /* Inside the sync transaction: to_device, device_lists, key counts. */
 mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, char *err);
+/* After the sync transaction: committed (then key upkeep, blocking) or
+ * rolled back (in-memory crypto state reloaded). */
+void mx_ext_sync_done(struct mx_ident *id, int committed);
 
 struct mx_sender_info {
   char device_id[128];
-  int verified; /* sender device cross-signed by its owner's pinned master key */
+  char sender_key[64];  /* curve25519 of the device that shared the session */
+  char ed25519[64];     /* its ed25519, as claimed when the session was shared */
+  int verified;         /* sender device cross-signed by its owner's pinned master key */
+  int encrypted;        /* the event arrived encrypted */
 };
 /* Decrypts an m.room.encrypted event: *plain owned. MX_ERR_PENDING when the
  * key has not arrived (the event is queued and comes back through
@@ -43,9 +51,11 @@ mx_err mx_ext_take_ready(struct mx_ident *id, sqlite3 *db, cJSON **events, char 
 /* Encrypts content for room_id; *out owned. */
 mx_err mx_ext_encrypt(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
                       cJSON **out, char *err);
-/* May this sender command this identity? reason says what to do if not. */
-int mx_ext_sender_trusted(struct mx_ident *id, const char *user_id, const char *device_id, int verified,
-                          char *reason, size_t reason_len);
+/* May the sender of m command this identity? reason says what to do if not. */
+int mx_ext_sender_trusted(struct mx_ident *id, const struct mx_msg *m, char *reason, size_t reason_len);
+/* Downloads (decrypting when needed) and transcribes the voice message m;
+ * *text owned. */
+mx_err mx_ext_transcribe(struct mx_msg *m, char **text, char *err);
 
 /* A message that is not a built-in command: an LLM turn. Blocking. */
 void mx_ext_handle_text(struct mx_msg *m);

@@ -17,6 +17,8 @@ void mx_msg_free(struct mx_msg *m)
   free(m->sender);
   free(m->sender_device);
   free(m->body);
+  free(m->sender_key);
+  free(m->sender_ed25519);
   cJSON_Delete(m->content);
   free(m);
 }

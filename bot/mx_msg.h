@@ -18,8 +18,10 @@ struct mx_msg {
   struct mx_worker *w;       /* the worker running it (w->db) */
   char *event_id, *room_id, *sender, *sender_device, *body;
   cJSON *content;            /* owned; decrypted content for encrypted rooms */
+  char *sender_key, *sender_ed25519; /* E2EE: keys of the session that carried it */
   int64_t origin_ts;
   int verified;
+  int encrypted;
   int via_voice;             /* body came from a transcribed voice message */
   int reply_seq;
 };

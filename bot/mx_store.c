@@ -27,6 +27,10 @@ static const struct mx_migration migrations[] = {
     "CREATE TABLE outbox(txn_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, key TEXT NOT NULL,"
     "  room_id TEXT NOT NULL, event_id TEXT, created_ts INTEGER NOT NULL, sent_ts INTEGER,"
     "  UNIQUE(user_id, key));" },
+  { 2,
+    "ALTER TABLE inbox ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE inbox ADD COLUMN sender_key TEXT;"
+    "ALTER TABLE inbox ADD COLUMN sender_ed25519 TEXT;" },
 };
 
 mx_err mx_store_migrate(sqlite3 *db, char *err)
@@ -157,10 +161,11 @@ mx_err mx_store_inbox_add(sqlite3 *db, const char *user_id, const struct mx_inbo
 {
   mx_err rc = mx_db_run(db, err,
                         "INSERT INTO inbox(user_id, event_id, room_id, sender, sender_device, verified,"
-                        " origin_ts, received_ts, body, content, state) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
-                        " ON CONFLICT(user_id, event_id) DO NOTHING",
-                        "sssssdiisss", user_id, it->event_id, it->room_id, it->sender, it->sender_device,
-                        it->verified, it->origin_ts, mx_now_ms(), it->body, it->content_json, it->state);
+                        " origin_ts, received_ts, body, content, state, encrypted, sender_key, sender_ed25519)"
+                        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(user_id, event_id) DO NOTHING",
+                        "sssssdiisssdss", user_id, it->event_id, it->room_id, it->sender, it->sender_device,
+                        it->verified, it->origin_ts, mx_now_ms(), it->body, it->content_json, it->state,
+                        it->encrypted, it->sender_key, it->sender_ed25519);
   if (!rc)
     *is_new = sqlite3_changes(db) > 0;
   return rc;

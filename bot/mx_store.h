@@ -44,6 +44,8 @@ struct mx_inbox_item {
   const char *event_id, *room_id, *sender, *sender_device, *body, *content_json;
   int64_t origin_ts;
   int verified;
+  int encrypted;
+  const char *sender_key, *sender_ed25519;
   const char *state; /* "new", "seen" (history before first sync), "ignored" */
 };
 mx_err mx_store_inbox_add(sqlite3 *db, const char *user_id, const struct mx_inbox_item *it, int *is_new,

@@ -251,9 +251,11 @@ static const char *command_body(const char *type, const cJSON *content)
 }
 
 static struct mx_msg *new_msg(struct mx_ident *id, const char *room_id, const char *event_id, const char *sender,
-                              const char *sender_device, int verified, int64_t ts, const char *body,
+                              const struct mx_sender_info *si, int64_t ts, const char *body,
                               const cJSON *event_plain)
 {
+  const char *sender_device = si->device_id;
+  int verified = si->verified;
   struct mx_msg *m = calloc(1, sizeof(*m));
   if (!m)
     return NULL;
@@ -266,6 +268,9 @@ static struct mx_msg *new_msg(struct mx_ident *id, const char *room_id, const ch
   m->content = cJSON_Duplicate(event_plain, 1);
   m->origin_ts = ts;
   m->verified = verified;
+  m->encrypted = si->encrypted;
+  m->sender_key = si->sender_key[0] ? mx_strdup(si->sender_key) : NULL;
+  m->sender_ed25519 = si->ed25519[0] ? mx_strdup(si->ed25519) : NULL;
   if (!m->event_id || !m->room_id || !m->sender || !m->body || !m->content) {
     mx_msg_free(m);
     return NULL;
@@ -315,14 +320,17 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
   if (body) {
     const char *state = !id->first_sync_done ? "seen" : mx_bot_is_operator(id->bot, sender) ? "new" : "ignored";
     char *content_json = cJSON_PrintUnformatted(event_plain);
-    struct mx_inbox_item it = { event_id, room_id, sender, si.device_id, body, content_json, ts, si.verified, state };
+    struct mx_inbox_item it = { .event_id = event_id, .room_id = room_id, .sender = sender,
+                                .sender_device = si.device_id, .body = body, .content_json = content_json,
+                                .origin_ts = ts, .verified = si.verified, .encrypted = si.encrypted,
+                                .sender_key = si.sender_key, .sender_ed25519 = si.ed25519, .state = state };
     int is_new = 0;
     rc = mx_store_inbox_add(db, id->user_id, &it, &is_new, err);
     cJSON_free(content_json);
     if (!rc && is_new) {
       mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_MESSAGES_RECEIVED);
       if (strcmp(state, "new") == 0) {
-        struct mx_msg *m = new_msg(id, room_id, event_id, sender, si.device_id, si.verified, ts, body, event_plain);
+        struct mx_msg *m = new_msg(id, room_id, event_id, sender, &si, ts, body, event_plain);
         if (m)
           batch_add(b, m);
       }
@@ -453,6 +461,7 @@ static void process_job(struct mx_worker *w, void *arg)
   pthread_mutex_unlock(&id->crypto_lock);
   cJSON_Delete(gaps);
 
+  mx_ext_sync_done(id, rc == MX_OK);
   if (rc) {
     /* Nothing was committed: the same batch comes again from the old token. */
     mx_error(id->dev->name, "sync processing failed, will retry the batch: %s", err);
@@ -500,8 +509,8 @@ void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
 {
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(w->db,
-                    "SELECT event_id, room_id, sender, sender_device, verified, origin_ts, body, content, state"
-                    " FROM inbox WHERE user_id=? AND state IN ('new','running') ORDER BY origin_ts",
+                    "SELECT event_id, room_id, sender, sender_device, verified, origin_ts, body, content, state,"
+                    " encrypted, sender_key, sender_ed25519 FROM inbox WHERE user_id=? AND state IN ('new','running') ORDER BY origin_ts",
                     &st, NULL))
     return;
   sqlite3_bind_text(st, 1, id->user_id, -1, SQLITE_STATIC);
@@ -516,8 +525,14 @@ void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
     if (!event_id || !room_id || !sender || !body)
       continue;
     cJSON *ev = content ? cJSON_Parse(content) : cJSON_CreateObject();
-    struct mx_msg *m = new_msg(id, room_id, event_id, sender, dev, sqlite3_column_int(st, 4),
-                               sqlite3_column_int64(st, 5), body, ev);
+    struct mx_sender_info si;
+    memset(&si, 0, sizeof(si));
+    snprintf(si.device_id, sizeof(si.device_id), "%s", dev ? dev : "");
+    si.verified = sqlite3_column_int(st, 4);
+    si.encrypted = sqlite3_column_int(st, 9);
+    snprintf(si.sender_key, sizeof(si.sender_key), "%s", sqlite3_column_text(st, 10) ? (const char *)sqlite3_column_text(st, 10) : "");
+    snprintf(si.ed25519, sizeof(si.ed25519), "%s", sqlite3_column_text(st, 11) ? (const char *)sqlite3_column_text(st, 11) : "");
+    struct mx_msg *m = new_msg(id, room_id, event_id, sender, &si, sqlite3_column_int64(st, 5), body, ev);
     cJSON_Delete(ev);
     if (!m)
       continue;

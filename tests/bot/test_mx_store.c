@@ -74,7 +74,8 @@ static void inbox_accepts_an_event_once(void **state)
 {
   (void)state;
   sqlite3 *db = open_db();
-  struct mx_inbox_item it = { "$e1", "!r:x", "@op:x", "DEV", "!ping", "{}", 1000, 1, "new" };
+  struct mx_inbox_item it = { .event_id = "$e1", .room_id = "!r:x", .sender = "@op:x", .sender_device = "DEV",
+                              .body = "!ping", .content_json = "{}", .origin_ts = 1000, .verified = 1, .state = "new" };
   int is_new = 0;
   assert_int_equal(mx_store_inbox_add(db, "@a:x", &it, &is_new, NULL), MX_OK);
   assert_int_equal(is_new, 1);

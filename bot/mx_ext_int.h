@@ -1,0 +1,73 @@
+/*
+ * bot/mx_ext_int.h - state behind mx_ext.h, shared by mx_ext*.c only:
+ * the bot-wide LLM agent, speech-to-text, approvals store, redactor and
+ * health monitor, and per identity its E2EE state and its device's tools
+ * engine (manifest, backend, audit). Created at start, freed at exit.
+ */
+#ifndef MX_EXT_INT_H
+#define MX_EXT_INT_H
+
+#include "llm_agent.h"
+#include "llm_config.h"
+#include "llm_stt.h"
+#include "llm_tools.h"
+#include "mx_bot.h"
+#include "mx_e2ee.h"
+#include "mx_ext.h"
+#include "mx_msg.h"
+#include "tools_engine.h"
+
+struct dev_health;
+
+struct mx_ident_ext {
+  struct mx_e2ee *e2ee;              /* NULL until started */
+  struct tools_manifest *manifest;   /* NULL: no tools for this device */
+  struct dev_backend *backend;
+  struct tools_audit *audit;
+  struct tools_engine *engine;
+  char manifest_note[200];           /* why there are no tools, for !status */
+  cJSON *specs;                      /* owned: tools offered to the model */
+  struct llm_tool_spec *llm_specs;   /* views into specs */
+  size_t n_specs;
+};
+
+struct mx_ext {
+  struct llm_config *llm_cfg;        /* NULL: no LLM configured */
+  struct llm_agent *agent;
+  struct llm_stt_config stt;
+  int has_stt;
+  struct tools_approvals *approvals;
+  struct tools_redactor *redactor;
+  struct dev_health *health;
+  long health_timer;
+};
+
+/* The worker currently running a job on this thread (for callbacks from
+ * lower layers that must send: approval notices, progress edits). */
+extern _Thread_local struct mx_worker *mx_ext_current_worker;
+
+static inline struct mx_ident_ext *ident_ext(struct mx_ident *id)
+{
+  return id->ext;
+}
+
+/* mx_ext_tools.c */
+mx_err mx_ext_tools_init(struct mx_bot *bot, char *err);
+mx_err mx_ext_tools_ident(struct mx_ident *id, char *err);
+void mx_ext_tools_ident_free(struct mx_ident *id);
+void mx_ext_tools_free(struct mx_bot *bot);
+int mx_ext_tools_command(struct mx_msg *m, const char *cmd, const char *args);
+int mx_ext_tools_reaction(struct mx_msg *m, const char *target, const char *key);
+void mx_ext_tools_status(struct mx_ident *id, struct mx_buf *out);
+/* The llm_tools table for one turn of m; free with mx_ext_tools_turn_free. */
+struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m);
+void mx_ext_tools_turn_free(struct llm_tools *t);
+const char *mx_ext_tools_policy_summary(struct mx_ident *id);
+
+/* mx_ext_health.c */
+mx_err mx_ext_health_init(struct mx_bot *bot, char *err);
+void mx_ext_health_start(struct mx_bot *bot);
+void mx_ext_health_free(struct mx_bot *bot);
+int mx_ext_health_command(struct mx_msg *m, const char *cmd);
+
+#endif

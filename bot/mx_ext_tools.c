@@ -1,0 +1,458 @@
+/*
+ * bot/mx_ext_tools.c - each device's tools engine (manifest, backend,
+ * audit, approvals) wired to Matrix: the model's tool calls, approval
+ * notices, approve/deny replies and reactions, !pending, !cancel, !stop,
+ * !audit. Layer: bot; calls tools/ and devices/ only through their APIs.
+ */
+#include "mx_ext_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dev_local.h"
+#include "dev_ssh.h"
+#include "dev_wg.h"
+#include "mx_json.h"
+#include "mx_log.h"
+#include "mx_send.h"
+#include "mx_util.h"
+#include "tools_render.h"
+
+/* Action ids a turn in this process is waiting on: an approval for one of
+ * them wakes that turn; any other approved action (pending across a
+ * restart) is run here and its result posted. */
+static pthread_mutex_t waiting_lock = PTHREAD_MUTEX_INITIALIZER;
+static char waiting[64][TOOLS_ACTION_ID_LEN + 1];
+
+static void waiting_set(const char *id, int on)
+{
+  pthread_mutex_lock(&waiting_lock);
+  for (int i = 0; i < 64; i++) {
+    if (on && !waiting[i][0]) {
+      snprintf(waiting[i], sizeof(waiting[i]), "%s", id);
+      break;
+    }
+    if (!on && strcmp(waiting[i], id) == 0) {
+      waiting[i][0] = '\0';
+      break;
+    }
+  }
+  pthread_mutex_unlock(&waiting_lock);
+}
+
+static int waiting_has(const char *id)
+{
+  int found = 0;
+  pthread_mutex_lock(&waiting_lock);
+  for (int i = 0; i < 64 && !found; i++)
+    found = strcmp(waiting[i], id) == 0;
+  pthread_mutex_unlock(&waiting_lock);
+  return found;
+}
+
+mx_err mx_ext_tools_init(struct mx_bot *bot, char *err)
+{
+  struct mx_ext *x = bot->ext;
+  char *key = mx_path_join(bot->cfg->data_dir, "redact.key");
+  mx_err rc = key ? tools_redact_new_from_file(key, &x->redactor, err) : MX_ERR_NOMEM;
+  free(key);
+  for (size_t i = 0; !rc && i < bot->cfg->n_redact_literals; i++)
+    rc = tools_redact_add_literal(x->redactor, "config", bot->cfg->redact_literals[i], err);
+  if (!rc) {
+    /* from here on no log line can carry a known secret shape */
+    mx_log_set_filter(tools_redact_log_filter, x->redactor);
+    rc = tools_approvals_open(bot->db_path, &x->approvals, err);
+  }
+  return rc;
+}
+
+void mx_ext_tools_free(struct mx_bot *bot)
+{
+  struct mx_ext *x = bot->ext;
+  mx_log_set_filter(NULL, NULL);
+  tools_approvals_close(x->approvals);
+  tools_redact_free(x->redactor);
+}
+
+/* The device's manifest: configured path, else the one onboarding wrote. */
+static char *manifest_path(struct mx_ident *id)
+{
+  if (id->dev->manifest)
+    return mx_strdup(id->dev->manifest);
+  char rel[128];
+  snprintf(rel, sizeof(rel), "manifests/%s.json", id->dev->name);
+  char *p = mx_path_join(id->bot->cfg->data_dir, rel);
+  if (p && access(p, R_OK) != 0) {
+    free(p);
+    p = NULL;
+  }
+  return p;
+}
+
+static mx_err make_backend(struct mx_ident *id, struct mx_ident_ext *ix, char *err)
+{
+  const struct mx_device_config *d = id->dev;
+  switch (d->backend) {
+  case MX_BACKEND_LOCAL: {
+    struct dev_local_opts o;
+    memset(&o, 0, sizeof(o));
+    o.open_path = tools_policy_open_cb;
+    o.open_ctx = ix->manifest;
+    return dev_local_new(&o, &ix->backend, err);
+  }
+  case MX_BACKEND_SSH: {
+    char *kh = d->ssh_known_hosts ? mx_strdup(d->ssh_known_hosts)
+                                  : mx_path_join(id->bot->cfg->data_dir, "ssh_known_hosts");
+    struct dev_ssh_config c = { d->ssh_host, d->ssh_port, d->ssh_user, d->ssh_key_file, kh, 0, d->name };
+    mx_err rc = kh ? dev_ssh_new(&c, &ix->backend, err) : MX_ERR_NOMEM;
+    free(kh);
+    return rc;
+  }
+  case MX_BACKEND_WG: {
+    char url[160];
+    snprintf(url, sizeof(url), "http://%s:%d", d->wg_address, d->wg_port);
+    struct dev_wg_config c = { url, d->wg_hmac_key_file, id->bot->cfg->data_dir, d->name, 0 };
+    return dev_wg_new(&c, &ix->backend, err);
+  }
+  }
+  return mx_fail(MX_ERR_CONFIG, err, "devices.%s.backend: unknown kind", d->name);
+}
+
+static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notice_event_id, char *err)
+{
+  struct mx_ident *id = ctx;
+  struct mx_worker *w = mx_ext_current_worker;
+  cJSON *origin = p->origin_json ? cJSON_Parse(p->origin_json) : NULL;
+  const char *room = origin ? mx_json_str(origin, "room_id") : NULL;
+  if (!w || !room) {
+    cJSON_Delete(origin);
+    return mx_fail(MX_ERR_INTERNAL, err, "approval notice: no room to post in");
+  }
+  struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL), html = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  mx_err rc = tools_render_notice(p, &text);
+  if (!rc)
+    rc = mx_buf_adds(&html, "<pre><code>");
+  if (!rc)
+    rc = mx_html_escape(mx_buf_cstr(&text), &html);
+  if (!rc)
+    rc = mx_buf_adds(&html, "</code></pre>");
+  char key[64], ev[MX_EVENT_ID_LEN] = "";
+  snprintf(key, sizeof(key), "approval:%s", p->id);
+  if (!rc)
+    rc = mx_send_notice(id, w->db, room, key, mx_buf_cstr(&text), mx_buf_cstr(&html), NULL, ev, err);
+  if (!rc) {
+    *notice_event_id = mx_strdup(ev);
+    waiting_set(p->id, 1);
+  }
+  mx_buf_release(&text);
+  mx_buf_release(&html);
+  cJSON_Delete(origin);
+  return rc;
+}
+
+static void approval_closed(void *ctx, const struct tools_pending *p)
+{
+  (void)ctx;
+  waiting_set(p->id, 0);
+}
+
+static void build_specs(struct mx_ident_ext *ix)
+{
+  ix->specs = tools_engine_specs(ix->engine);
+  ix->n_specs = (size_t)cJSON_GetArraySize(ix->specs);
+  ix->llm_specs = calloc(ix->n_specs ? ix->n_specs : 1, sizeof(*ix->llm_specs));
+  size_t i = 0;
+  const cJSON *s;
+  cJSON_ArrayForEach(s, ix->specs) {
+    if (!ix->llm_specs || i >= ix->n_specs)
+      break;
+    cJSON *params = cJSON_GetObjectItemCaseSensitive(s, "parameters");
+    /* keep the printed schema alive next to the spec it describes */
+    char *schema = params ? cJSON_PrintUnformatted(params) : NULL;
+    cJSON_AddStringToObject((cJSON *)s, "schema_text", schema ? schema : "{}");
+    cJSON_free(schema);
+    ix->llm_specs[i].name = mx_json_str(s, "name");
+    ix->llm_specs[i].description = mx_json_str(s, "description");
+    ix->llm_specs[i].schema_json = mx_json_str(s, "schema_text");
+    i++;
+  }
+  ix->n_specs = i;
+}
+
+mx_err mx_ext_tools_ident(struct mx_ident *id, char *err)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  struct mx_ext *x = id->bot->ext;
+  char *path = manifest_path(id);
+  if (!path) {
+    snprintf(ix->manifest_note, sizeof(ix->manifest_note),
+             "none (no manifest: set devices[].manifest or run 'mxfleet device add')");
+    mx_info(id->dev->name, "no manifest for this device: no tools are offered");
+    return MX_OK;
+  }
+  mx_err rc = tools_policy_load(path, &ix->manifest, err);
+  snprintf(ix->manifest_note, sizeof(ix->manifest_note), "%s", path);
+  free(path);
+  if (!rc)
+    rc = make_backend(id, ix, err);
+  if (!rc) {
+    struct tools_audit_opts ao = { id->bot->cfg->data_dir, id->dev->name, NULL };
+    rc = tools_audit_open(&ao, &ix->audit, err);
+  }
+  if (!rc) {
+    struct tools_engine_opts eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.device = id->dev->name;
+    eo.manifest = ix->manifest;
+    eo.backend = ix->backend;
+    eo.audit = ix->audit;
+    eo.approvals = x->approvals;
+    eo.redactor = x->redactor;
+    eo.approver.ctx = id;
+    eo.approver.post_notice = post_notice;
+    eo.approver.closed = approval_closed;
+    rc = tools_engine_new(&eo, &ix->engine, err);
+  }
+  if (!rc)
+    build_specs(ix);
+  return rc;
+}
+
+void mx_ext_tools_ident_free(struct mx_ident *id)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix)
+    return;
+  tools_engine_free(ix->engine);
+  tools_audit_close(ix->audit);
+  if (ix->backend)
+    ix->backend->destroy(ix->backend);
+  tools_manifest_free(ix->manifest);
+  cJSON_Delete(ix->specs);
+  free(ix->llm_specs);
+  ix->engine = NULL;
+  ix->audit = NULL;
+  ix->backend = NULL;
+  ix->manifest = NULL;
+  ix->specs = NULL;
+  ix->llm_specs = NULL;
+}
+
+const char *mx_ext_tools_policy_summary(struct mx_ident *id)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  return ix && ix->manifest ? "Only what this device's manifest allows; risky actions wait for the operator's approval."
+                            : "No tools are available on this device.";
+}
+
+/* ---- the model's tool calls ---- */
+
+struct turn_tools {
+  struct llm_tools t;
+  struct mx_msg *m;
+};
+
+static size_t turn_specs(void *ctx, const struct llm_tool_spec **out)
+{
+  struct turn_tools *tt = ctx;
+  struct mx_ident_ext *ix = ident_ext(tt->m->id);
+  *out = ix->llm_specs;
+  return ix->engine ? ix->n_specs : 0;
+}
+
+static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_tool_result *out)
+{
+  struct turn_tools *tt = ctx;
+  struct mx_msg *m = tt->m;
+  struct mx_ident_ext *ix = ident_ext(m->id);
+  if (!ix->engine) {
+    out->text = mx_strdup("no tools are available on this device");
+    out->is_error = 1;
+    return MX_OK;
+  }
+  /* approval notices are posted from this (pool) thread */
+  mx_ext_current_worker = m->w;
+  struct tools_origin origin = { m->sender, m->sender_device, m->verified ? "verified" : "unverified",
+                                 m->room_id, m->event_id, m->via_voice };
+  struct tools_outcome o;
+  memset(&o, 0, sizeof(o));
+  char err[MX_ERRBUF_LEN] = "";
+  mx_err rc = tools_engine_call(ix->engine, &origin, call->id, call->name, call->args_json, &o, err);
+  if (rc) {
+    tools_outcome_release(&o);
+    return rc;
+  }
+  out->text = o.text;
+  o.text = NULL;
+  out->is_error = o.status != TOOLS_OUT_OK || o.exit_code > 0;
+  tools_outcome_release(&o);
+  return MX_OK;
+}
+
+struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m)
+{
+  struct turn_tools *tt = calloc(1, sizeof(*tt));
+  if (!tt)
+    return NULL;
+  tt->m = m;
+  tt->t.ctx = tt;
+  tt->t.specs = turn_specs;
+  tt->t.call = turn_call;
+  return &tt->t;
+}
+
+void mx_ext_tools_turn_free(struct llm_tools *t)
+{
+  free(t); /* t is the first member of struct turn_tools */
+}
+
+/* ---- approvals and chat commands ---- */
+
+static void post_outcome(struct mx_msg *m, const char *action_id, struct tools_outcome *o)
+{
+  mx_msg_replyf(m, "Action %s: %s%s%s", action_id, tools_outcome_status_str(o->status), o->text ? "\n" : "",
+                o->text ? o->text : "");
+}
+
+static void decide(struct mx_msg *m, const char *action_id, enum tools_verdict v, const char *via)
+{
+  struct mx_ext *x = m->id->bot->ext;
+  struct mx_ident_ext *ix = ident_ext(m->id);
+  char err[MX_ERRBUF_LEN] = "";
+  mx_err rc = tools_approvals_decide(x->approvals, action_id, m->sender, mx_bot_is_operator(m->id->bot, m->sender),
+                                     v, via, err);
+  if (rc) {
+    mx_msg_replyf(m, "Could not %s %s: %s", v == TOOLS_VERDICT_APPROVE ? "approve" : "deny", action_id,
+                  err[0] ? err : mx_err_str(rc));
+    return;
+  }
+  if (v == TOOLS_VERDICT_DENY) {
+    mx_msg_replyf(m, "Denied %s; it will not run.", action_id);
+    return;
+  }
+  if (waiting_has(action_id)) {
+    mx_msg_replyf(m, "Approved %s; running it now.", action_id);
+    return;
+  }
+  /* nobody waits for it (approved after a restart): run it here */
+  if (!ix->engine) {
+    mx_msg_replyf(m, "Approved %s, but this device has no tools engine to run it.", action_id);
+    return;
+  }
+  struct tools_outcome o;
+  memset(&o, 0, sizeof(o));
+  rc = tools_engine_run_approved(ix->engine, action_id, &o, err);
+  if (rc)
+    mx_msg_replyf(m, "Approved %s, but it could not run: %s", action_id, err);
+  else
+    post_outcome(m, action_id, &o);
+  tools_outcome_release(&o);
+}
+
+static int audit_command(struct mx_msg *m, const char *args)
+{
+  struct mx_ident_ext *ix = ident_ext(m->id);
+  if (!ix->audit) {
+    mx_msg_reply(m, "This device has no audit log (no tools are configured).", NULL, NULL);
+    return 1;
+  }
+  struct mx_buf out = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  char err[MX_ERRBUF_LEN] = "";
+  mx_err rc;
+  if (strncmp(args, "verify", 6) == 0) {
+    struct tools_audit_checkpoint anchor;
+    struct tools_audit_verify_report rep;
+    int have = tools_audit_last_checkpoint(ix->audit, &anchor, err) == MX_OK;
+    rc = tools_audit_verify(ix->audit, have ? &anchor : NULL, &rep, err);
+    if (!rc)
+      rc = tools_render_verify(m->id->dev->name, &rep, &out);
+  } else {
+    int n = atoi(args);
+    cJSON *recs = NULL;
+    rc = tools_audit_recent(ix->audit, n > 0 && n <= 100 ? n : 10, &recs, err);
+    if (!rc)
+      rc = tools_render_audit(recs, &out);
+    cJSON_Delete(recs);
+  }
+  if (rc)
+    mx_msg_replyf(m, "audit: %s", err[0] ? err : mx_err_str(rc));
+  else
+    mx_msg_reply(m, mx_buf_cstr(&out), NULL, NULL);
+  mx_buf_release(&out);
+  return 1;
+}
+
+int mx_ext_tools_command(struct mx_msg *m, const char *cmd, const char *args)
+{
+  struct mx_ext *x = m->id->bot->ext;
+  struct mx_ident_ext *ix = ident_ext(m->id);
+  char id[32] = "", err[MX_ERRBUF_LEN] = "";
+  sscanf(args, "%31s", id);
+  if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) {
+    decide(m, id, cmd[0] == 'a' ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY, "reply");
+    return 1;
+  }
+  if (strcmp(cmd, "pending") == 0) {
+    cJSON *list = NULL;
+    struct mx_buf out = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+    if (tools_approvals_list_pending(x->approvals, m->id->dev->name, &list, err) || tools_render_pending(list, &out))
+      mx_msg_replyf(m, "!pending: %s", err);
+    else
+      mx_msg_reply(m, mx_buf_cstr(&out), NULL, NULL);
+    cJSON_Delete(list);
+    mx_buf_release(&out);
+    return 1;
+  }
+  if (strcmp(cmd, "cancel") == 0) {
+    if (!id[0])
+      mx_msg_reply(m, "usage: !cancel ID (see !pending)", NULL, NULL);
+    else if (tools_approvals_cancel(x->approvals, id, m->sender, err))
+      mx_msg_replyf(m, "Could not cancel %s: %s", id, err);
+    else
+      mx_msg_replyf(m, "Cancelled %s.", id);
+    return 1;
+  }
+  if (strcmp(cmd, "stop") == 0) {
+    int n = 0;
+    if (ix->engine)
+      n = tools_engine_stop_all(ix->engine);
+    else
+      tools_approvals_cancel_device(x->approvals, m->id->dev->name, &n, err);
+    mx_msg_replyf(m, "Stopped: %d pending or running action(s) on %s cancelled.", n, m->id->dev->name);
+    return 1;
+  }
+  if (strcmp(cmd, "audit") == 0)
+    return audit_command(m, args);
+  return 0;
+}
+
+int mx_ext_tools_reaction(struct mx_msg *m, const char *target, const char *key)
+{
+  struct mx_ext *x = m->id->bot->ext;
+  int approve = strncmp(key, "\xe2\x9c\x85", 3) == 0 || strncmp(key, "\xf0\x9f\x91\x8d", 4) == 0; /* ✅ 👍 */
+  int deny = strncmp(key, "\xe2\x9d\x8c", 3) == 0 || strncmp(key, "\xf0\x9f\x91\x8e", 4) == 0;    /* ❌ 👎 */
+  if (!approve && !deny)
+    return 0;
+  char action[TOOLS_ACTION_ID_LEN + 1], err[MX_ERRBUF_LEN];
+  if (tools_approvals_find_by_notice(x->approvals, target, action, err))
+    return 0;
+  char reason[512];
+  if (!mx_ext_sender_trusted(m->id, m, reason, sizeof(reason))) {
+    mx_msg_reply(m, reason, NULL, NULL);
+    return 1;
+  }
+  decide(m, action, approve ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY, "reaction");
+  return 1;
+}
+
+void mx_ext_tools_status(struct mx_ident *id, struct mx_buf *out)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  if (!ix)
+    return;
+  if (mx_buf_addf(out, "\nmanifest: %s\ntools: %zu", ix->manifest_note, ix->engine ? ix->n_specs : (size_t)0))
+    return;
+}
