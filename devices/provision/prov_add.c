@@ -176,7 +176,7 @@ static mx_err run_step(struct prov_ctx *c, const struct prov_step *s, int k, int
   if (rc)
     fprintf(c->out, "failed\n");
   else
-    fprintf(c->out, "%s%s\n", *created ? "" : "already done: ", mx_buf_cstr(&note));
+    fprintf(c->out, "%s%s\n", s->is_check ? "ok: " : *created ? "" : "already done: ", mx_buf_cstr(&note));
   mx_buf_release(&note);
   return rc;
 }

@@ -73,8 +73,11 @@ static mx_err load_registration(struct prov_cfg *cfg, char *err)
 static mx_err parse(struct prov_cfg *cfg, char *err)
 {
   const char *end = NULL;
-  cfg->root = cJSON_ParseWithLengthOpts(mx_buf_cstr(&cfg->text), cfg->text.len, &end, 1);
-  if (!cfg->root || !cJSON_IsObject(cfg->root))
+  const char *text = mx_buf_cstr(&cfg->text);
+  cfg->root = cJSON_ParseWithLengthOpts(text, cfg->text.len, &end, 0);
+  while (end && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+    end++; /* only whitespace may follow the object */
+  if (!cfg->root || !cJSON_IsObject(cfg->root) || (end && *end))
     return mx_fail(MX_ERR_CONFIG, err, "%s: byte %ld: invalid JSON, expected an object", cfg->path,
                    end ? (long)(end - mx_buf_cstr(&cfg->text)) : 0L);
   mx_err rc = need_str(cfg, "homeserver", &cfg->homeserver, err);

@@ -77,7 +77,7 @@ static mx_err get_nonce(const char *url, char **nonce, char *err)
 mx_err prov_hs_register(const char *hs, const char *secret, const char *localpart, const char *password, int admin,
                         char *err)
 {
-  char *url = prov_url(hs, "/_synapse/admin/v1/register%s", NULL);
+  char *url = prov_url(hs, "/_synapse/admin/v1/register", NULL);
   char *nonce = NULL;
   char mac[41] = "";
   cJSON *body = NULL, *r = NULL;
@@ -96,7 +96,8 @@ mx_err prov_hs_register(const char *hs, const char *secret, const char *localpar
     rc = prov_http("POST", url, NULL, body, &st, &r, err);
   }
   if (!rc && st == 400 && strcmp(errcode(r), "M_USER_IN_USE") == 0)
-    rc = mx_fail(MX_ERR_CONFLICT, err, "user '%s' already exists on the homeserver", localpart);
+    rc = mx_fail(MX_ERR_CONFLICT, err, "user '%s' already exists on the homeserver (a revoked or rolled-back "
+                 "device keeps its name taken; pick another name)", localpart);
   else if (!rc && st != 200)
     rc = status_fail("shared-secret registration", st, r, err);
   free(url);
@@ -136,7 +137,6 @@ mx_err prov_hs_admin_put(const char *hs, const char *token, const char *user_id,
     cJSON_AddStringToObject(body, "password", password);
     cJSON_AddStringToObject(body, "displayname", display);
     cJSON_AddBoolToObject(body, "admin", 0);
-    cJSON_AddBoolToObject(body, "deactivated", 0);
     rc = prov_http("PUT", url, token, body, &st, &r, err);
   }
   if (!rc && st != 200 && st != 201)
@@ -149,7 +149,7 @@ mx_err prov_hs_admin_put(const char *hs, const char *token, const char *user_id,
 
 mx_err prov_hs_login(const char *hs, const char *user_id, const char *password, char **token, char *err)
 {
-  char *url = prov_url(hs, "/_matrix/client/v3/login%s", NULL);
+  char *url = prov_url(hs, "/_matrix/client/v3/login", NULL);
   cJSON *body = cJSON_CreateObject(), *r = NULL;
   long st = 0;
   *token = NULL;
@@ -180,7 +180,7 @@ mx_err prov_hs_login(const char *hs, const char *user_id, const char *password, 
 
 void prov_hs_logout(const char *hs, const char *token)
 {
-  char *url = prov_url(hs, "/_matrix/client/v3/logout%s", NULL);
+  char *url = prov_url(hs, "/_matrix/client/v3/logout", NULL);
   cJSON *r = NULL;
   long st = 0;
   char err[MX_ERRBUF_LEN];
@@ -218,7 +218,7 @@ static mx_err self_deactivate(const char *hs, const char *user_id, const char *p
     return MX_OK; /* already deactivated */
   if (rc)
     return rc;
-  char *url = prov_url(hs, "/_matrix/client/v3/account/deactivate%s", NULL);
+  char *url = prov_url(hs, "/_matrix/client/v3/account/deactivate", NULL);
   cJSON *body = cJSON_CreateObject(), *r = NULL;
   long st = 0;
   rc = url && body ? prov_http("POST", url, token, body, &st, &r, err) : MX_ERR_NOMEM;

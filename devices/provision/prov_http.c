@@ -26,8 +26,10 @@ char *prov_url(const char *hs, const char *path_fmt, const char *arg)
       return NULL;
   }
   mx_err rc = mx_buf_adds(&b, hs);
-  if (!rc)
-    rc = mx_buf_addf(&b, path_fmt, esc ? esc : "");
+  if (!rc && esc)
+    rc = mx_buf_addf(&b, path_fmt, esc);
+  else if (!rc)
+    rc = mx_buf_adds(&b, path_fmt); /* a literal path: it may hold %-escapes */
   curl_free(esc);
   return rc ? NULL : mx_buf_take(&b);
 }

@@ -56,6 +56,7 @@ struct prov_ctx {
 struct prov_step {
   const char *id;    /* journal key */
   const char *title; /* progress text */
+  int is_check;      /* changes nothing: reports "ok", never "already done" */
   /* Does the step or finds it done; *created = 1 when it changed anything.
    * note receives a short result text ("pinned SHA256:..."). */
   mx_err (*run)(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
@@ -82,6 +83,8 @@ mx_err prov_cfgedit_remove(const char *text, const char *name, char **out, char 
  * non-JSON reply. Transport errors are MX_ERR_HTTP; any status is returned. */
 mx_err prov_http(const char *method, const char *url, const char *token, const cJSON *body, long *status,
                  cJSON **resp, char *err);
+/* hs + path_fmt with arg URL-escaped into its one %s; arg NULL: path_fmt
+ * is a literal path (no formatting). */
 char *prov_url(const char *hs, const char *path_fmt, const char *arg);
 
 /* prov_hs.c: homeserver accounts. admin is for tests (onboarding passes 0);

@@ -51,7 +51,10 @@ static mx_err user_create(struct prov_ctx *c, const char *local, const char *pw,
     return rc;
   if (tok) {
     rc = prov_hs_admin_get(c->cfg.homeserver, tok, c->user_id, &exists, &deact, err);
-    if (!rc && exists && !deact)
+    if (!rc && exists && deact)
+      rc = mx_fail(MX_ERR_CONFLICT, err, "%s is deactivated (revoked or rolled back); pick another device name",
+                   c->user_id); /* reactivation through the admin API fails on Synapse with SQLite */
+    else if (!rc && exists)
       rc = mx_fail(MX_ERR_CONFLICT, err, "%s already exists and data_dir has no password for it", c->user_id);
     if (!rc)
       rc = prov_hs_admin_put(c->cfg.homeserver, tok, c->user_id, pw, c->user_id + 1, err);

@@ -45,12 +45,12 @@ static mx_err check_run(struct prov_ctx *c, int *created, struct mx_buf *note, c
 }
 
 const struct prov_step prov_steps_ssh[] = {
-  { "ssh_pin", "pin the SSH host key", pin_run, pin_undo },
-  { "ssh_check", "check SSH login (batch mode)", check_run, NULL },
-  { "matrix_user", "create the Matrix user", prov_step_user_run, prov_step_user_undo },
-  { "identity", "log in and bootstrap the E2EE identity", prov_step_identity_run, prov_step_identity_undo },
-  { "files", "write the manifest and prompt", prov_step_files_run, prov_step_files_undo },
-  { "config", "add the config entry", prov_step_config_run, prov_step_config_undo },
-  { "greet", "open a DM with each operator and greet", prov_step_greet_run, NULL },
+  { "ssh_pin", "pin the SSH host key", 0, pin_run, pin_undo },
+  { "ssh_check", "check SSH login (batch mode)", 1, check_run, NULL },
+  { "matrix_user", "create the Matrix user", 0, prov_step_user_run, prov_step_user_undo },
+  { "identity", "log in and bootstrap the E2EE identity", 0, prov_step_identity_run, prov_step_identity_undo },
+  { "files", "write the manifest and prompt", 0, prov_step_files_run, prov_step_files_undo },
+  { "config", "add the config entry", 0, prov_step_config_run, prov_step_config_undo },
+  { "greet", "open a DM with each operator and greet", 0, prov_step_greet_run, NULL },
 };
 const int prov_steps_ssh_n = (int)(sizeof(prov_steps_ssh) / sizeof(prov_steps_ssh[0]));
