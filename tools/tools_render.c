@@ -42,6 +42,12 @@ mx_err tools_render_notice(const struct tools_pending *p, struct mx_buf *out)
   return rc;
 }
 
+static const char *s_or(const cJSON *o, const char *k, const char *d)
+{
+  const char *s = mx_json_str(o, k);
+  return s ? s : d;
+}
+
 mx_err tools_render_pending(const cJSON *list, struct mx_buf *out)
 {
   int n = cJSON_GetArraySize(list);
@@ -55,22 +61,16 @@ mx_err tools_render_pending(const cJSON *list, struct mx_buf *out)
     hhmm(e, exp);
     char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(it, "args"));
     if (!rc)
-      rc = mx_buf_addf(out, "- [%s] %s %s %s: %s ", mx_json_str(it, "id"), mx_json_str(it, "device"),
-                       mx_json_str(it, "risk"), mx_json_str(it, "tool"), "");
+      rc = mx_buf_addf(out, "- [%s] %s %s %s: ", s_or(it, "id", "?"), s_or(it, "device", "?"), s_or(it, "risk", "?"),
+                       s_or(it, "tool", "?"));
     if (!rc)
       rc = add_args(out, args ? args : "{}", 300);
     if (!rc)
-      rc = mx_buf_addf(out, " (hash %s, by %s, expires %s)\n", mx_json_str(it, "args_hash"),
-                       mx_json_str(it, "requester"), exp);
+      rc = mx_buf_addf(out, " (hash %s, by %s, expires %s)\n", s_or(it, "args_hash", "?"),
+                       s_or(it, "requester", "?"), exp);
     cJSON_free(args);
   }
   return rc;
-}
-
-static const char *s_or(const cJSON *o, const char *k, const char *d)
-{
-  const char *s = mx_json_str(o, k);
-  return s ? s : d;
 }
 
 mx_err tools_render_audit(const cJSON *records, struct mx_buf *out)

@@ -357,6 +357,42 @@ static void test_batch_append_and_read_back(void **state)
   assert_int_equal(rep.rows, 101);
 }
 
+/* Large enough for the verifier to split the chain into ranges checked by
+ * several threads: problems in a later range and at a seam are still named. */
+static void test_large_chain_ranges(void **state)
+{
+  struct fx *f = *state;
+  char err[MX_ERRBUF_LEN];
+  static struct tools_audit_entry e[1000];
+  cJSON *args = cJSON_Parse("{\"pid\":42}");
+  for (int i = 0; i < 1000; i++) {
+    memset(&e[i], 0, sizeof(e[i]));
+    e[i].kind = "intent";
+    e[i].tool = "proc.kill";
+    e[i].args = args;
+    e[i].exit_code = -1;
+  }
+  for (int i = 0; i < 60; i++)
+    assert_int_equal(tools_audit_append_batch(f->a, e, 1000, NULL, err), MX_OK);
+  cJSON_Delete(args);
+  struct tools_audit_verify_report rep;
+  verify(f, NULL, &rep);
+  assert_true(rep.ok);
+  assert_int_equal(rep.rows, 60000);
+  raw(f, "UPDATE audit_chain SET record = replace(record, 'proc.kill', 'proc.kilL') WHERE seq = 55555");
+  verify(f, NULL, &rep);
+  assert_false(rep.ok);
+  assert_int_equal(rep.first_bad_seq, 55555);
+  assert_string_equal(rep.message, "row 55555 was modified: its hash does not match its content");
+  /* Deleting the first row of the second range (30001 with two threads, 20001
+   * with three) and its neighbours: the first gap is named wherever it is. */
+  raw(f, "DELETE FROM audit_chain WHERE seq BETWEEN 20001 AND 30001");
+  verify(f, NULL, &rep);
+  assert_false(rep.ok);
+  assert_int_equal(rep.first_bad_seq, 20001);
+  assert_non_null(strstr(rep.message, "row 20001 is missing (deleted)"));
+}
+
 static void test_bad_device_name(void **state)
 {
   struct fx *f = *state;
@@ -380,6 +416,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_checkpoint_text_and_signature, setup, teardown),
       cmocka_unit_test_setup_teardown(test_external_checkpoint_compared, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_append_and_read_back, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_large_chain_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_device_name, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
