@@ -5,6 +5,9 @@ Speaks three wire formats, chosen by the request path:
   .../chat/completions   OpenAI Chat Completions (SSE when "stream": true)
   .../v1/messages        Anthropic Messages (SSE events when "stream": true)
   .../api/chat           Ollama native chat (NDJSON when "stream": true)
+  .../audio/transcriptions, .../inference
+                         speech to text (OpenAI, whisper.cpp), multipart;
+                         the record's "body" lists the form fields
 
 Each request path starts with /s/<scenario>/<run>/ ; the n-th request seen
 for one (scenario, run) pair gets step n of the scenario (the last step
@@ -22,6 +25,7 @@ On start the server prints "PORT <n>" on stdout (port 0 = pick a free one).
 Run `scripted_provider.py --list` for the scenarios. Stop it with SIGTERM.
 """
 import argparse
+import email.parser
 import json
 import signal
 import socketserver
@@ -42,6 +46,8 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   interleave: send fragments of parallel calls interleaved by index
 SCENARIOS = {
     "text_only": [{"text": "Hello from the **scripted** model."}],
+    "stt_ok": [{"stt_text": " reboot pi three"}],
+    "stt_401": [{"status": 401, "error": {"type": "invalid_request_error", "message": "Incorrect API key"}}],
     "cli_echo": [{"calls": [{"name": "echo", "args": {"text": "ping"}}]}],
     "tool_single": [{"calls": [LS]}, {"echo": True}],
     "tool_parallel": [
@@ -129,6 +135,22 @@ def tool_results(kind, body):
     return out
 
 
+def form_fields(ctype, raw):
+    """multipart/form-data -> {name: value}; files as {filename, type, size, head}."""
+    msg = email.parser.BytesParser().parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+    out = {}
+    for part in msg.get_payload() if msg.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        fname = part.get_filename()
+        if fname is not None:
+            out[name] = {"filename": fname, "type": part.get_content_type(), "size": len(data),
+                         "head": data[:16].decode("latin-1")}
+        else:
+            out[name] = data.decode("utf-8", "replace")
+    return out
+
+
 def args_text(call):
     return call["raw_args"] if "raw_args" in call else json.dumps(call["args"])
 
@@ -163,14 +185,19 @@ class Handler(BaseHTTPRequestHandler):
             kind = "anthropic"
         elif self.path.endswith("/api/chat"):
             kind = "ollama"
+        elif self.path.endswith("/audio/transcriptions") or self.path.endswith("/inference"):
+            kind = "stt"
         else:
             self.send_error(404, "unknown API path")
             return
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = {"_unparsed": raw.decode("utf-8", "replace")}
+        if kind == "stt":
+            body = form_fields(self.headers.get("content-type", ""), raw)
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"_unparsed": raw.decode("utf-8", "replace")}
         with LOCK:
             n = COUNTERS.get((scen, run), 0)
             COUNTERS[(scen, run)] = n + 1
@@ -192,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, kind, step, stream, model):
         if "status" in step:
             return self.error_answer(kind, step)
+        if "stt_text" in step:
+            return self.send_json({"text": step["stt_text"]})
         if not stream:
             if "sse_error" in step:  # no stream: the same failure as a 529/500 answer
                 return self.error_answer(kind, {"status": 529 if kind == "anthropic" else 500,
