@@ -210,7 +210,7 @@ static mx_err query_and_store(struct mx_e2ee *e, const char **q, const int64_t *
 
 mx_err e2ee_devices_query(struct mx_e2ee *e, const char *const *users, size_t n, int force, char *err)
 {
-  if (n == 0)
+  if (n == 0 || !e->api) /* no api: offline use (unit tests) */
     return MX_OK;
   const char **q = calloc(n, sizeof(*q));
   int64_t *seq = calloc(n, sizeof(*seq));

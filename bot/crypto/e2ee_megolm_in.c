@@ -62,8 +62,13 @@ mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender
   int64_t have = e2ee_db_int(db, "SELECT first_index FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3,
                              k, -1);
   mx_err rc = MX_OK;
-  /* keep what we have unless the new copy reaches further back */
-  if (have < 0 || (int64_t)first < have) {
+  char *had_key = have < 0 ? NULL : e2ee_db_text(db, "SELECT sender_key FROM e2ee_inbound WHERE acct=? AND "
+                                                     "room_id=? AND session_id=?", 3, k);
+  /* keep what we have unless the new copy reaches further back AND comes
+   * from the same device: nobody else may re-attribute a session */
+  if (had_key && strcmp(had_key, sender_key) != 0) {
+    mx_warn(e->user_id, "m.room_key from %s for session %s that another device shared first; ignored", sender, sid);
+  } else if (have < 0 || (int64_t)first < have) {
     char *pickle = e2ee_pickle_inbound(e, s);
     char fi[16];
     snprintf(fi, sizeof(fi), "%" PRIu32, first);
@@ -73,6 +78,7 @@ mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender
                 : mx_fail(MX_ERR_CRYPTO, err, "m.room_key: cannot pickle session");
     free(pickle);
   }
+  free(had_key);
   if (!rc)
     rc = e2ee_db_run(db, err, "UPDATE e2ee_pending SET ready=1 WHERE acct=? AND room_id=? AND session_id=?", 3, k);
   if (!rc)

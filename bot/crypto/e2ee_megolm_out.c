@@ -51,15 +51,20 @@ static struct e2ee_outbound *find_out(struct mx_e2ee *e, const char *room_id)
   return NULL;
 }
 
-mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why)
+static void room_changed_locked(struct mx_e2ee *e, const char *room_id, const char *why)
 {
   struct e2ee_outbound *g = find_out(e, room_id);
   if (!g || g->invalid)
-    return MX_OK;
+    return;
   g->invalid = 1;
   g->gen++;
   g->dirty = 1;
   mx_info(e->user_id, "outbound session of %s will rotate: %s", room_id, why);
+}
+
+mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why)
+{
+  room_changed_locked(e, room_id, why);
   return e2ee_persist_dirty(e, db, NULL);
 }
 
@@ -91,6 +96,36 @@ static mx_err new_session(struct e2ee_outbound *g, char *err)
   g->gen++;
   g->dirty = 1;
   return MX_OK;
+}
+
+/* 1 when a device that holds the room's current session has gone (logged
+ * out, or its user is no longer joined): the session must rotate. Catches
+ * leaves missed while the bot was down. e->lock NOT held. */
+static int holder_gone(struct mx_e2ee *e, const char *room, const char *sid, const cJSON *joined)
+{
+  sqlite3_stmt *st = NULL;
+  if (!sid[0] || mx_db_prepare(e->db, "SELECT s.user_id, coalesce(d.deleted, 1) FROM e2ee_outbound_shared s "
+                                      "LEFT JOIN e2ee_devices d ON d.acct=s.acct AND d.user_id=s.user_id AND "
+                                      "d.device_id=s.device_id WHERE s.acct=? AND s.room_id=? AND s.session_id=?",
+                               &st, NULL))
+    return 0;
+  sqlite3_bind_text(st, 1, e->user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, sid, -1, SQLITE_STATIC);
+  int gone = 0;
+  while (!gone && sqlite3_step(st) == SQLITE_ROW) {
+    const char *u = (const char *)sqlite3_column_text(st, 0);
+    int member = 0;
+    const cJSON *j;
+    cJSON_ArrayForEach(j, joined)
+    {
+      if (strcmp(j->valuestring, u) == 0)
+        member = 1;
+    }
+    gone = !member || sqlite3_column_int(st, 1);
+  }
+  sqlite3_finalize(st);
+  return gone;
 }
 
 /* The room's usable outbound session, rotated when due (e->lock held). */
@@ -337,7 +372,16 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
     ul[i] = cJSON_GetArrayItem(users, (int)i)->valuestring;
   if (!rc)
     rc = e2ee_devices_query(e, ul, nu, 0, err);
+  char cur[128] = "";
   pthread_mutex_lock(&e->lock);
+  g = find_out(e, room_id);
+  if (g && !g->invalid)
+    snprintf(cur, sizeof(cur), "%s", g->session_id);
+  pthread_mutex_unlock(&e->lock);
+  int gone = !rc && holder_gone(e, room_id, cur, users);
+  pthread_mutex_lock(&e->lock);
+  if (gone)
+    room_changed_locked(e, room_id, "a device holding the session left");
   if (!rc)
     rc = current_session(e, room_id, &g, err);
   if (!rc) {

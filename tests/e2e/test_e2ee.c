@@ -397,6 +397,191 @@ static void wrong_room_and_wrong_sender_rejected(void **state)
   mx_e2ee_close(bot);
 }
 
+
+/* ---- device lists: verification chain, pinning, tampering ---- */
+
+struct xs {
+  uint8_t seed[32];
+  char pub[64];
+};
+
+static void xs_new(struct xs *x)
+{
+  assert_int_equal(mx_random_bytes(x->seed, 32), MX_OK);
+  OlmPkSigning *s = olm_pk_signing(malloc(olm_pk_signing_size()));
+  uint8_t copy[32];
+  memcpy(copy, x->seed, 32);
+  assert_int_not_equal(olm_pk_signing_key_from_seed(s, x->pub, olm_pk_signing_public_key_length(), copy, 32),
+                       olm_error());
+  x->pub[olm_pk_signing_public_key_length()] = '\0';
+  olm_clear_pk_signing(s);
+  free(s);
+}
+
+static cJSON *xs_key(const char *user, const char *usage, const struct xs *k, const struct xs *signer)
+{
+  char kid[96];
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "user_id", user);
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "usage"), cJSON_CreateString(usage));
+  snprintf(kid, sizeof(kid), "ed25519:%s", k->pub);
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "keys"), kid, k->pub);
+  if (signer)
+    assert_int_equal(e2ee_pk_sign_json(signer->seed, signer->pub, user, o, NULL), MX_OK);
+  return o;
+}
+
+/* A /keys/query response for one user with one device. */
+static cJSON *query_resp(struct mx_e2ee *dev, const struct xs *master, const struct xs *ssk, const struct xs *ssk_signer,
+                         int sign_device)
+{
+  cJSON *r = cJSON_CreateObject();
+  cJSON *dk = e2ee_device_keys_json(dev, NULL);
+  assert_non_null(dk);
+  if (sign_device)
+    assert_int_equal(e2ee_pk_sign_json(ssk->seed, ssk->pub, dev->user_id, dk, NULL), MX_OK);
+  cJSON_AddItemToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(r, "device_keys"), dev->user_id),
+                        dev->device_id, dk);
+  cJSON_AddItemToObject(cJSON_AddObjectToObject(r, "master_keys"), dev->user_id,
+                        xs_key(dev->user_id, "master", master, NULL));
+  cJSON_AddItemToObject(cJSON_AddObjectToObject(r, "self_signing_keys"), dev->user_id,
+                        xs_key(dev->user_id, "self_signing", ssk, ssk_signer));
+  return r;
+}
+
+static void ingest(struct mx_e2ee *bot, const cJSON *resp, const char *user)
+{
+  const char *users[] = { user };
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(mx_db_begin(bot->db, NULL), MX_OK);
+  assert_int_equal(e2ee_devices_ingest(bot, bot->db, resp, users, 1, err), MX_OK);
+  assert_int_equal(mx_db_commit(bot->db, NULL), MX_OK);
+}
+
+static struct mx_e2ee_sender sender_of(struct mx_e2ee *dev)
+{
+  struct mx_e2ee_sender s;
+  memset(&s, 0, sizeof(s));
+  snprintf(s.user_id, sizeof(s.user_id), "%s", dev->user_id);
+  snprintf(s.device_id, sizeof(s.device_id), "%s", dev->device_id);
+  snprintf(s.sender_key, sizeof(s.sender_key), "%s", mx_e2ee_curve25519(dev));
+  snprintf(s.ed25519, sizeof(s.ed25519), "%s", mx_e2ee_ed25519(dev));
+  return s;
+}
+
+static struct mx_e2ee *open_bot_with_operator(const char *bot_user, const char *op)
+{
+  const char *ops[] = { op };
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = bot_user, .device_id = "BOTDEV",
+                            .operators = ops, .n_operators = 1, .require_verified_sender = 1 };
+  struct mx_e2ee *e = NULL;
+  assert_int_equal(mx_e2ee_open(&o, &e, NULL), MX_OK);
+  return e;
+}
+
+static void cross_signed_operator_device_is_trusted(void **state)
+{
+  (void)state;
+  struct mx_e2ee *op = open_id("@op:test", "OPDEV"), *bot = open_bot_with_operator("@bot4:test", "@op:test");
+  struct xs m, ss;
+  xs_new(&m);
+  xs_new(&ss);
+  cJSON *r = query_resp(op, &m, &ss, &m, 1);
+  ingest(bot, r, "@op:test");
+  assert_true(e2ee_device_verified(bot, bot->db, "@op:test", "OPDEV"));
+  struct mx_e2ee_sender s = sender_of(op);
+  char reason[512];
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 1);
+  /* keys that did not carry the session: refused */
+  snprintf(s.sender_key, sizeof(s.sender_key), "%s", mx_e2ee_curve25519(bot));
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 0);
+  assert_non_null(strstr(reason, "do not match"));
+  /* not an operator */
+  struct mx_e2ee_sender other = sender_of(op);
+  snprintf(other.user_id, sizeof(other.user_id), "@eve:test");
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &other, reason, sizeof(reason)), 0);
+  assert_string_equal(reason, "@eve:test is not an operator of this device");
+  cJSON_Delete(r);
+  mx_e2ee_close(op);
+  mx_e2ee_close(bot);
+}
+
+static void unsigned_or_badly_chained_device_is_refused(void **state)
+{
+  (void)state;
+  struct mx_e2ee *op = open_id("@op5:test", "OPDEV"), *bot = open_bot_with_operator("@bot5:test", "@op5:test");
+  struct xs m, ss, rogue;
+  xs_new(&m);
+  xs_new(&ss);
+  xs_new(&rogue);
+  /* device not signed by the self-signing key */
+  cJSON *r = query_resp(op, &m, &ss, &m, 0);
+  ingest(bot, r, "@op5:test");
+  assert_false(e2ee_device_verified(bot, bot->db, "@op5:test", "OPDEV"));
+  struct mx_e2ee_sender s = sender_of(op);
+  char reason[512];
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 0);
+  assert_non_null(strstr(reason, "is not verified"));
+  cJSON_Delete(r);
+  /* self-signing key not signed by the master key */
+  r = query_resp(op, &m, &ss, &rogue, 1);
+  ingest(bot, r, "@op5:test");
+  assert_false(e2ee_device_verified(bot, bot->db, "@op5:test", "OPDEV"));
+  cJSON_Delete(r);
+  /* the proper chain is trusted */
+  r = query_resp(op, &m, &ss, &m, 1);
+  ingest(bot, r, "@op5:test");
+  assert_true(e2ee_device_verified(bot, bot->db, "@op5:test", "OPDEV"));
+  cJSON_Delete(r);
+  /* a new master key is an alert, never a silent re-trust */
+  struct xs m2, ss2;
+  xs_new(&m2);
+  xs_new(&ss2);
+  r = query_resp(op, &m2, &ss2, &m2, 1);
+  ingest(bot, r, "@op5:test");
+  assert_false(e2ee_device_verified(bot, bot->db, "@op5:test", "OPDEV"));
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 0);
+  assert_non_null(strstr(reason, "changed since first contact"));
+  cJSON_Delete(r);
+  mx_e2ee_close(op);
+  mx_e2ee_close(bot);
+}
+
+static void tampered_device_keys_and_changed_ed25519_are_ignored(void **state)
+{
+  (void)state;
+  struct mx_e2ee *op = open_id("@op6:test", "OPDEV"), *bot = open_bot_with_operator("@bot6:test", "@op6:test");
+  struct xs m, ss;
+  xs_new(&m);
+  xs_new(&ss);
+  cJSON *r = query_resp(op, &m, &ss, &m, 1);
+  /* tamper: swap the curve25519 key after signing */
+  cJSON *dk = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "device_keys"), "@op6:test"), "OPDEV");
+  cJSON_ReplaceItemInObject(cJSON_GetObjectItem(dk, "keys"), "curve25519:OPDEV",
+                            cJSON_CreateString(mx_e2ee_curve25519(bot)));
+  ingest(bot, r, "@op6:test");
+  const char *v[] = { bot->user_id, "@op6:test" };
+  assert_int_equal(e2ee_db_int(bot->db, "SELECT count(*) FROM e2ee_devices WHERE acct=? AND user_id=?", 2, v, -1), 0);
+  cJSON_Delete(r);
+  /* the genuine device is pinned ... */
+  r = query_resp(op, &m, &ss, &m, 1);
+  ingest(bot, r, "@op6:test");
+  cJSON_Delete(r);
+  /* ... and another account claiming the same device id is refused */
+  struct mx_e2ee *imp = open_id("@op6:test", "OPDEV-imp");
+  free(imp->device_id);
+  imp->device_id = mx_strdup("OPDEV");
+  r = query_resp(imp, &m, &ss, &m, 1);
+  ingest(bot, r, "@op6:test");
+  char *ed = e2ee_db_text(bot->db, "SELECT ed25519 FROM e2ee_devices WHERE acct=? AND user_id=?", 2, v);
+  assert_string_equal(ed, mx_e2ee_ed25519(op));
+  free(ed);
+  cJSON_Delete(r);
+  mx_e2ee_close(imp);
+  mx_e2ee_close(op);
+  mx_e2ee_close(bot);
+}
+
 static void attachment_round_trip_and_tamper(void **state)
 {
   (void)state;
@@ -450,6 +635,9 @@ int main(void)
     cmocka_unit_test(otk_commit_before_upload_and_same_keys_retried),
     cmocka_unit_test(late_key_replay_and_restart),
     cmocka_unit_test(wrong_room_and_wrong_sender_rejected),
+    cmocka_unit_test(cross_signed_operator_device_is_trusted),
+    cmocka_unit_test(unsigned_or_badly_chained_device_is_refused),
+    cmocka_unit_test(tampered_device_keys_and_changed_ed25519_are_ignored),
     cmocka_unit_test(attachment_round_trip_and_tamper),
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
   };
