@@ -9,6 +9,7 @@ BURST = 30
 
 
 def test():
+    mxtest.mxfleet_bin()  # fail before paying for a private Synapse
     hs = mxtest.Homeserver.start_own(rc_message=2, name="burst")
     with hs:
         op = hs.new_user("alice", admin=True)
