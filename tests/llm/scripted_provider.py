@@ -407,7 +407,11 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     ap.add_argument("--record", default="/dev/null", help="append every request as a JSON line here")
     ap.add_argument("--list", action="store_true", help="print the scenario names and exit")
+    ap.add_argument("--scenarios", help="JSON file of extra scenarios {name: [step, ...]} (same step keys)")
     a = ap.parse_args()
+    if a.scenarios:
+        with open(a.scenarios, encoding="utf-8") as f:
+            SCENARIOS.update(json.load(f))
     if a.list:
         for k in sorted(SCENARIOS):
             print(k)
