@@ -125,7 +125,7 @@ static mx_err wg_run(struct dev_backend *b, const struct dev_call *call, struct 
   long status = 0;
   long timeout = (call->timeout_ms > 0 ? call->timeout_ms : 30000) + DEV_WG_SLACK_MS;
   /* Never retried: the agent may have run it even if the reply was lost. */
-  rc = dev_wg_http(w, "POST", "/v1/call", body, strlen(body), timeout, &status, &resp, err);
+  rc = dev_wg_http(w, "POST", "/v1/call", body, strlen(body), timeout, call->cancel, &status, &resp, err);
   if (!rc)
     rc = fill_result(w, status, mx_buf_cstr(&resp), out, err);
   out->duration_ms = mx_mono_ms() - t0;
@@ -205,5 +205,5 @@ mx_err dev_wg_request(struct dev_backend *b, const char *method, const char *tar
                       long *status, struct mx_buf *resp, char *err)
 {
   struct dev_wg *w = (struct dev_wg *)b;
-  return dev_wg_http(w, method, target, body, n, 30000, status, resp, err);
+  return dev_wg_http(w, method, target, body, n, 30000, NULL, status, resp, err);
 }

@@ -19,6 +19,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
   return mx_buf_add(b, p, size * n) ? 0 : size * n;
 }
 
+/* The operator's !stop: abort our side of the transfer. The agent keeps
+ * running the command until its own deadline (it cannot be told over a
+ * closed connection); its audit still records the result. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  (void)dt, (void)dn, (void)ut, (void)un;
+  const volatile int *cancel = ud;
+  return cancel && *cancel ? 1 : 0;
+}
+
 static CURL *take_handle(struct dev_wg *w, int *cached)
 {
   *cached = 0;
@@ -72,8 +82,13 @@ static mx_err add_sig_headers(const struct dev_wg_sig *s, struct curl_slist **hl
 }
 
 static void set_opts(struct dev_wg *w, CURL *h, const char *method, const char *url, const char *body, size_t n,
-                     long timeout_ms, struct curl_slist *hl, struct mx_buf *resp)
+                     long timeout_ms, const volatile int *cancel, struct curl_slist *hl, struct mx_buf *resp)
 {
+  if (cancel) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)cancel);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -92,7 +107,7 @@ static void set_opts(struct dev_wg *w, CURL *h, const char *method, const char *
 }
 
 mx_err dev_wg_http(struct dev_wg *w, const char *method, const char *target, const char *body, size_t n,
-                   long timeout_ms, long *status, struct mx_buf *resp, char *err)
+                   long timeout_ms, const volatile int *cancel, long *status, struct mx_buf *resp, char *err)
 {
   struct dev_wg_sig sig;
   struct curl_slist *hl = NULL;
@@ -112,9 +127,11 @@ mx_err dev_wg_http(struct dev_wg *w, const char *method, const char *target, con
     goto done;
   memcpy(url, w->url, strlen(w->url));
   memcpy(url + strlen(w->url), target, strlen(target) + 1);
-  set_opts(w, h, method, url, body, n, timeout_ms, hl, resp);
+  set_opts(w, h, method, url, body, n, timeout_ms, cancel, hl, resp);
   CURLcode cc = curl_easy_perform(h);
-  if (cc == CURLE_WRITE_ERROR)
+  if (cc == CURLE_ABORTED_BY_CALLBACK)
+    rc = mx_fail(MX_ERR_CANCELLED, err, "agent %s %s: cancelled", w->device, target);
+  else if (cc == CURLE_WRITE_ERROR)
     rc = mx_fail(MX_ERR_TOO_BIG, err, "agent %s %s: reply is over %zu bytes", w->device, target, resp->max);
   else if (cc == CURLE_OPERATION_TIMEDOUT)
     rc = mx_fail(MX_ERR_TIMEOUT, err, "agent %s %s: no reply within %ld ms", w->device, target, timeout_ms);
@@ -142,7 +159,7 @@ mx_err dev_wg_get(struct dev_wg *w, const char *target, long timeout_ms, long *s
   for (int attempt = 0; attempt < 3; attempt++) {
     if (attempt)
       usleep(200000u << (attempt - 1));
-    rc = dev_wg_http(w, "GET", target, NULL, 0, timeout_ms, status, resp, err);
+    rc = dev_wg_http(w, "GET", target, NULL, 0, timeout_ms, NULL, status, resp, err);
     int transient = rc == MX_ERR_UNAVAILABLE || rc == MX_ERR_TIMEOUT || (!rc && *status == 503);
     if (!transient)
       return rc;

@@ -21,9 +21,10 @@ struct dev_wg {
   CURL *cached;            /* one reusable handle (keeps the connection warm) */
 };
 
-/* One signed request, no retry. timeout_ms bounds the whole transfer. */
+/* One signed request, no retry. timeout_ms bounds the whole transfer;
+ * cancel (may be NULL) aborts it when it turns non-zero. */
 mx_err dev_wg_http(struct dev_wg *w, const char *method, const char *target, const char *body, size_t n,
-                   long timeout_ms, long *status, struct mx_buf *resp, char *err);
+                   long timeout_ms, const volatile int *cancel, long *status, struct mx_buf *resp, char *err);
 /* GET with retries for transient failures (idempotent reads only). */
 mx_err dev_wg_get(struct dev_wg *w, const char *target, long timeout_ms, long *status, struct mx_buf *resp,
                   char *err);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,7 +19,7 @@
 #include "dev_ssh.h"
 #include "mx_util.h"
 
-static char dir[512];
+static char dir[512]; /* the fixture directory */
 static int port, pwport;
 static char kh[600]; /* known_hosts pinned by group setup */
 
@@ -321,6 +323,61 @@ static void ten_calls_one_connection(void **state)
   b->destroy(b);
 }
 
+/* Kills this fixture's sshd session processes (children of its master). */
+static int kill_sessions(void)
+{
+  int master = read_int("sshd.pid"), killed = 0;
+  char p[64], buf[512];
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  while (d && master > 0 && (de = readdir(d)) != NULL) {
+    int pid = atoi(de->d_name);
+    if (pid <= 1)
+      continue;
+    snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+      continue;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    int ppid = 0;
+    char st;
+    if (rp && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == master && kill(pid, SIGTERM) == 0)
+      killed++;
+  }
+  if (d)
+    closedir(d);
+  return killed;
+}
+
+static void reconnects_after_drop(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  const char *argv[] = {"echo", "one", NULL};
+  assert_int_equal(run_argv(b, argv, 5000, 100, &r, err), MX_OK);
+  dev_result_release(&r);
+  assert_true(kill_sessions() > 0);
+  /* The dead session is noticed when the next channel cannot be opened; the
+   * backend reconnects once and the call still succeeds. Poll: the server
+   * side may take a moment to go away. */
+  int64_t deadline = mx_mono_ms() + 5000;
+  mx_err rc;
+  do {
+    rc = run_argv(b, argv, 5000, 100, &r, err);
+    dev_result_release(&r);
+  } while (rc && mx_mono_ms() < deadline);
+  assert_int_equal(rc, MX_OK);
+  assert_int_equal(dev_ssh_connect_count(b), 2);
+  struct dev_ssh_config c = config(port, kh);
+  assert_int_equal(dev_ssh_check(&c, err), MX_OK);
+  b->destroy(b);
+}
+
 static void sftp_caps(void **state)
 {
   (void)state;
@@ -378,7 +435,7 @@ int main(void)
       cmocka_unit_test(timeout_kills),    cmocka_unit_test(output_cap),
       cmocka_unit_test(quoting_corpus),   cmocka_unit_test(changed_host_key),
       cmocka_unit_test(password_only_refused), cmocka_unit_test(ten_calls_one_connection),
-      cmocka_unit_test(sftp_caps),
+      cmocka_unit_test(sftp_caps),        cmocka_unit_test(reconnects_after_drop),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -275,6 +276,46 @@ static void audit_intent_before_result(void **state)
   mx_buf_release(&resp);
 }
 
+static volatile int cancel_flag;
+
+static void *cancel_later(void *arg)
+{
+  (void)arg;
+  usleep(300000);
+  cancel_flag = 1;
+  return NULL;
+}
+
+static void deadline_and_cancel(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  struct dev_result r;
+  cJSON *args = cJSON_Parse("{\"argv\":[\"/bin/sleep\",\"5\"]}");
+  /* The agent enforces the deadline the bot passes (below its manifest's). */
+  struct dev_call c = {.request_id = "t-deadline", .tool = "shell.exec", .args = args, .timeout_ms = 1000,
+                       .max_output = 4096};
+  dev_result_init(&r);
+  int64_t t0 = mx_mono_ms();
+  assert_int_equal(wg->run(wg, &c, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_TIMEOUT);
+  assert_true(mx_mono_ms() - t0 < 3000);
+  dev_result_release(&r);
+  /* !stop on the bot side aborts the wait at once. */
+  pthread_t th;
+  cancel_flag = 0;
+  c.timeout_ms = 5000;
+  c.cancel = &cancel_flag;
+  dev_result_init(&r);
+  t0 = mx_mono_ms();
+  assert_int_equal(pthread_create(&th, NULL, cancel_later, NULL), 0);
+  assert_int_equal(wg->run(wg, &c, &r, err), MX_ERR_CANCELLED);
+  assert_true(mx_mono_ms() - t0 < 2000);
+  pthread_join(th, NULL);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+}
+
 static void checkpoints_detect_truncation(void **state)
 {
   (void)state;
@@ -313,7 +354,8 @@ int main(void)
       cmocka_unit_test(health_through_tunnel),   cmocka_unit_test(allowed_calls_run),
       cmocka_unit_test(agent_manifest_wins),     cmocka_unit_test(ask_needs_approval),
       cmocka_unit_test(unauthenticated_refused), cmocka_unit_test(big_body_413),
-      cmocka_unit_test(audit_intent_before_result), cmocka_unit_test(checkpoints_detect_truncation),
+      cmocka_unit_test(audit_intent_before_result), cmocka_unit_test(deadline_and_cancel),
+      cmocka_unit_test(checkpoints_detect_truncation),
   };
   int rc = cmocka_run_group_tests(tests, setup, teardown);
   curl_global_cleanup();
