@@ -172,6 +172,29 @@ cleanup:
   return rc;
 }
 
+mx_err dev_health_remove_device(struct dev_health *h, const char *name, char *err)
+{
+  struct dev_health_dev *d = NULL;
+
+  /* run_lock first: a run holds pointers to the devices it probes. */
+  pthread_mutex_lock(&h->run_lock);
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < h->ndevs; i++) {
+    if (strcmp(h->devs[i]->name, name) == 0) {
+      d = h->devs[i];
+      memmove(h->devs + i, h->devs + i + 1, (h->ndevs - i - 1) * sizeof *h->devs);
+      h->ndevs--;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+  pthread_mutex_unlock(&h->run_lock);
+  if (!d)
+    return mx_fail(MX_ERR_NOT_FOUND, err, "health monitor: no device named '%s'", name);
+  dev_free(d);
+  return MX_OK;
+}
+
 mx_err dev_health_add_audit_chain(struct dev_health *h, const char *device, const char *chain,
                                   dev_health_probe_fn fn, void *ctx, char *err)
 {

@@ -74,6 +74,10 @@ void dev_health_free(struct dev_health *h);
 
 /* MX_ERR_CONFLICT when the name is taken. */
 mx_err dev_health_add_device(struct dev_health *h, const struct dev_health_device *d, char *err);
+/* Stops monitoring a device (revoke): its alerts are dropped without a
+ * [RESOLVED]. Waits for a run in progress; never call it from a post or
+ * probe callback. MX_ERR_NOT_FOUND when unknown. */
+mx_err dev_health_remove_device(struct dev_health *h, const char *name, char *err);
 /* One audit chain of a device (verification + checkpoint comparison in fn);
  * chain names a (device, check) alert state of its own. */
 mx_err dev_health_add_audit_chain(struct dev_health *h, const char *device, const char *chain,

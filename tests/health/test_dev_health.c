@@ -412,6 +412,17 @@ static void test_table_summary_and_json(void **state)
   }
   assert_null(dev_health_device_json(f->h, "nope"));
   cJSON_Delete(all);
+  /* Revoked: gone from the table, no further alerts, no [RESOLVED]. */
+  assert_int_equal(dev_health_remove_device(f->h, "db<1>", err), MX_OK);
+  assert_int_equal(dev_health_remove_device(f->h, "db<1>", err), MX_ERR_NOT_FOUND);
+  assert_string_equal(err, "health monitor: no device named 'db<1>'");
+  f->now += 5 * 3600;
+  set_handshake(f, f->now);
+  assert_int_equal(dev_health_run_once(f->h, NULL, err), MX_OK);
+  assert_int_equal(f->nposts, 1);
+  all = dev_health_fleet_json(f->h);
+  assert_int_equal(cJSON_GetArraySize(all), 1);
+  cJSON_Delete(all);
   mx_buf_release(&text);
   mx_buf_release(&html);
   mx_buf_release(&sum);

@@ -235,11 +235,95 @@ static void test_probe(void **state)
   assert_int_equal(llm_stt_probe(&c, "", 0, NULL, &info, err), MX_ERR_INVALID);
 }
 
+/* Appends one Ogg page (CRC left zero: the probe does not check it). */
+static size_t ogg_page(unsigned char *out, int htype, uint64_t granule, const void *body, size_t n)
+{
+  size_t off = 0, nseg = n / 255 + 1;
+
+  memcpy(out, "OggS", 4);
+  out[4] = 0;
+  out[5] = (unsigned char)htype;
+  for (int i = 0; i < 8; i++)
+    out[6 + i] = (unsigned char)(granule >> (8 * i));
+  memcpy(out + 14, "\x11\x22\x33\x44", 4); /* serial */
+  memset(out + 18, 0, 8);                    /* sequence, crc */
+  out[26] = (unsigned char)nseg;
+  for (size_t i = 0; i < nseg; i++)
+    out[27 + i] = (unsigned char)(i + 1 < nseg ? 255 : n % 255);
+  off = 27 + nseg;
+  memcpy(out + off, body, n);
+  return off + n;
+}
+
+/* OpusHead (pre-skip 312) + OpusTags + a page without a packet end
+ * (granule -1) + a last page at 3 s. */
+static size_t make_ogg(unsigned char *o, const char *first)
+{
+  unsigned char head[19] = "OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
+  unsigned char tags[16] = "OpusTags";
+  unsigned char audio[300] = {0};
+  size_t n = 0;
+
+  if (first)
+    memcpy(head, first, 8);
+  n += ogg_page(o + n, 2, 0, head, sizeof head);
+  n += ogg_page(o + n, 0, 0, tags, sizeof tags);
+  n += ogg_page(o + n, 0, UINT64_MAX, audio, sizeof audio);
+  n += ogg_page(o + n, 4, 312 + 48000 * 3, audio, 100);
+  return n;
+}
+
+static void test_probe_ogg(void **state)
+{
+  struct llm_stt_config c;
+  struct llm_stt_audio_info info;
+  unsigned char o[2048], m[2048];
+  char err[MX_ERRBUF_LEN];
+  size_t n;
+  (void)state;
+
+  llm_stt_config_init(&c);
+  n = make_ogg(o, NULL);
+  assert_int_equal(llm_stt_probe(&c, o, n, "audio/ogg", &info, err), MX_OK);
+  assert_string_equal(info.format, "ogg/opus");
+  assert_true(info.duration_s > 2.9999 && info.duration_s < 3.0001);
+  assert_int_equal(info.channels, 1);
+  assert_int_equal(info.sample_rate, 48000);
+  c.max_duration_s = 2;
+  assert_int_equal(llm_stt_probe(&c, o, n, "audio/ogg", &info, err), MX_ERR_TOO_BIG);
+  assert_string_equal(err, "voice message is 3 s long; the limit is 2 s");
+  c.max_duration_s = 120;
+  assert_int_equal(llm_stt_probe(&c, o, n - 1, "audio/ogg", &info, err), MX_ERR_INVALID);
+  assert_string_equal(err, "voice message (audio/ogg): truncated Ogg page at byte 420");
+  n = make_ogg(o, "\x01vorbis");
+  assert_int_equal(llm_stt_probe(&c, o, n, "audio/ogg", &info, err), MX_ERR_INVALID);
+  assert_string_equal(err, "voice message (audio/ogg): expected Ogg/Opus audio, got Ogg/Vorbis");
+  n = make_ogg(o, "OpusHeaX");
+  assert_int_equal(llm_stt_probe(&c, o, n, NULL, &info, err), MX_ERR_INVALID);
+  assert_string_equal(err, "voice message (no type): expected an OpusHead in the first Ogg page");
+
+  /* Damaged copies: always a clean answer, never a read out of bounds (ASan). */
+  n = make_ogg(o, NULL);
+  srand(7);
+  for (int i = 0; i < 5000; i++) {
+    size_t len = (size_t)rand() % (n + 1);
+    mx_err rc;
+    memcpy(m, o, n);
+    for (int k = rand() % 4; k >= 0; k--)
+      m[(size_t)rand() % n] = (unsigned char)rand();
+    rc = llm_stt_probe(&c, m, len, "audio/ogg", &info, err);
+    assert_true(rc == MX_OK || rc == MX_ERR_INVALID || rc == MX_ERR_TOO_BIG);
+    if (rc == MX_OK)
+      assert_true(info.duration_s > 0 && info.duration_s <= 120);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults), cmocka_unit_test(test_api_key_sources), cmocka_unit_test(test_errors),
       cmocka_unit_test(test_load_file), cmocka_unit_test(test_relative_key_file), cmocka_unit_test(test_probe),
+      cmocka_unit_test(test_probe_ogg),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
