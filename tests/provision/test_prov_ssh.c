@@ -381,8 +381,16 @@ static void test_add_twice_then_revoke(void **state)
   const cJSON *row = cJSON_GetArrayItem(rows, 1);
   assert_string_equal(mx_json_str(row, "name"), name);
   assert_string_equal(mx_json_str(row, "backend"), "ssh");
-  assert_string_equal(mx_json_str(row, "audit"), "none");
+  assert_string_equal(mx_json_str(row, "audit_file"), "none");
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(row, "ssh"), "ok"))); /* probed live */
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "online")));
   cJSON_Delete(rows);
+  free(text);
+  f = open_memstream(&text, &len);
+  assert_int_equal(dev_prov_list(W.config, 0, f, err), MX_OK);
+  fclose(f);
+  printf("%s", text);
+  assert_non_null(strstr(text, name));
   free(text);
   f = open_memstream(&text, &len);
   assert_int_equal(dev_prov_show(W.config, name, 1, f, err), MX_OK);
