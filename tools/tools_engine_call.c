@@ -37,40 +37,68 @@ static char *origin_json(const struct tools_origin *o, const char *call_id)
   return s;
 }
 
-/* Approval flow: create, notify, wait, consume. MX_OK = approved and
- * consumed; otherwise *out is filled (rejected, expired, cancelled ...). */
-static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon, const char *reason,
-                  struct tools_outcome *out, char *err)
+/* Stores the action and posts the notice through the bot's callback. */
+static mx_err create_and_notify(struct tools_engine *e, struct call_ctx *c, const char *canon, const char *reason,
+                                struct tools_pending *p, struct tools_outcome *out, char *err)
 {
-  struct tools_pending p;
-  memset(&p, 0, sizeof(p));
+  memset(p, 0, sizeof(*p));
   char *oj = origin_json(c->origin, c->call_id);
-  p.device = e->device;
-  p.tool = (char *)c->spec->name;
-  p.args_json = (char *)canon;
-  p.risk = (char *)tools_risk_str(c->spec->risk);
-  p.reason = (char *)reason;
-  p.requester = (char *)(c->origin->operator_mxid ? c->origin->operator_mxid : "?");
-  p.origin_json = oj;
-  p.call_id = (char *)c->call_id;
-  mx_err rc = tools_approvals_create(e->o.approvals, &p, e->o.approval_ttl_ms, err);
+  p->device = e->device;
+  p->tool = (char *)c->spec->name;
+  p->args_json = (char *)canon;
+  p->risk = (char *)tools_risk_str(c->spec->risk);
+  p->reason = (char *)reason;
+  p->requester = (char *)(c->origin->operator_mxid ? c->origin->operator_mxid : "?");
+  p->origin_json = oj;
+  p->call_id = (char *)c->call_id;
+  mx_err rc = tools_approvals_create(e->o.approvals, p, e->o.approval_ttl_ms, err);
   free(oj);
-  p.origin_json = NULL;
+  p->origin_json = NULL;
   if (rc)
     return rc;
-  snprintf(c->fl->action_id, sizeof(c->fl->action_id), "%s", p.id);
-  snprintf(out->action_id, sizeof(out->action_id), "%s", p.id);
+  snprintf(c->fl->action_id, sizeof(c->fl->action_id), "%s", p->id);
+  snprintf(out->action_id, sizeof(out->action_id), "%s", p->id);
   c->approval_ref = c->fl->action_id;
   char *notice = NULL;
   char perr[MX_ERRBUF_LEN] = "";
-  if (e->o.approver.post_notice && e->o.approver.post_notice(e->o.approver.ctx, &p, &notice, perr) != MX_OK) {
-    tools_approvals_cancel(e->o.approvals, p.id, "engine", NULL);
+  if (e->o.approver.post_notice && e->o.approver.post_notice(e->o.approver.ctx, p, &notice, perr) != MX_OK) {
+    tools_approvals_cancel(e->o.approvals, p->id, "engine", NULL);
     engine_outcome(e, out, TOOLS_OUT_FAILED, "could not ask the operator for approval: %s", perr);
     return MX_ERR_UNAVAILABLE;
   }
   if (notice)
-    tools_approvals_set_notice(e->o.approvals, p.id, notice, NULL);
+    tools_approvals_set_notice(e->o.approvals, p->id, notice, NULL);
   free(notice);
+  return MX_OK;
+}
+
+/* A decision other than approve becomes an audited, explained outcome. */
+static void not_approved(struct tools_engine *e, struct call_ctx *c, const char *id, enum tools_approval_state st,
+                         struct tools_outcome *out)
+{
+  static const struct { enum tools_approval_state s; enum tools_outcome_status o; const char *a, *t; } map[] = {
+      {TOOLS_APPROVAL_DENIED, TOOLS_OUT_REJECTED, "rejected", "the operator denied action %s; it was not run"},
+      {TOOLS_APPROVAL_EXPIRED, TOOLS_OUT_EXPIRED, "expired", "approval for action %s expired; it was not run"},
+      {TOOLS_APPROVAL_CANCELLED, TOOLS_OUT_CANCELLED, "cancelled", "action %s was cancelled; it was not run"},
+      {TOOLS_APPROVAL_USED, TOOLS_OUT_REJECTED, "rejected", "action %s was already used; it was not run again"},
+  };
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+    if (map[i].s == st) {
+      engine_audit_only(e, c, map[i].a, &out->intent_seq);
+      engine_outcome(e, out, map[i].o, map[i].t, id);
+    }
+  }
+}
+
+/* Approval flow: create, notify, wait, consume. MX_OK = approved and
+ * consumed; MX_ERR_DENIED / MX_ERR_UNAVAILABLE = *out says why not. */
+static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon, const char *reason,
+                  struct tools_outcome *out, char *err)
+{
+  struct tools_pending p;
+  mx_err rc = create_and_notify(e, c, canon, reason, &p, out, err);
+  if (rc)
+    return rc;
   enum tools_approval_state st = TOOLS_APPROVAL_PENDING;
   rc = tools_approvals_wait(e->o.approvals, p.id, &c->fl->cancel, &st, err);
   if (rc)
@@ -82,26 +110,15 @@ static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon,
       tools_pending_release(&now);
     }
   }
-  if (st == TOOLS_APPROVAL_APPROVED) {
-    char cerr[MX_ERRBUF_LEN];
-    if (tools_approvals_consume(e->o.approvals, p.id, c->spec->name, p.args_hash, cerr) == MX_OK)
-      return MX_OK;
-    engine_audit_only(e, c, "rejected", &out->intent_seq);
-    engine_outcome(e, out, TOOLS_OUT_REJECTED, "not run: %s", cerr);
+  if (st != TOOLS_APPROVAL_APPROVED) {
+    not_approved(e, c, p.id, st, out);
     return MX_ERR_DENIED;
   }
-  static const struct { enum tools_approval_state s; enum tools_outcome_status o; const char *a, *t; } map[] = {
-      {TOOLS_APPROVAL_DENIED, TOOLS_OUT_REJECTED, "rejected", "the operator denied action %s; it was not run"},
-      {TOOLS_APPROVAL_EXPIRED, TOOLS_OUT_EXPIRED, "expired", "approval for action %s expired; it was not run"},
-      {TOOLS_APPROVAL_CANCELLED, TOOLS_OUT_CANCELLED, "cancelled", "action %s was cancelled; it was not run"},
-      {TOOLS_APPROVAL_USED, TOOLS_OUT_REJECTED, "rejected", "action %s was already used; it was not run again"},
-  };
-  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-    if (map[i].s == st) {
-      engine_audit_only(e, c, map[i].a, &out->intent_seq);
-      engine_outcome(e, out, map[i].o, map[i].t, p.id);
-    }
-  }
+  char cerr[MX_ERRBUF_LEN];
+  if (tools_approvals_consume(e->o.approvals, p.id, c->spec->name, p.args_hash, cerr) == MX_OK)
+    return MX_OK;
+  engine_audit_only(e, c, "rejected", &out->intent_seq);
+  engine_outcome(e, out, TOOLS_OUT_REJECTED, "not run: %s", cerr);
   return MX_ERR_DENIED;
 }
 

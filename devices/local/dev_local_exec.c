@@ -161,6 +161,22 @@ static int supervise(pid_t pid, struct pump *p, int64_t deadline, const volatile
   return stopped;
 }
 
+/* Status from how it ended: exec failure (reported through the CLOEXEC
+ * pipe), deadline, cancel, or a normal exit / death by signal. */
+static void finish(struct dev_result *r, const char *prog, int report_fd, int stopped, int timeout_ms, int status)
+{
+  int exec_errno = 0;
+  if (read(report_fd, &exec_errno, sizeof(exec_errno)) == (ssize_t)sizeof(exec_errno) && exec_errno)
+    dev_result_set(r, DEV_FAILED, "cannot run '%s': %s", prog, strerror(exec_errno));
+  else if (stopped == 1)
+    dev_result_set(r, DEV_TIMEOUT, "stopped after %d ms (process group signalled)", timeout_ms);
+  else if (stopped == 2)
+    dev_result_set(r, DEV_FAILED, "cancelled by the operator");
+  else
+    r->status = DEV_DONE;
+  set_exit(r, status);
+}
+
 mx_err dev_local_exec_env(char *const argv[], int cwd_fd, const char *cwd, char *const extra_env[], int timeout_ms,
                           size_t max_output, const volatile int *cancel, struct dev_result *r, char *err)
 {
@@ -199,16 +215,7 @@ mx_err dev_local_exec_env(char *const argv[], int cwd_fd, const char *cwd, char 
   for (int i = 0; i < 2; i++)
     if (p.fds[i] >= 0)
       close(p.fds[i]);
-  int exec_errno = 0;
-  if (read(rep[0], &exec_errno, sizeof(exec_errno)) == (ssize_t)sizeof(exec_errno) && exec_errno)
-    dev_result_set(r, DEV_FAILED, "cannot run '%s': %s", argv[0], strerror(exec_errno));
-  else if (stopped == 1)
-    dev_result_set(r, DEV_TIMEOUT, "stopped after %d ms (process group signalled)", timeout_ms);
-  else if (stopped == 2)
-    dev_result_set(r, DEV_FAILED, "cancelled by the operator");
-  else
-    r->status = DEV_DONE;
-  set_exit(r, status);
+  finish(r, argv[0], rep[0], stopped, timeout_ms, status);
   r->duration_ms = mx_mono_ms() - start;
 cleanup:
   for (int i = 0; i < 2; i++) {

@@ -128,6 +128,31 @@ static int walk_beneath(int dirfd, char **comps, int n, int flags, mode_t mode)
   return cur;
 }
 
+/* openat2 on the components below the root ("." for the root itself);
+ * the component walk when the kernel has no openat2. */
+static int open_beneath(int dfd, char **rel, int nrel, int flags, mode_t mode)
+{
+  if (!force_fallback) {
+    struct mx_buf b = MX_BUF_INIT(8192);
+    mx_err rc = mx_buf_adds(&b, nrel ? "" : ".");
+    for (int k = 0; !rc && k < nrel; k++)
+      rc = mx_buf_addf(&b, "%s%s", k ? "/" : "", rel[k]);
+    if (rc) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    int got = openat2_beneath(dfd, mx_buf_cstr(&b), flags, mode);
+    int saved = errno;
+    mx_buf_release(&b);
+    if (got >= 0 || saved != ENOSYS) {
+      errno = saved;
+      return got;
+    }
+    force_fallback = 1; /* kernel before 5.6: use the walk from now on */
+  }
+  return walk_beneath(dfd, rel, nrel, flags, mode);
+}
+
 static mx_err open_errno(int e, const char *path, char *err)
 {
   switch (e) {
@@ -173,25 +198,7 @@ mx_err tools_policy_open(const struct tools_manifest *cm, const char *path, enum
   }
   if (access == TOOLS_ACCESS_WRITE)
     flags |= O_NOFOLLOW; /* never write through a final symlink */
-  int nrel = n - roots[r].ncomps;
-  int got = -1;
-  if (!force_fallback) {
-    /* Rebuild the relative part from components: "." for the root itself. */
-    struct mx_buf rel = MX_BUF_INIT(4096);
-    mx_err brc = mx_buf_adds(&rel, nrel ? "" : ".");
-    for (int k = roots[r].ncomps; !brc && k < n; k++)
-      brc = mx_buf_addf(&rel, "%s%s", k > roots[r].ncomps ? "/" : "", comps[k]);
-    if (brc) {
-      rc = mx_fail(MX_ERR_TOO_BIG, err, "path '%s' is too long", path);
-      goto cleanup;
-    }
-    got = openat2_beneath(dfd, mx_buf_cstr(&rel), flags, mode);
-    mx_buf_release(&rel);
-    if (got < 0 && errno == ENOSYS)
-      force_fallback = 1; /* kernel before 5.6: use the walk from now on */
-  }
-  if (got < 0 && (force_fallback || errno == ENOSYS))
-    got = walk_beneath(dfd, comps + roots[r].ncomps, nrel, flags, mode);
+  int got = open_beneath(dfd, comps + roots[r].ncomps, n - roots[r].ncomps, flags, mode);
   if (got < 0) {
     rc = open_errno(errno, path, err);
     goto cleanup;
