@@ -237,6 +237,8 @@ mx_err dev_health_run_once(struct dev_health *h, struct mx_buf *summary, char *e
     if (!rc)
       rc = mx_buf_addc(summary, '\n');
   }
+  if (!rc && summary && n == 0)
+    rc = mx_buf_adds(summary, "no devices are monitored\n");
   pthread_mutex_unlock(&h->lock);
 cleanup:
   send_posts(h, &ps);

@@ -412,19 +412,43 @@ static void test_table_summary_and_json(void **state)
   }
   assert_null(dev_health_device_json(f->h, "nope"));
   cJSON_Delete(all);
+  mx_buf_release(&text);
+  mx_buf_release(&html);
+  mx_buf_release(&sum);
+  fx_free(f);
+}
+
+static void test_remove_device(void **state)
+{
+  struct fx *f = fx_new(0, 0);
+  struct dev_health_device d = {0};
+  struct mx_buf sum = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  char err[MX_ERRBUF_LEN];
+  cJSON *all;
+  (void)state;
+
+  d.name = "web-2";
+  d.backend = "ssh";
+  d.ssh_reach = fake_ssh;
+  d.ssh_ctx = f;
+  assert_int_equal(dev_health_add_device(f->h, &d, err), MX_OK);
+  f->ssh_bad = 1;
+  run(f);
+  assert_int_equal(f->nposts, 1);
   /* Revoked: gone from the table, no further alerts, no [RESOLVED]. */
-  assert_int_equal(dev_health_remove_device(f->h, "db<1>", err), MX_OK);
-  assert_int_equal(dev_health_remove_device(f->h, "db<1>", err), MX_ERR_NOT_FOUND);
-  assert_string_equal(err, "health monitor: no device named 'db<1>'");
+  assert_int_equal(dev_health_remove_device(f->h, "web-2", err), MX_OK);
+  assert_int_equal(dev_health_remove_device(f->h, "web-2", err), MX_ERR_NOT_FOUND);
+  assert_string_equal(err, "health monitor: no device named 'web-2'");
   f->now += 5 * 3600;
   set_handshake(f, f->now);
-  assert_int_equal(dev_health_run_once(f->h, NULL, err), MX_OK);
+  run(f);
   assert_int_equal(f->nposts, 1);
   all = dev_health_fleet_json(f->h);
   assert_int_equal(cJSON_GetArraySize(all), 1);
   cJSON_Delete(all);
-  mx_buf_release(&text);
-  mx_buf_release(&html);
+  assert_int_equal(dev_health_remove_device(f->h, "pc1", err), MX_OK);
+  assert_int_equal(dev_health_run_once(f->h, &sum, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&sum), "no devices are monitored\n");
   mx_buf_release(&sum);
   fx_free(f);
 }
@@ -479,6 +503,7 @@ int main(void)
       cmocka_unit_test(test_stale_inhibits_agent_down),
       cmocka_unit_test(test_audit_text_and_change),
       cmocka_unit_test(test_table_summary_and_json),
+      cmocka_unit_test(test_remove_device),
       cmocka_unit_test(test_missing_peer_and_wg_failure),
       cmocka_unit_test(test_real_wg_missing_interface),
   };
