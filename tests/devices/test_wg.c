@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -276,6 +279,49 @@ static void audit_intent_before_result(void **state)
   mx_buf_release(&resp);
 }
 
+static int open_idle(void)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(7443)};
+  inet_pton(AF_INET, "198.51.100.2", &sa.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+static void per_ip_connection_limit(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  int fds[8];
+  for (int i = 0; i < 8; i++) { /* the fixture's per_ip_connections */
+    fds[i] = open_idle();
+    assert_true(fds[i] >= 0);
+  }
+  /* Connection 9 from this address is accepted by the kernel and closed by
+   * the agent at once: the request gets no reply. Poll until MHD has seen
+   * all eight. */
+  struct mx_buf resp = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  int64_t deadline = mx_mono_ms() + 3000;
+  long st;
+  do
+    st = raw("GET", "/v1/health", NULL, 0, NULL, &resp);
+  while (st != 0 && mx_mono_ms() < deadline);
+  assert_int_equal(st, 0);
+  for (int i = 0; i < 8; i++)
+    close(fds[i]);
+  /* Freed slots are usable again. */
+  deadline = mx_mono_ms() + 3000;
+  mx_err rc;
+  do
+    rc = wg->health(wg, NULL, err);
+  while (rc && mx_mono_ms() < deadline);
+  assert_int_equal(rc, MX_OK);
+  mx_buf_release(&resp);
+}
+
 static volatile int cancel_flag;
 
 static void *cancel_later(void *arg)
@@ -355,7 +401,7 @@ int main(void)
       cmocka_unit_test(agent_manifest_wins),     cmocka_unit_test(ask_needs_approval),
       cmocka_unit_test(unauthenticated_refused), cmocka_unit_test(big_body_413),
       cmocka_unit_test(audit_intent_before_result), cmocka_unit_test(deadline_and_cancel),
-      cmocka_unit_test(checkpoints_detect_truncation),
+      cmocka_unit_test(per_ip_connection_limit), cmocka_unit_test(checkpoints_detect_truncation),
   };
   int rc = cmocka_run_group_tests(tests, setup, teardown);
   curl_global_cleanup();
