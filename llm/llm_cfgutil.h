@@ -1,6 +1,6 @@
 /*
  * llm_cfgutil.h - small helpers shared by the llm config parsers
- * (llm_config.c, llm_stt.c): location-prefixed messages, unknown-key checks,
+ * (llm_config.c, llm/stt): location-prefixed messages, unknown-key checks,
  * typed getters that keep defaults, and API key loading from a file or the
  * environment (the key is never quoted in a message).
  * Layer: llm, internal. cJSON arguments are borrowed; strings are copied.

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "llm_cfgutil.h"
-#include "llm_stt.h"
 #include "mx_util.h"
 
 static mx_err parse_retry(const cJSON *p, const struct llm_cfg_loc *pl, struct llm_retry_cfg *r, char *err)
@@ -268,7 +267,7 @@ static mx_err parse_agent(const cJSON *blk, const struct llm_cfg_loc *root, stru
 
 mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **out, char *err)
 {
-  static const char *const keys[] = {"providers", "routes", "budgets", "agent", "stt", NULL};
+  static const char *const keys[] = {"providers", "routes", "budgets", "agent", NULL};
   struct llm_cfg_loc root = {file ? file : "mxfleet.json", "llm"};
   *out = NULL;
   struct llm_config *cfg = calloc(1, sizeof(*cfg));
@@ -283,9 +282,6 @@ mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **
     rc = parse_budgets(blk, &root, &cfg->budgets, err);
   if (!rc)
     rc = parse_agent(blk, &root, &cfg->agent, err);
-  const cJSON *stt = cJSON_GetObjectItemCaseSensitive(blk, "stt");
-  if (!rc && stt)
-    rc = llm_stt_config_parse(stt, root.file, "llm.stt", &cfg->stt, err);
   if (rc) {
     if (rc == MX_ERR_NOMEM)
       mx_fail(rc, err, "out of memory");
@@ -317,7 +313,6 @@ void llm_config_free(struct llm_config *cfg)
   free(cfg->routes);
   free(cfg->agent.prompts_dir);
   free(cfg->agent.prompt_file);
-  llm_stt_config_free(cfg->stt);
   free(cfg);
 }
 

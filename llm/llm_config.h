@@ -69,7 +69,6 @@ struct llm_agent_cfg {
   char *prompt_file;        /* inside prompts_dir */
 };
 
-struct llm_stt_cfg; /* llm_stt.h */
 
 struct llm_config {
   struct llm_provider_cfg *providers;
@@ -78,7 +77,6 @@ struct llm_config {
   size_t nroutes;
   struct llm_budget_cfg budgets;
   struct llm_agent_cfg agent;
-  struct llm_stt_cfg *stt;   /* NULL when `stt` is absent: voice notes off */
 };
 
 /* Parses llm_block (borrowed). file names the config in messages
