@@ -137,7 +137,8 @@ static mx_err bot_open(struct mx_bot *bot, const struct mx_run_opts *o, char *er
   return mx_ext_init(bot, err);
 }
 
-static void bot_close(struct mx_bot *bot)
+/* Returns 0 when a job overran the shutdown deadline (nothing freed). */
+static int bot_close(struct mx_bot *bot)
 {
   bot->stopping = 1;
   for (size_t i = 0; i < bot->n_idents; i++)
@@ -146,7 +147,7 @@ static void bot_close(struct mx_bot *bot)
    * call that ignores its timeout) must not hold the exit: leave its memory
    * to the OS rather than free it under the running thread. */
   if (bot->workers && !mx_workers_shutdown(bot->workers, MX_SHUTDOWN_MS))
-    return;
+    return 0;
   mx_ext_free(bot);
   for (size_t i = 0; i < bot->n_idents; i++)
     mx_ident_release(&bot->idents[i]);
@@ -156,6 +157,7 @@ static void bot_close(struct mx_bot *bot)
   mx_db_close(bot->db);
   free(bot->db_path);
   mx_config_free(bot->cfg);
+  return 1;
 }
 
 int mx_daemon_run(const struct mx_run_opts *o)
@@ -197,7 +199,15 @@ int mx_daemon_run(const struct mx_run_opts *o)
     code = 0;
   }
   mx_httpd_stop(httpd);
-  bot_close(&bot);
+  if (!bot_close(&bot)) {
+    /* A job is still blocked (an LLM turn waiting for an approval, a remote
+     * call ignoring its timeout). Everything it did is committed; its
+     * approval stays pending in the database for the next start. Leave
+     * without unwinding the memory it still uses. */
+    mx_info(NULL, "stopped (a waiting job was left to the restart)");
+    fflush(NULL);
+    _exit(0);
+  }
   if (lock_fd >= 0)
     close(lock_fd);
   close(signal_pipe[0]);

@@ -541,7 +541,8 @@ void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
       m->w = w;
       mx_store_inbox_set_state(w->db, id->user_id, event_id, "interrupted", "restart", NULL);
       mx_msg_reply(m, "I was restarted while handling this message, so it was not finished and will not be "
-                      "re-run automatically. Send it again if you still want it.", NULL, NULL);
+                      "re-run automatically. Send it again if you still want it. Actions that were waiting for "
+                      "your approval still are: see !pending.", NULL, NULL);
       mx_msg_free(m);
       continue;
     }

@@ -15,10 +15,13 @@ SCRIPT = os.path.join(REPO, "tests", "llm", "scripted_provider.py")
 
 
 class ScriptedLLM:
-    def __init__(self):
+    def __init__(self, extra_scenarios=None):
         self.dir = mxtest.workdir("llm-")
         self.record = os.path.join(self.dir, "requests.jsonl")
-        self.proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", "--record", self.record],
+        args = [sys.executable, SCRIPT, "--port", "0", "--record", self.record]
+        if extra_scenarios:
+            args += ["--scenarios", extra_scenarios]
+        self.proc = subprocess.Popen(args,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline().strip()
         mxtest.check(line.startswith("PORT "), f"scripted provider did not start: {line!r}")
@@ -61,3 +64,10 @@ def write_manifest(directory, manifest):
     with open(path, "w") as f:
         json.dump(manifest, f)
     return path
+
+
+def react(user, room_id, event_id, key):
+    """user annotates event_id with key (an m.reaction, as Element sends)."""
+    txn = user.next_txn()
+    return user.request("PUT", f"/rooms/{mxtest.q(room_id)}/send/m.reaction/{mxtest.q(txn)}",
+                        {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}})
