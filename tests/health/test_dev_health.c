@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "dev_health.h"
 
@@ -453,6 +454,55 @@ static void test_remove_device(void **state)
   fx_free(f);
 }
 
+static void *hammer_runs(void *arg)
+{
+  struct fx *f = arg;
+  char err[MX_ERRBUF_LEN];
+  for (int i = 0; i < 300; i++) {
+    if (dev_health_run_once(f->h, NULL, err) != MX_OK)
+      return (void *)1;
+  }
+  return NULL;
+}
+
+static void *hammer_reads(void *arg)
+{
+  struct fx *f = arg;
+  for (int i = 0; i < 300; i++) {
+    struct mx_buf t = MX_BUF_INIT(MX_BUF_MAX_SMALL), hb = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+    cJSON *j = dev_health_fleet_json(f->h);
+    dev_health_note_command(f->h, "pc1", "proc.list");
+    if (!j || dev_health_render_table(f->h, &t, &hb) != MX_OK || !strstr(mx_buf_cstr(&t), "pc1"))
+      return (void *)1;
+    cJSON_Delete(j);
+    mx_buf_release(&t);
+    mx_buf_release(&hb);
+  }
+  return NULL;
+}
+
+/* Runs from two workers while a third renders: runs serialise, readers see
+ * whole rows, and the one alert is posted once (ASan checks the memory). */
+static void test_concurrent_runs_and_renders(void **state)
+{
+  struct fx *f = fx_new(0, 0);
+  pthread_t t[3];
+  void *rv;
+  (void)state;
+
+  f->agent_bad = 1;
+  assert_int_equal(pthread_create(&t[0], NULL, hammer_runs, f), 0);
+  assert_int_equal(pthread_create(&t[1], NULL, hammer_runs, f), 0);
+  assert_int_equal(pthread_create(&t[2], NULL, hammer_reads, f), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(pthread_join(t[i], &rv), 0);
+    assert_null(rv);
+  }
+  assert_int_equal(f->nposts, 1);
+  assert_string_equal(f->posts[0], "[ALERT] device_id=pc1 status=agent_down (connection refused)");
+  fx_free(f);
+}
+
 static void test_missing_peer_and_wg_failure(void **state)
 {
   struct fx *f = fx_new(0, 0);
@@ -504,6 +554,7 @@ int main(void)
       cmocka_unit_test(test_audit_text_and_change),
       cmocka_unit_test(test_table_summary_and_json),
       cmocka_unit_test(test_remove_device),
+      cmocka_unit_test(test_concurrent_runs_and_renders),
       cmocka_unit_test(test_missing_peer_and_wg_failure),
       cmocka_unit_test(test_real_wg_missing_interface),
   };
