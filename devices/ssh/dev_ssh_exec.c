@@ -118,6 +118,26 @@ static mx_err pump(ssh_channel ch, const struct dev_call *call, int64_t deadline
   }
 }
 
+/* After pump: on the deadline or a cancel, KILL first so the remote command
+ * dies even if sshd keeps it around after the channel closes, then close
+ * without waiting; otherwise collect the exit state. */
+static void settle(ssh_channel ch, const struct dev_call *call, const struct exit_info *x, int timed_out, mx_err rc,
+                   struct dev_result *r)
+{
+  if (rc == MX_ERR_CANCELLED || (!rc && timed_out)) {
+    ssh_channel_request_send_signal(ch, "KILL");
+    if (rc)
+      dev_result_set(r, DEV_FAILED, "ssh: cancelled; remote command killed");
+    else
+      dev_result_set(r, DEV_TIMEOUT, "ssh: no result within %d ms; remote command killed", call->timeout_ms);
+    r->signal = SIGKILL;
+  } else if (!rc) {
+    ssh_channel_send_eof(ch);
+    read_exit(ch, x, r);
+    r->status = DEV_DONE;
+  }
+}
+
 mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call, struct dev_result *r, int *retry,
                     char *err)
 {
@@ -148,24 +168,7 @@ mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call,
     goto done;
   }
   rc = pump(ch, call, deadline, r, &timed_out, err);
-  if (rc == MX_ERR_CANCELLED) {
-    ssh_channel_request_send_signal(ch, "KILL");
-    dev_result_set(r, DEV_FAILED, "ssh: cancelled; remote command killed");
-    r->signal = SIGKILL;
-  }
-  if (rc)
-    goto done;
-  if (timed_out) {
-    /* Signal first so the remote command dies even if sshd keeps it around
-     * after the channel closes; then close without waiting for it. */
-    ssh_channel_request_send_signal(ch, "KILL");
-    dev_result_set(r, DEV_TIMEOUT, "ssh: no result within %d ms; remote command killed", call->timeout_ms);
-    r->signal = SIGKILL;
-  } else {
-    ssh_channel_send_eof(ch);
-    read_exit(ch, &x, r);
-    r->status = DEV_DONE;
-  }
+  settle(ch, call, &x, timed_out, rc, r);
 done:
 #if LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0)
   /* A channel closed by us lives on inside libssh until the server's CLOSE
