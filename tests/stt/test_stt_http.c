@@ -197,6 +197,35 @@ static void test_whisper_cpp_gets_16k_mono_wav(void **state)
   mx_buf_release(&a);
 }
 
+/* A stereo recording (not what Element sends, but other clients may) is
+ * downmixed: whisper.cpp still gets one channel. */
+static void test_stereo_is_downmixed(void **state)
+{
+  struct mx_buf a = MX_BUF_INIT(MX_BUF_MAX_MEDIA);
+  char wav[4200], st_wav[4200], st_ogg[4200], err[MX_ERRBUF_LEN], *text = NULL;
+  char *mix[] = {"sox", wav, "-c", "2", st_wav, NULL};
+  char *enc[] = {"opusenc", "--quiet", st_wav, st_ogg, NULL};
+  cJSON *rec;
+  const char *head;
+  (void)state;
+
+  snprintf(wav, sizeof wav, "%s/reboot.wav", dir);
+  snprintf(st_wav, sizeof st_wav, "%s/stereo.wav", dir);
+  snprintf(st_ogg, sizeof st_ogg, "%s/stereo.ogg", dir);
+  assert_int_equal(run_prog(mix), 0);
+  assert_int_equal(run_prog(enc), 0);
+  assert_int_equal(mx_file_read(st_ogg, a.max, &a, NULL), MX_OK);
+  assert_int_equal(a.buf[0x25], 2); /* OpusHead channel count: really stereo */
+  assert_int_equal(transcribe("{\"provider\":\"whisper.cpp\",\"base_url\":\"http://127.0.0.1:%d\"}", &a, &text, err),
+                   MX_OK);
+  free(text);
+  rec = last_record();
+  head = cJSON_GetObjectItem(file_part(rec), "head_hex")->valuestring;
+  assert_memory_equal(head + 40, "0100" "0100" "803e0000", 16);
+  cJSON_Delete(rec);
+  mx_buf_release(&a);
+}
+
 static void test_errors_never_show_the_key(void **state)
 {
   struct mx_buf a;
@@ -232,6 +261,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_openai_multipart),
       cmocka_unit_test(test_whisper_cpp_gets_16k_mono_wav),
+      cmocka_unit_test(test_stereo_is_downmixed),
       cmocka_unit_test(test_errors_never_show_the_key),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
