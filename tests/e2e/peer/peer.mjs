@@ -13,6 +13,7 @@
 //   NAME wait_reply ROOM SENDER SECS    next decrypted message from SENDER -> body
 //   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
+//   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
 //   NAME stop                           stop the client
 //   quit
 import * as readline from "node:readline";
@@ -185,6 +186,38 @@ async function verifyStatus(name, user, device) {
   };
 }
 
+// N round trips of TEXT; each waits (polling every 5 ms) for the next
+// decrypted reply from SENDER. Returns per-message latencies in ms.
+async function bench(name, roomId, sender, n, text) {
+  const e = c(name);
+  const lat = [];
+  markSeen(name, roomId);
+  for (let i = 0; i < Number(n); i++) {
+    const t0 = performance.now();
+    await e.client.sendTextMessage(roomId, text);
+    const deadline = Date.now() + 60000;
+    let got = null;
+    while (!got) {
+      const room = e.client.getRoom(roomId);
+      for (const ev of room.getLiveTimeline().getEvents()) {
+        if (ev.getSender() !== sender || e.seen.has(ev.getId())) continue;
+        if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) await e.client.decryptEventIfNeeded(ev);
+        if (ev.isDecryptionFailure()) throw new Error(`UTD reply ${ev.getId()}`);
+        if (ev.getType() !== "m.room.message") continue;
+        e.seen.add(ev.getId());
+        got = ev;
+        break;
+      }
+      if (!got) {
+        if (Date.now() > deadline) throw new Error(`no reply to message ${i}`);
+        await sleep(5);
+      }
+    }
+    lat.push(performance.now() - t0);
+  }
+  return { latencies_ms: lat };
+}
+
 async function run(name, cmd, args) {
   const { client } = cmd === "login" ? { client: null } : c(name);
   switch (cmd) {
@@ -222,6 +255,8 @@ async function run(name, cmd, args) {
       return waitReply(name, args[0], args[1], args[2]);
     case "send_file":
       return sendFile(name, args[0], args[1], args[2] === "tamper");
+    case "bench":
+      return bench(name, args[0], args[1], args[2], args.slice(3).join(" "));
     case "verify_status":
       return verifyStatus(name, args[0], args[1]);
     case "stop":
