@@ -128,6 +128,22 @@ static mx_err check_array(const cJSON *schema, const cJSON *v, const char *loc, 
   return MX_OK;
 }
 
+/* "args: unknown property 'follow' (expected one of: path)" */
+static mx_err unknown_property(const cJSON *props, const char *loc, const char *name, char *err)
+{
+  char allowed[200] = "";
+  size_t used = 0;
+  const cJSON *p;
+  cJSON_ArrayForEach(p, props) {
+    int n = snprintf(allowed + used, sizeof(allowed) - used, "%s%s", used ? ", " : "", p->string);
+    if (n < 0 || (size_t)n >= sizeof(allowed) - used)
+      break;
+    used += (size_t)n;
+  }
+  return mx_fail(MX_ERR_INVALID, err, "%s: unknown property '%.100s' (expected %s%s)", loc, name,
+                 used ? "one of: " : "no properties", allowed);
+}
+
 static mx_err check_object(const cJSON *schema, const cJSON *v, const char *loc, int depth, char *err)
 {
   const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
@@ -144,8 +160,7 @@ static mx_err check_object(const cJSON *schema, const cJSON *v, const char *loc,
     char sub[256];
     snprintf(sub, sizeof(sub), "%s.%.100s", loc, m->string);
     if (!ps && cJSON_IsFalse(addl))
-      return mx_fail(MX_ERR_INVALID, err, "%s: unknown property '%.100s' (allowed: %s)", loc, m->string,
-                     props && props->child ? "see the tool's schema" : "none");
+      return unknown_property(props, loc, m->string, err);
     mx_err rc = ps ? validate(ps, m, sub, depth + 1, err) : MX_OK;
     if (rc)
       return rc;

@@ -71,7 +71,9 @@ static void test_additional_property_refused(void **state)
   (void)state;
   char err[MX_ERRBUF_LEN];
   assert_int_equal(check("fs.stat", "{\"path\":\"/x\",\"follow\":true}", err), MX_ERR_INVALID);
-  assert_non_null(strstr(err, "args: unknown property 'follow'"));
+  assert_string_equal(err, "args: unknown property 'follow' (expected one of: path)");
+  assert_int_equal(check("proc.list", "{\"all\":true}", err), MX_ERR_INVALID);
+  assert_string_equal(err, "args: unknown property 'all' (expected no properties)");
 }
 
 static void test_enum_min_max_pattern_items(void **state)

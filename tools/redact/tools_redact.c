@@ -386,6 +386,13 @@ char *tools_redact(const struct tools_redactor *r, const char *text, size_t len,
   mx_err rc = mx_buf_add(&b, "", 0);
   for (size_t i = 0; !rc && i < len;) {
     struct match m;
+    if (text[i] == '[' && has_prefix(text, len, i, "[REDACTED:")) {
+      /* Already a tag (text redacted twice, e.g. engine output then the log
+       * filter): keep it whole so it stays stable. */
+      const char *close = memchr(text + i, ']', len - i < 96 ? len - i : 96);
+      i = close ? (size_t)(close - text) + 1 : i + 10;
+      continue;
+    }
     if (!match_any(r, text, len, i, &m)) {
       i++;
       continue;
