@@ -249,8 +249,14 @@ static mx_err final_answer(struct turn *t, struct llm_reply *r)
 {
   const char *txt = r->text && r->text[0] ? r->text : "(the model returned an empty answer)";
   mx_err rc = llm_conv_add_assistant(&t->conv, txt, NULL, 0);
+  if (rc || r->stop != LLM_STOP_TRUNCATED)
+    return rc ? rc : finish(t, txt, 0);
+  /* Say so when the answer was cut at the output limit. */
+  struct mx_buf b = MX_BUF_INIT(MX_BUF_MAX_HTTP);
+  rc = mx_buf_addf(&b, "%s\n\n_(the answer was cut at the model's output limit)_", txt);
   if (!rc)
-    rc = finish(t, txt, 0);
+    rc = finish(t, mx_buf_cstr(&b), 0);
+  mx_buf_release(&b);
   return rc;
 }
 

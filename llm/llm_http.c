@@ -133,6 +133,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
   if (!x->decided) {
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
     x->streaming = x->req->on_line && x->resp->status >= 200 && x->resp->status < 300;
+    /* Some servers answer a streaming request with one JSON document
+     * (llama-server with tools, proxies): collect it whole instead. */
+    const char *ct = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_CONTENT_TYPE, &ct);
+    if (x->streaming && ct && strncasecmp(ct, "application/json", 16) == 0)
+      x->streaming = 0;
+    x->resp->streamed = x->streaming;
     x->decided = 1;
   }
   if (!x->streaming)

@@ -33,6 +33,7 @@ struct llm_http_req {
 
 struct llm_http_resp {
   long status;                /* 0 when no HTTP answer came */
+  int streamed;               /* lines went to on_line (else: body holds it) */
   struct mx_buf body;         /* the body unless streamed */
   int64_t retry_after_ms;     /* -1 when absent */
   int should_retry;           /* -1 absent, 0 false, 1 true */

@@ -6,6 +6,7 @@
 #include "llm_router.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +99,14 @@ static void failure_from_status(struct llm_failure *f, const struct llm_http_res
 /* Turns a 2xx answer into a reply, or describes why it is not one: an
  * error event after 200 (typed: classified by its type) or a cut stream
  * (untyped: status 0, transient). */
-static mx_err read_answer(const struct llm_provider_cfg *p, struct llm_acc *acc, const struct llm_http_resp *resp,
+static mx_err read_answer(struct llm_acc *acc, const struct llm_http_resp *resp,
                           struct llm_reply *out, struct llm_failure *f, char *err)
 {
   mx_err rc = MX_OK;
-  if (!p->stream)
+  if (!resp->streamed)
     rc = llm_acc_body(acc, mx_buf_cstr(&resp->body), err);
   if (!rc)
-    rc = llm_acc_finish(acc, p->stream, out, err);
+    rc = llm_acc_finish(acc, resp->streamed, out, err);
   if (rc) {
     f->status = acc->failed ? 200 : 0;
     f->got_token = acc->got_token;
@@ -146,7 +147,7 @@ static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ct
     failure_from_status(f, &resp);
     rc = MX_ERR_HTTP;
   } else if (!rc) {
-    rc = read_answer(p, &acc, &resp, out, f, err);
+    rc = read_answer(&acc, &resp, out, f, err);
   }
   if (rc && !f->message[0])
     llm_copy(f->message, sizeof(f->message), err);
@@ -156,6 +157,25 @@ static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ct
   mx_buf_release(&url);
   mx_buf_release(&body);
   return rc;
+}
+
+void llm_redact_secrets(char *msg, const char *key)
+{
+  /* The whole key wherever it appears (some servers echo it back). */
+  size_t kl = key ? strlen(key) : 0;
+  char *hit;
+  while (kl >= 8 && (hit = strstr(msg, key)) != NULL) {
+    memset(hit, '*', kl);
+  }
+  /* Anything shaped like an OpenAI/Anthropic key ("sk-..."), even partial. */
+  for (char *p = msg; (p = strstr(p, "sk-")) != NULL; p += 3) {
+    if (p > msg && (isalnum((unsigned char)p[-1]) || p[-1] == '-' || p[-1] == '_'))
+      continue; /* "task-list" is not a key */
+    char *q = p + 3;
+    while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
+           *q == '_' || *q == '*')
+      *q++ = '*';
+  }
 }
 
 static void describe(const struct llm_failure *f, char *out, size_t n)
@@ -203,6 +223,7 @@ static mx_err try_provider(struct llm_router *r, size_t pi, const struct llm_cal
       return MX_OK;
     }
     describe(&f, why, whyn);
+    llm_redact_secrets(why, p->api_key);
     mx_warn(NULL, "llm provider=%s attempt=%d failed: %s", p->name, n, why);
     pthread_mutex_lock(&r->mu);
     llm_breaker_failure(&r->br[pi], mx_mono_ms());

@@ -46,6 +46,10 @@ mx_err llm_router_status_text(struct llm_router *r, struct mx_buf *out);
 /* Prometheus text exposition lines for /metrics. */
 mx_err llm_router_metrics(struct llm_router *r, struct mx_buf *out);
 
+/* Masks key and anything shaped like "sk-..." in msg, in place (provider
+ * error messages may echo a key; they reach logs, !status and the operator). */
+void llm_redact_secrets(char *msg, const char *key);
+
 /* Tests: replace the sleep between retries (records instead of waiting). */
 void llm_router_set_sleep(struct llm_router *r, void (*fn)(void *ctx, int64_t ms), void *ctx);
 

@@ -44,10 +44,14 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   cut: stop the stream mid-way (after `after_text`) without an end marker
 #   chunk: argument fragment size when streaming (default 7)
 #   interleave: send fragments of parallel calls interleaved by index
+#   force_whole: answer with one JSON document even to a streaming request
+#   truncated: the answer stops at the output limit (length / max_tokens)
 SCENARIOS = {
     "text_only": [{"text": "Hello from the **scripted** model."}],
     "stt_ok": [{"stt_text": " reboot pi three"}],
     "stt_401": [{"status": 401, "error": {"type": "invalid_request_error", "message": "Incorrect API key"}}],
+    "json_to_stream": [{"text": "whole answer", "force_whole": True}],
+    "truncated": [{"text": "The first part of a long", "truncated": True}],
     "cli_echo": [{"calls": [{"name": "echo", "args": {"text": "ping"}}]}],
     "tool_single": [{"calls": [LS]}, {"echo": True}],
     "tool_parallel": [
@@ -221,7 +225,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.error_answer(kind, step)
         if "stt_text" in step:
             return self.send_json({"text": step["stt_text"]})
-        if not stream:
+        if not stream or step.get("force_whole"):
             if "sse_error" in step:  # no stream: the same failure as a 529/500 answer
                 return self.error_answer(kind, {"status": 529 if kind == "anthropic" else 500,
                                                 "error": step["sse_error"]})
@@ -276,7 +280,8 @@ class Handler(BaseHTTPRequestHandler):
                 msg["tool_calls"] = tcs
             self.send_json({"id": next_id("chatcmpl-"), "object": "chat.completion", "model": model,
                             "choices": [{"index": 0, "message": msg,
-                                         "finish_reason": "tool_calls" if tcs else "stop"}],
+                                         "finish_reason": "tool_calls" if tcs else
+                                         ("length" if step.get("truncated") else "stop")}],
                             "usage": {"prompt_tokens": self.in_tokens, "completion_tokens": 11,
                                       "total_tokens": self.in_tokens + 11}})
         elif kind == "anthropic":
@@ -285,7 +290,8 @@ class Handler(BaseHTTPRequestHandler):
                 content.append({"type": "tool_use", "id": next_id("toolu_"), "name": c["name"],
                                 "input": c.get("args", {})})
             self.send_json({"id": next_id("msg_"), "type": "message", "role": "assistant", "model": model,
-                            "content": content, "stop_reason": "tool_use" if calls else "end_turn",
+                            "content": content, "stop_reason": "tool_use" if calls else
+                            ("max_tokens" if step.get("truncated") else "end_turn"),
                             "usage": {"input_tokens": self.in_tokens, "output_tokens": 11}})
         else:
             msg = {"role": "assistant", "content": text or ""}
@@ -293,7 +299,8 @@ class Handler(BaseHTTPRequestHandler):
                 msg["tool_calls"] = [{"function": {"name": c["name"],
                                                    "arguments": c.get("args", c.get("raw_args"))}}
                                      for c in calls]
-            self.send_json({"model": model, "message": msg, "done": True, "done_reason": "stop",
+            self.send_json({"model": model, "message": msg, "done": True,
+                            "done_reason": "length" if step.get("truncated") else "stop",
                             "prompt_eval_count": self.in_tokens, "eval_count": 11})
 
     def sse(self, obj, event=None):
@@ -335,7 +342,7 @@ class Handler(BaseHTTPRequestHandler):
                 for i in range(len(calls)):
                     if k < len(pieces[i]):
                         chunk({"tool_calls": [{"index": i, "function": {"arguments": pieces[i][k]}}]})
-        chunk({}, finish="tool_calls" if calls else "stop")
+        chunk({}, finish="tool_calls" if calls else ("length" if step.get("truncated") else "stop"))
         chunk(None, usage={"prompt_tokens": self.in_tokens, "completion_tokens": 11,
                            "total_tokens": self.in_tokens + 11}, choices=False)
         self.sse("[DONE]")
@@ -370,7 +377,8 @@ class Handler(BaseHTTPRequestHandler):
                           "delta": {"type": "input_json_delta", "partial_json": p}}, "content_block_delta")
             self.sse({"type": "content_block_stop", "index": idx}, "content_block_stop")
             idx += 1
-        self.sse({"type": "message_delta", "delta": {"stop_reason": "tool_use" if step.get("calls") else "end_turn",
+        stop = "tool_use" if step.get("calls") else ("max_tokens" if step.get("truncated") else "end_turn")
+        self.sse({"type": "message_delta", "delta": {"stop_reason": stop,
                                                      "stop_sequence": None},
                   "usage": {"output_tokens": 11}}, "message_delta")
         self.sse({"type": "message_stop"}, "message_stop")
@@ -394,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"function": {"name": c["name"], "arguments": c.get("args", c.get("raw_args"))}} for c in calls]},
                 "done": False})
         line({"model": model, "message": {"role": "assistant", "content": ""}, "done": True,
-              "done_reason": "stop", "prompt_eval_count": self.in_tokens, "eval_count": 11})
+              "done_reason": "length" if step.get("truncated") else "stop", "prompt_eval_count": self.in_tokens, "eval_count": 11})
 
 
 class Server(socketserver.ThreadingMixIn, HTTPServer):

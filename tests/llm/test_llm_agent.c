@@ -464,6 +464,21 @@ static void wall_clock_limit(void **state)
   finish_run(&r);
 }
 
+static void truncated_answer_says_so(void **state)
+{
+  (void)state;
+  const char *kinds[] = {"main:openai:truncated", "main:anthropic:truncated", "main:ollama:truncated"};
+  for (int k = 0; k < 3; k++) {
+    struct run r;
+    start(&r, &kinds[k], 1, NULL, NULL, M_NORMAL);
+    assert_int_equal(turn(&r, "!trunc:x", "tell me everything"), MX_OK);
+    assert_string_equal(r.res.markdown,
+                        "The first part of a long\n\n_(the answer was cut at the model's output limit)_");
+    assert_non_null(strstr(r.res.html, "<em>(the answer was cut at the model&#39;s output limit)</em>"));
+    finish_run(&r);
+  }
+}
+
 static void no_secret_in_logs(void **state)
 {
   (void)state;
@@ -509,6 +524,7 @@ int main(void)
       cmocka_unit_test(spent_budget_is_a_clear_message),
       cmocka_unit_test(big_results_are_truncated_head_and_tail),
       cmocka_unit_test(wall_clock_limit),
+      cmocka_unit_test(truncated_answer_says_so),
       cmocka_unit_test(no_secret_in_logs),
   };
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -10,6 +10,7 @@
 #include "llm_breaker.h"
 #include "llm_http.h"
 #include "llm_retry.h"
+#include "llm_router.h"
 
 static struct llm_failure mkfail(long status, const char *type, const char *msg)
 {
@@ -116,6 +117,14 @@ static void redaction_of_secret_headers(void **state)
   assert_string_equal(out, "anthropic-version: 2023-06-01");
 }
 
+static void secrets_masked_in_provider_messages(void **state)
+{
+  (void)state;
+  char m[] = "Incorrect API key provided: sk-proj-abc1****wxyz. Echo: MYKEY-0123456789; task-list ok";
+  llm_redact_secrets(m, "MYKEY-0123456789");
+  assert_string_equal(m, "Incorrect API key provided: sk-*****************. Echo: ****************; task-list ok");
+}
+
 static void breaker_transitions(void **state)
 {
   (void)state;
@@ -161,6 +170,7 @@ int main(void)
       cmocka_unit_test(retry_after_honoured_or_too_long),
       cmocka_unit_test(retry_after_parsing),
       cmocka_unit_test(redaction_of_secret_headers),
+      cmocka_unit_test(secrets_masked_in_provider_messages),
       cmocka_unit_test(breaker_transitions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -153,6 +153,13 @@ static void retry_after_ms_is_honoured(void **state)
   assert_int_equal(sl.ms[0], 30); /* retry-after-ms wins over retry-after: 0 */
 }
 
+static void json_answer_to_a_stream_request(void **state)
+{
+  (void)state;
+  one("openai", "json_to_stream", 1, "whole answer", 1, NULL);
+  one("anthropic", "json_to_stream", 1, "whole answer", 1, NULL);
+}
+
 static void transient_failures_are_retried(void **state)
 {
   (void)state;
@@ -325,6 +332,7 @@ int main(void)
       cmocka_unit_test(every_kind_streamed_and_whole),
       cmocka_unit_test(headers_carry_keys_and_versions),
       cmocka_unit_test(retry_after_ms_is_honoured),
+      cmocka_unit_test(json_answer_to_a_stream_request),
       cmocka_unit_test(transient_failures_are_retried),
       cmocka_unit_test(errors_after_200_and_cut_streams_are_retried_without_partial_output),
       cmocka_unit_test(permanent_failures_fall_over_without_retry),
