@@ -293,7 +293,7 @@ mx_err llm_router_chat_one(struct llm_router *r, const struct llm_call_ctx *cx, 
 
 mx_err llm_router_status_text(struct llm_router *r, struct mx_buf *out)
 {
-  mx_err rc = mx_buf_adds(out, "LLM providers:\n");
+  mx_err rc = MX_OK;
   pthread_mutex_lock(&r->mu);
   for (size_t i = 0; !rc && i < r->cfg->nproviders; i++) {
     const struct llm_provider_cfg *p = &r->cfg->providers[i];

@@ -41,7 +41,8 @@ mx_err llm_router_chat(struct llm_router *r, const struct llm_call_ctx *cx, cons
 mx_err llm_router_chat_one(struct llm_router *r, const struct llm_call_ctx *cx, size_t provider_index,
                            const struct llm_chat_req *req, struct llm_reply *out, char *err);
 
-/* Human text for !status: one line per provider with breaker state. */
+/* Human text for !status: one "- name (kind, model): breaker closed, ..."
+ * line per provider; the caller adds its own heading. */
 mx_err llm_router_status_text(struct llm_router *r, struct mx_buf *out);
 /* Prometheus text exposition lines for /metrics. */
 mx_err llm_router_metrics(struct llm_router *r, struct mx_buf *out);
