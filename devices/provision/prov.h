@@ -49,17 +49,24 @@ struct dev_prov_add_opts {
   const char *templates_dir; /* manifest templates; NULL = the source tree's tools/templates */
   const char *prompt_template; /* NULL = the source tree's prompts/device.md */
   const char *server_name;   /* NULL = the domain of the first operator */
-  int fail_at;               /* tests: fail right after step k (1-based); 0 = never */
+  const char *host_key_fp;   /* expected "SHA256:..." of the SSH host key; NULL = trust on first use */
+  int fail_at;               /* tests: fail right after step k (1-based); -k: _exit(3) there
+                              * (a killed run); 0 = never */
   FILE *out;                 /* progress lines; NULL = stdout */
 };
 
 /* Runs (or re-runs) onboarding. On failure every step this run (or an
- * interrupted earlier run, per the journal) created is undone. */
+ * interrupted earlier run, per the journal) created is undone. Runs for
+ * the same data_dir are serialised (flock on data_dir/provision);
+ * MX_ERR_CONFLICT when another one holds it. */
 mx_err dev_prov_add(const struct dev_prov_add_opts *o, const struct dev_prov_matrix_ops *ops, char *err);
 
 /* Deactivates the Matrix user, removes the config entry, the WireGuard peer
- * and the device's secrets/manifest/prompt/known_hosts; keeps data_dir/audit. */
-mx_err dev_prov_revoke(const char *config_path, const char *name, FILE *out, char *err);
+ * and the device's secrets/manifest/prompt/known_hosts, and drops its local
+ * E2EE state through ops->forget_identity (ops may be NULL); keeps
+ * data_dir/audit. */
+mx_err dev_prov_revoke(const char *config_path, const char *name, const struct dev_prov_matrix_ops *ops, FILE *out,
+                       char *err);
 
 /* Fleet table (or a JSON array with json != 0) from the config + data_dir. */
 mx_err dev_prov_list(const char *config_path, int json, FILE *out, char *err);

@@ -7,9 +7,13 @@
  */
 #include "prov_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mx_json.h"
 #include "mx_util.h"
@@ -113,6 +117,24 @@ static mx_err make_dirs(struct prov_ctx *c, char *err)
   return MX_OK;
 }
 
+/* One onboarding per data_dir at a time: two runs editing the same config
+ * would each restore their own snapshot on rollback. The lock is on the
+ * directory, so it leaves no file behind; the kernel drops it if we die. */
+static mx_err lock_dir(struct prov_ctx *c, char *err)
+{
+  char *d = mx_path_join(c->cfg.data_fs, "provision");
+  if (!d)
+    return MX_ERR_NOMEM;
+  c->lock_fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  mx_err rc = MX_OK;
+  if (c->lock_fd < 0)
+    rc = mx_fail(MX_ERR_IO, err, "cannot open '%s': %s", d, strerror(errno));
+  else if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    rc = mx_fail(MX_ERR_CONFLICT, err, "'%s': another 'mxfleet device add' is running for this data_dir", d);
+  free(d);
+  return rc;
+}
+
 static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, char *err)
 {
   c->o = o;
@@ -136,11 +158,15 @@ static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, ch
     rc = key_path(c, err);
   if (!rc)
     rc = make_dirs(c, err);
+  if (!rc)
+    rc = lock_dir(c, err);
   return rc;
 }
 
 static void ctx_free(struct prov_ctx *c)
 {
+  if (c->lock_fd >= 0)
+    close(c->lock_fd); /* releases the flock */
   prov_cfg_free(&c->cfg);
   char *all[] = { c->user_id, c->ssh_user, c->ssh_host, c->key_file, c->pw_cfg, c->pw_fs, c->kh_cfg, c->kh_fs,
                   c->man_cfg, c->man_fs, c->prompt_cfg, c->prompt_fs, c->journal_fs, c->config_written };
@@ -196,6 +222,8 @@ static mx_err run_all(struct prov_ctx *c, const struct prov_step *s, int n, char
       if (!rc && jrc)
         rc = mx_fail(jrc, err, "journal: %s", jerr);
     }
+    if (c->o->fail_at == -(k + 1))
+      _exit(3); /* tests: a run killed right after step k */
   }
   if (rc && journal) {
     fprintf(c->out, "rolling back: %s\n", err);
@@ -215,6 +243,7 @@ mx_err dev_prov_add(const struct dev_prov_add_opts *o, const struct dev_prov_mat
 {
   struct prov_ctx c;
   memset(&c, 0, sizeof(c));
+  c.lock_fd = -1;
   c.ops = ops;
   mx_err rc = ctx_init(&c, o, err);
   if (!rc)

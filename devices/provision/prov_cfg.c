@@ -28,7 +28,9 @@ static char *dir_of(const char *path)
 
 char *prov_cfg_resolve(const struct prov_cfg *cfg, const char *p)
 {
-  return mx_path_join(cfg->dir, p);
+  while (p[0] == '.' && p[1] == '/')
+    p += 2; /* "./data" under dir reads better as "dir/data" in messages */
+  return mx_path_join(cfg->dir, *p ? p : ".");
 }
 
 mx_err prov_cfg_data_path(const struct prov_cfg *cfg, const char *rel, char **as_cfg, char **as_fs)

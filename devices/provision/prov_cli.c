@@ -26,7 +26,7 @@ void dev_provision_set_matrix_ops(const struct dev_prov_matrix_ops *ops)
 static const char usage[] =
   "usage: mxfleet device add NAME --via ssh --ssh USER@HOST[:PORT] [--key FILE] --config FILE\n"
   "                          [--os linux|macos|windows] [--templates DIR] [--prompt-template FILE]\n"
-  "                          [--server-name NAME]\n"
+  "                          [--server-name NAME] [--host-key SHA256:...]\n"
   "       mxfleet device list [--json] --config FILE\n"
   "       mxfleet device show NAME [--json] --config FILE\n"
   "       mxfleet device revoke NAME [--yes] --config FILE\n"
@@ -39,7 +39,7 @@ static const char usage[] =
   "        config entry and secrets; keeps the audit (asks first unless --yes)\n";
 
 struct cli {
-  const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server;
+  const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
   int json, yes, help, fail_at;
 };
 
@@ -47,8 +47,9 @@ struct cli {
 static const char **value_slot(struct cli *c, const char *opt)
 {
   static const char *const names[] = { "--config", "--via", "--ssh", "--key", "--os", "--templates",
-                                       "--prompt-template", "--server-name" };
-  const char **slots[] = { &c->config, &c->via, &c->ssh, &c->key, &c->os, &c->templates, &c->prompt, &c->server };
+                                       "--prompt-template", "--server-name", "--host-key" };
+  const char **slots[] = { &c->config, &c->via, &c->ssh, &c->key, &c->os, &c->templates, &c->prompt, &c->server,
+                           &c->fp };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(opt, names[i]) == 0)
       return slots[i];
@@ -117,7 +118,7 @@ static int run_add(const struct cli *c, char *err)
 {
   struct dev_prov_add_opts o = {
     .config_path = c->config, .name = c->name, .ssh_target = c->ssh, .key_file = c->key, .os = c->os,
-    .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .fail_at = c->fail_at,
+    .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .host_key_fp = c->fp, .fail_at = c->fail_at,
   };
   if (!c->via || strcmp(c->via, "ssh") == 0)
     o.via = DEV_PROV_VIA_SSH;
@@ -151,7 +152,7 @@ static int dispatch(const struct cli *c, char *err)
       fprintf(stderr, "mxfleet device revoke: not confirmed; nothing changed\n");
       return 1;
     }
-    return dev_prov_revoke(c->config, c->name, stdout, err) ? 1 : 0;
+    return dev_prov_revoke(c->config, c->name, g_have_ops ? &g_ops : NULL, stdout, err) ? 1 : 0;
   }
   fprintf(stderr, "mxfleet device: unknown command '%s', expected add, list, show or revoke\n", c->sub);
   return 2;

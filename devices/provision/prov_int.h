@@ -51,6 +51,7 @@ struct prov_ctx {
   char *journal_fs;
   char *config_written; /* config bytes this run wrote; NULL if none */
   int files_created;    /* bit 0 manifest, bit 1 prompt, written by this run */
+  int lock_fd;          /* data_dir/provision, flock'd for the run; -1 = none */
 };
 
 struct prov_step {

@@ -94,7 +94,20 @@ static void remove_files(const struct prov_cfg *cfg, const char *name, FILE *out
   }
 }
 
-mx_err dev_prov_revoke(const char *config_path, const char *name, FILE *out, char *err)
+static void forget(const struct prov_cfg *cfg, const cJSON *m, const struct dev_prov_matrix_ops *ops, FILE *out)
+{
+  const char *uid = mx_json_str(m, "user_id");
+  char err[MX_ERRBUF_LEN] = "";
+  if (!ops || !ops->forget_identity || !uid)
+    return;
+  if (ops->forget_identity(ops->ctx, uid, cfg->data_fs, err))
+    fprintf(out, "  local E2EE state of %s: %s\n", uid, err); /* the account is gone already */
+  else
+    fprintf(out, "  local E2EE state of %s removed\n", uid);
+}
+
+mx_err dev_prov_revoke(const char *config_path, const char *name, const struct dev_prov_matrix_ops *ops, FILE *out,
+                       char *err)
 {
   struct prov_cfg cfg;
   out = out ? out : stdout;
@@ -113,6 +126,7 @@ mx_err dev_prov_revoke(const char *config_path, const char *name, FILE *out, cha
   if (!rc)
     rc = remove_entry(&cfg, name, out, err);
   if (!rc) {
+    forget(&cfg, mx_json_obj(d, "matrix"), ops, out);
     remove_files(&cfg, name, out);
     fprintf(out, "\xe2\x9c\x93 %s revoked; audit kept under %s/audit\n", name, cfg.data_dir);
   }

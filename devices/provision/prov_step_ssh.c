@@ -14,7 +14,7 @@ static mx_err pin_run(struct prov_ctx *c, int *created, struct mx_buf *note, cha
 {
   char fp[DEV_SSH_FP_LEN] = "";
   int existed = prov_file_exists(c->kh_fs);
-  mx_err rc = dev_ssh_pin_host_key(c->ssh_host, c->ssh_port, c->kh_fs, NULL, fp, err);
+  mx_err rc = dev_ssh_pin_host_key(c->ssh_host, c->ssh_port, c->kh_fs, c->o->host_key_fp, fp, err);
   if (rc)
     return rc;
   *created = !existed;

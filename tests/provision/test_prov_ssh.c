@@ -13,8 +13,11 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <pwd.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,7 @@ struct world {
   char op[256], op_token[256], admin_token[256];
   struct pt_matrix m;
   struct dev_prov_matrix_ops ops;
+  const char *host_key_fp; /* passed to the next add() */
 };
 static struct world W;
 
@@ -219,7 +223,7 @@ static mx_err add(const char *config, const char *name, const char *templates, i
   FILE *f = open_memstream(&text, &len);
   struct dev_prov_add_opts o = {
     .config_path = config, .name = name, .via = DEV_PROV_VIA_SSH, .ssh_target = W.ssh_target,
-    .key_file = W.key, .templates_dir = templates, .fail_at = fail_at, .out = f,
+    .key_file = W.key, .templates_dir = templates, .fail_at = fail_at, .out = f, .host_key_fp = W.host_key_fp,
   };
   int64_t t0 = mx_mono_ms();
   mx_err rc = dev_prov_add(&o, &W.ops, err);
@@ -337,6 +341,42 @@ static void assert_config_entry(const char *before, const char *after, const cha
 
 /* ---- tests ---- */
 
+/* list (JSON and table) and show see the device, probed live. */
+static void assert_list_and_show(const char *name)
+{
+  char err[MX_ERRBUF_LEN] = "";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_int_equal(dev_prov_list(W.config, 1, f, err), MX_OK);
+  fclose(f);
+  cJSON *rows = cJSON_Parse(text);
+  const cJSON *row = cJSON_GetArrayItem(rows, 1);
+  assert_string_equal(mx_json_str(row, "name"), name);
+  assert_string_equal(mx_json_str(row, "backend"), "ssh");
+  assert_string_equal(mx_json_str(row, "audit_file"), "none");
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(row, "ssh"), "ok"))); /* probed live */
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "online")));
+  cJSON_Delete(rows);
+  free(text);
+  f = open_memstream(&text, &len);
+  assert_int_equal(dev_prov_list(W.config, 0, f, err), MX_OK);
+  fclose(f);
+  printf("%s", text);
+  assert_non_null(strstr(text, name));
+  free(text);
+  f = open_memstream(&text, &len);
+  assert_int_equal(dev_prov_show(W.config, name, 1, f, err), MX_OK);
+  fclose(f);
+  cJSON *one = cJSON_Parse(text);
+  assert_string_equal(mx_json_str(one, "known_hosts"), "present");
+  assert_string_equal(mx_json_str(one, "manifest"), "present");
+  cJSON_Delete(one);
+  free(text);
+
+}
+
+
 static void test_add_twice_then_revoke(void **state)
 {
   (void)state;
@@ -371,35 +411,7 @@ static void test_add_twice_then_revoke(void **state)
   assert_string_equal(files1, files2);
   assert_int_equal(W.m.rooms_created, 1);
 
-  /* list and show see it. */
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  assert_int_equal(dev_prov_list(W.config, 1, f, err), MX_OK);
-  fclose(f);
-  cJSON *rows = cJSON_Parse(text);
-  const cJSON *row = cJSON_GetArrayItem(rows, 1);
-  assert_string_equal(mx_json_str(row, "name"), name);
-  assert_string_equal(mx_json_str(row, "backend"), "ssh");
-  assert_string_equal(mx_json_str(row, "audit_file"), "none");
-  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(row, "ssh"), "ok"))); /* probed live */
-  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "online")));
-  cJSON_Delete(rows);
-  free(text);
-  f = open_memstream(&text, &len);
-  assert_int_equal(dev_prov_list(W.config, 0, f, err), MX_OK);
-  fclose(f);
-  printf("%s", text);
-  assert_non_null(strstr(text, name));
-  free(text);
-  f = open_memstream(&text, &len);
-  assert_int_equal(dev_prov_show(W.config, name, 1, f, err), MX_OK);
-  fclose(f);
-  cJSON *one = cJSON_Parse(text);
-  assert_string_equal(mx_json_str(one, "known_hosts"), "present");
-  assert_string_equal(mx_json_str(one, "manifest"), "present");
-  cJSON_Delete(one);
-  free(text);
+  assert_list_and_show(name);
 
   /* Revoke through the CLI: account deactivated, entry gone, audit kept. */
   char audit[512];
@@ -500,7 +512,7 @@ static void test_admin_token_path(void **state)
   free(out);
   assert_int_equal(user_state(name), U_ACTIVE);
   assert_user_logs_in(name);
-  assert_int_equal(dev_prov_revoke(W.config_admin, name, stdout, err), MX_OK);
+  assert_int_equal(dev_prov_revoke(W.config_admin, name, &W.ops, stdout, err), MX_OK);
   assert_int_equal(user_state(name), U_DEACTIVATED);
   char *cfg2 = read_all(W.config_admin);
   cJSON *root = cJSON_Parse(cfg2); /* the config had no devices key: an empty array stays */
@@ -510,6 +522,112 @@ static void test_admin_token_path(void **state)
   free(cfg0);
   free(cfg1);
   free(cfg2);
+}
+
+/* A run killed after step 3 leaves its journal; the next run that fails
+ * undoes what the killed run created too (the account it made). */
+static void test_killed_run_is_rolled_back_by_next_failure(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL, journal[512];
+  name_for(name, sizeof(name), "killed");
+  snprintf(journal, sizeof(journal), "%s/provision/%s.json", W.data, name);
+  char *cfg0 = read_all(W.config), *files0 = file_list();
+  fflush(stdout);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char e[MX_ERRBUF_LEN];
+    char *o = NULL;
+    (void)add(W.config, name, W.templates, -3, &o, e);
+    _exit(0); /* not reached: the run exits with 3 after step 3 */
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+  assert_true(prov_file_exists(journal));
+  assert_int_equal(user_state(name), U_ACTIVE);
+  /* Step 3 now finds the account in place ("already done"), yet a failure
+   * at step 5 must still undo it: the journal says the killed run made it. */
+  assert_int_equal(add(W.config, name, W.templates, 5, &out, err), MX_ERR_CANCELLED);
+  assert_non_null(strstr(out, "[3/7] create the Matrix user ... already done"));
+  assert_non_null(strstr(out, "undo [3/7] create the Matrix user: done"));
+  free(out);
+  assert_int_equal(user_state(name), U_DEACTIVATED);
+  assert_false(prov_file_exists(journal));
+  char *cfg1 = read_all(W.config), *files1 = file_list();
+  assert_string_equal(cfg0, cfg1);
+  assert_string_equal(files0, files1);
+  free(cfg0);
+  free(cfg1);
+  free(files0);
+  free(files1);
+}
+
+/* A killed run is finished by simply running the command again. */
+static void test_killed_run_is_completed_by_rerun(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL, journal[512];
+  name_for(name, sizeof(name), "resume");
+  snprintf(journal, sizeof(journal), "%s/provision/%s.json", W.data, name);
+  fflush(stdout);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char e[MX_ERRBUF_LEN];
+    char *o = NULL;
+    (void)add(W.config, name, W.templates, -5, &o, e);
+    _exit(0);
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+  assert_int_equal(add(W.config, name, W.templates, 0, &out, err), MX_OK);
+  assert_non_null(strstr(out, "[5/7] write the manifest and prompt ... already done"));
+  assert_non_null(strstr(out, "live"));
+  free(out);
+  assert_false(prov_file_exists(journal));
+  assert_user_logs_in(name);
+  assert_files_written(name);
+  assert_int_equal(dev_prov_revoke(W.config, name, &W.ops, stdout, err), MX_OK);
+}
+
+static void test_concurrent_run_is_refused(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL, dir[512];
+  name_for(name, sizeof(name), "locked");
+  snprintf(dir, sizeof(dir), "%s/provision", W.data);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0); /* another run holds it */
+  char *cfg0 = read_all(W.config);
+  assert_int_equal(add(W.config, name, W.templates, 0, &out, err), MX_ERR_CONFLICT);
+  assert_non_null(strstr(err, "another 'mxfleet device add' is running"));
+  free(out);
+  close(fd);
+  char *cfg1 = read_all(W.config);
+  assert_string_equal(cfg0, cfg1);
+  assert_int_equal(user_state(name), U_ABSENT);
+  free(cfg0);
+  free(cfg1);
+}
+
+static void test_wrong_host_key_is_not_pinned(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL, kh[512];
+  name_for(name, sizeof(name), "mitm");
+  snprintf(kh, sizeof(kh), "%s/ssh/%s.known_hosts", W.data, name);
+  W.host_key_fp = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  mx_err rc = add(W.config, name, W.templates, 0, &out, err);
+  W.host_key_fp = NULL;
+  assert_int_equal(rc, MX_ERR_DENIED);
+  assert_non_null(strstr(err, "expected 'SHA256:AAAA"));
+  free(out);
+  assert_false(prov_file_exists(kh));
+  assert_int_equal(user_state(name), U_ABSENT);
 }
 
 static void test_cli_usage_errors(void **state)
@@ -540,6 +658,10 @@ int main(void)
     cmocka_unit_test(test_failure_at_every_step_rolls_back),
     cmocka_unit_test(test_missing_template_fails_clearly),
     cmocka_unit_test(test_admin_token_path),
+    cmocka_unit_test(test_killed_run_is_rolled_back_by_next_failure),
+    cmocka_unit_test(test_killed_run_is_completed_by_rerun),
+    cmocka_unit_test(test_concurrent_run_is_refused),
+    cmocka_unit_test(test_wrong_host_key_is_not_pinned),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
