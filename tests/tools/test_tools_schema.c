@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tools_catalog.h"
+#include "tools_policy.h"
 #include "tools_schema.h"
 
 static mx_err check(const char *tool, const char *args, char *err)
@@ -105,6 +106,39 @@ static void test_not_an_object(void **state)
   assert_string_equal(err, "args: expected an object, got [1,2]");
 }
 
+/* The catalog and the policy agree on the set of tools: a manifest enabling
+ * every catalog tool loads, and !help filters by backend. */
+static void test_catalog_matches_policy_and_help(void **state)
+{
+  (void)state;
+  size_t n;
+  const struct tools_spec *c = tools_catalog(&n);
+  cJSON *m = cJSON_Parse("{\"version\":1,\"tools\":{}}");
+  cJSON *tools = cJSON_GetObjectItem(m, "tools");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *cfg = cJSON_CreateObject();
+    if (c[i].risk == TOOLS_RISK_INTERPRETER)
+      cJSON_AddStringToObject(cfg, "approval", "ask");
+    cJSON_AddItemToObject(tools, c[i].name, cfg);
+    assert_ptr_equal(tools_catalog_find(c[i].name), &c[i]);
+  }
+  struct tools_manifest *man = NULL;
+  char err[MX_ERRBUF_LEN];
+  if (tools_policy_parse(m, "all.json", &man, err) != MX_OK)
+    fail_msg("%s", err);
+  for (size_t i = 0; i < n; i++)
+    assert_true(tools_policy_enabled(man, c[i].name));
+  tools_manifest_free(man);
+  cJSON_Delete(m);
+  struct mx_buf b = MX_BUF_INIT(8192);
+  assert_int_equal(tools_catalog_help(TOOLS_BACKEND_SSH, &b), MX_OK);
+  assert_non_null(strstr(b.buf, "ssh.exec"));
+  assert_null(strstr(b.buf, "fs.read"));
+  mx_buf_release(&b);
+  assert_int_equal(tools_backend_bit("wg"), TOOLS_BACKEND_WG);
+  assert_int_equal(tools_backend_bit("carrier-pigeon"), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -115,6 +149,7 @@ int main(void)
       cmocka_unit_test(test_additional_property_refused),
       cmocka_unit_test(test_enum_min_max_pattern_items),
       cmocka_unit_test(test_not_an_object),
+      cmocka_unit_test(test_catalog_matches_policy_and_help),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
