@@ -13,6 +13,7 @@
 //   NAME wait_reply ROOM SENDER SECS    next decrypted message from SENDER -> body
 //   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
+//   NAME devices USER                   device ids js-sdk knows for USER
 //   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
 //   NAME stop                           stop the client
 //   quit
@@ -142,7 +143,8 @@ async function waitReply(name, roomId, sender, secs) {
     },
     `a message from ${sender}${utd ? " (last one was UTD: " + utd + ")" : ""}`,
   );
-  return { body: ev.getContent().body, encrypted: ev.isEncrypted(), event_id: ev.getId() };
+  return { body: ev.getContent().body, msgtype: ev.getContent().msgtype, encrypted: ev.isEncrypted(),
+           event_id: ev.getId() };
 }
 
 function markSeen(name, roomId) {
@@ -259,6 +261,10 @@ async function run(name, cmd, args) {
       return bench(name, args[0], args[1], args[2], args.slice(3).join(" "));
     case "verify_status":
       return verifyStatus(name, args[0], args[1]);
+    case "devices": {
+      const m = await client.getCrypto().getUserDeviceInfo([args[0]], true);
+      return { devices: [...(m.get(args[0]) || new Map()).keys()] };
+    }
     case "stop":
       client.stopClient();
       clients.delete(name);
