@@ -61,7 +61,14 @@ static mx_err create_and_notify(struct tools_engine *e, struct call_ctx *c, cons
   c->approval_ref = c->fl->action_id;
   char *notice = NULL;
   char perr[MX_ERRBUF_LEN] = "";
-  if (e->o.approver.post_notice && e->o.approver.post_notice(e->o.approver.ctx, p, &notice, perr) != MX_OK) {
+  /* The notice goes to Matrix: it shows redacted arguments; the approval
+   * stays bound to the hash of the real ones. */
+  char *shown = engine_redact(e, canon);
+  p->args_json = shown ? shown : (char *)"(arguments withheld)";
+  int posted = !e->o.approver.post_notice || e->o.approver.post_notice(e->o.approver.ctx, p, &notice, perr) == MX_OK;
+  p->args_json = (char *)canon;
+  free(shown);
+  if (!posted) {
     tools_approvals_cancel(e->o.approvals, p->id, "engine", NULL);
     engine_outcome(e, out, TOOLS_OUT_FAILED, "could not ask the operator for approval: %s", perr);
     return MX_ERR_UNAVAILABLE;
@@ -106,6 +113,9 @@ static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon,
   if (e->o.approver.closed) {
     struct tools_pending now;
     if (tools_approvals_get(e->o.approvals, p.id, &now, NULL) == MX_OK) {
+      char *shown = engine_redact(e, now.args_json ? now.args_json : "");
+      free(now.args_json);
+      now.args_json = shown;
       e->o.approver.closed(e->o.approver.ctx, &now);
       tools_pending_release(&now);
     }
@@ -194,8 +204,10 @@ mx_err tools_engine_call(struct tools_engine *e, const struct tools_origin *orig
   memset(&fl, 0, sizeof(fl));
   engine_track(e, &fl);
   struct tools_origin none = {0};
-  struct call_ctx c = {spec, origin ? origin : &none, call_id, args, NULL, NULL, {0, 0}, &fl};
+  struct call_ctx c = {spec, origin ? origin : &none, call_id, args, NULL, NULL, {0, 0}, &fl, NULL};
+  c.audit_args = engine_redacted_args(e, args);
   mx_err rc = call_checked(e, &c, mx_buf_cstr(&canon), out, err);
+  cJSON_Delete(c.audit_args);
   engine_untrack(e, &fl);
   cJSON_Delete(args);
   mx_buf_release(&canon);
@@ -222,7 +234,8 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
   cJSON *oj = cJSON_Parse(p->origin_json ? p->origin_json : "{}");
   struct tools_origin origin;
   origin_from_json(oj, &origin);
-  struct call_ctx c = {spec, &origin, p->call_id, args, "ask", fl->action_id, {0, 0}, fl};
+  struct call_ctx c = {spec, &origin, p->call_id, args, "ask", fl->action_id, {0, 0}, fl, NULL};
+  c.audit_args = engine_redacted_args(e, args);
   struct tools_policy_result pr;
   char cerr[MX_ERRBUF_LEN];
   mx_err rc = MX_OK;
@@ -239,6 +252,7 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
       rc = engine_run_checked(e, &c, out, err);
     }
   }
+  cJSON_Delete(c.audit_args);
   cJSON_Delete(args);
   cJSON_Delete(oj);
   return rc;

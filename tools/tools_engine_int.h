@@ -37,12 +37,18 @@ struct call_ctx {
   const char *approval_ref; /* action id or NULL */
   struct tools_limits limits;
   struct inflight *fl;
+  cJSON *audit_args;        /* owned: args with secrets redacted, for the audit */
 };
 
 void engine_track(struct tools_engine *e, struct inflight *fl);
 void engine_untrack(struct tools_engine *e, struct inflight *fl);
 /* 1 when a live call in this process is waiting on / running action_id. */
 int engine_has_action(struct tools_engine *e, const char *action_id);
+
+/* args with every string value redacted (owned; a copy when no redactor). */
+cJSON *engine_redacted_args(const struct tools_engine *e, const cJSON *args);
+/* Redacted copy of text (malloc'd), or a plain copy without a redactor. */
+char *engine_redact(const struct tools_engine *e, const char *text);
 
 /* Sets out->status and a formatted, redacted text. */
 void engine_outcome(struct tools_engine *e, struct tools_outcome *out, enum tools_outcome_status s, const char *fmt,

@@ -26,7 +26,7 @@ static void entry_from(const struct tools_engine *e, const struct call_ctx *c, s
   a->room_id = c->origin->room_id;
   a->event_id = c->origin->event_id;
   a->tool = c->spec ? c->spec->name : NULL;
-  a->args = c->args;
+  a->args = c->audit_args ? c->audit_args : c->args;
   a->decision = c->decision;
   a->approval_ref = c->approval_ref;
   a->exit_code = -1;

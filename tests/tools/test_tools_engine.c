@@ -333,6 +333,31 @@ static void test_voice_above_read_always_asks(void **state)
   tools_outcome_release(&out);
 }
 
+static void test_secrets_in_args_stay_out_of_audit_and_notice(void **state)
+{
+  struct fx *f = *state;
+  struct tools_outcome out;
+  char p[512], buf[128];
+  f->appr.mode = APPROVE;
+  call(f, &op, "fs.write",
+       args_path(f, "{\"path\":\"%s\",\"content\":\"db_password=hunter2hunter2\\n\"}", "srv/data/cfg"), &out);
+  assert_int_equal(out.status, TOOLS_OUT_OK);
+  tools_outcome_release(&out);
+  /* The file gets the real content ... */
+  tt_path(p, sizeof(p), f->dir, "srv/data/cfg");
+  tt_read(p, buf, sizeof(buf));
+  assert_string_equal(buf, "db_password=hunter2hunter2\n");
+  /* ... the notice and the audit only the tag. */
+  assert_null(strstr(f->appr.last_text, "hunter2hunter2"));
+  assert_non_null(strstr(f->appr.last_text, "db_password=[REDACTED:password:"));
+  cJSON *r = records(f);
+  char *all = cJSON_PrintUnformatted(r);
+  assert_null(strstr(all, "hunter2hunter2"));
+  assert_non_null(strstr(all, "[REDACTED:password:"));
+  cJSON_free(all);
+  cJSON_Delete(r);
+}
+
 struct bg_call {
   struct fx *f;
   const char *tool, *args;
@@ -519,6 +544,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_approval_flow_approve_and_deny, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stranger_cannot_approve_and_expiry_denies, setup, teardown),
       cmocka_unit_test_setup_teardown(test_voice_above_read_always_asks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_secrets_in_args_stay_out_of_audit_and_notice, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_all_cancels_in_flight_and_pending, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_while_pending_runs_the_stored_call, setup, teardown),
       cmocka_unit_test(test_readonly_audit_refuses_the_action),
