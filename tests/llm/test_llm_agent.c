@@ -479,6 +479,65 @@ static void truncated_answer_says_so(void **state)
   }
 }
 
+/* The bot runs turns on several worker threads at once: one shared agent
+ * (router, breakers), a SQLite connection per turn, curl handles per call. */
+struct worker {
+  struct run *r;
+  int idx;
+  int ok;
+};
+
+static void *worker_main(void *arg)
+{
+  struct worker *w = arg;
+  for (int k = 0; k < 3; k++) {
+    char room[32];
+    snprintf(room, sizeof(room), "!par%d:x", w->idx);
+    struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &w->r->tools, room, "", "@op:example.org", "list"};
+    struct llm_turn_result res;
+    char err[MX_ERRBUF_LEN];
+    mx_err rc = llm_agent_turn(w->r->agent, &req, NULL, &res, err);
+    w->ok += rc == MX_OK && res.markdown && strcmp(res.markdown, "Tool results: listing of /var/log: a b c") == 0;
+    llm_turn_result_free(&res);
+  }
+  return NULL;
+}
+
+static void concurrent_turns_share_one_agent(void **state)
+{
+  (void)state;
+  struct run r;
+  /* All workers share one scripted run: its first request gets the tool
+   * call, every later one the echo of the tool results it carries. */
+  const char *p[] = {"main:anthropic:tool_single"};
+  start(&r, p, 1, NULL, NULL, M_NORMAL);
+  pthread_t th[4];
+  struct worker w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i].r = &r;
+    w[i].idx = i;
+    w[i].ok = 0;
+  }
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  int ok = 0;
+  for (int i = 0; i < 4; i++)
+    ok += w[i].ok;
+  /* exactly one turn ran the tool and got its own result echoed back */
+  assert_int_equal(r.tools_ctx.ncalls, 1);
+  assert_int_equal(ok, 1);
+  cJSON *reqs = llm_ts_requests(&ts, "tool_single", r.id);
+  assert_int_equal(cJSON_GetArraySize(reqs), 13); /* 12 turns + 1 tool round */
+  cJSON_Delete(reqs);
+  struct mx_buf b = MX_BUF_INIT(1 << 16);
+  assert_int_equal(llm_router_metrics(llm_agent_router(r.agent), &b), MX_OK);
+  assert_non_null(strstr(mx_buf_cstr(&b), "mxfleet_llm_requests_total{provider=\"main\",result=\"ok\"} 13\n"));
+  mx_buf_release(&b);
+  finish_run(&r);
+}
+
 static void no_secret_in_logs(void **state)
 {
   (void)state;
@@ -525,6 +584,7 @@ int main(void)
       cmocka_unit_test(big_results_are_truncated_head_and_tail),
       cmocka_unit_test(wall_clock_limit),
       cmocka_unit_test(truncated_answer_says_so),
+      cmocka_unit_test(concurrent_turns_share_one_agent),
       cmocka_unit_test(no_secret_in_logs),
   };
   curl_global_init(CURL_GLOBAL_DEFAULT);
