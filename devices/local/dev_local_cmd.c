@@ -118,7 +118,7 @@ static mx_err pkg(struct dev_local *l, const struct dev_call *c, struct dev_resu
   return run(c, argv, -1, env, r, err);
 }
 
-static mx_err shell_exec(const struct dev_call *c, struct dev_result *r, char *err)
+static mx_err shell_exec(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
 {
   const cJSON *arr = mx_json_arr(c->args, "argv");
   int n = arr ? cJSON_GetArraySize(arr) : 0;
@@ -132,8 +132,21 @@ static mx_err shell_exec(const struct dev_call *c, struct dev_result *r, char *e
     argv[i] = s->valuestring;
   }
   argv[n] = NULL;
-  return dev_local_exec_env(argv, -1, mx_json_str(c->args, "cwd"), NULL, c->timeout_ms, c->max_output, c->cancel, r,
-                            err);
+  /* cwd is opened through the confined opener and entered with fchdir. */
+  const char *cwd = mx_json_str(c->args, "cwd");
+  int fd = -1;
+  if (cwd) {
+    char why[MX_ERRBUF_LEN] = "";
+    if (!l->o.open_path)
+      return dev_result_set(r, DEV_REFUSED, "no path policy configured: cwd refused");
+    mx_err rc = l->o.open_path(l->o.open_ctx, cwd, 0, O_PATH | O_DIRECTORY, 0, &fd, why);
+    if (rc)
+      return dev_result_set(r, rc == MX_ERR_DENIED ? DEV_REFUSED : DEV_FAILED, "cwd: %s", why);
+  }
+  mx_err rc = dev_local_exec_env(argv, fd, NULL, NULL, c->timeout_ms, c->max_output, c->cancel, r, err);
+  if (fd >= 0)
+    close(fd);
+  return rc;
 }
 
 static mx_err shell_eval(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
@@ -154,6 +167,6 @@ mx_err dev_local_cmd(struct dev_local *l, const struct dev_call *c, struct dev_r
   if (strncmp(c->tool, "pkg.", 4) == 0)
     return pkg(l, c, r, err);
   if (strcmp(c->tool, "shell.exec") == 0)
-    return shell_exec(c, r, err);
+    return shell_exec(l, c, r, err);
   return shell_eval(l, c, r, err);
 }

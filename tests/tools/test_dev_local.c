@@ -249,6 +249,13 @@ static void test_backend_exec_and_proc(void **state)
   assert_int_equal(r.status, DEV_DONE);
   assert_non_null(strstr(mx_buf_cstr(&r.out), "&& rm"));
   dev_result_release(&r);
+  call(f, "shell.exec", "{\"argv\":[\"/bin/pwd\"],\"cwd\":\"%s/srv/%s\"}", "data", &r);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_non_null(strstr(mx_buf_cstr(&r.out), "/srv/data\n"));
+  dev_result_release(&r);
+  call(f, "shell.exec", "{\"argv\":[\"/bin/pwd\"],\"cwd\":\"%s/%s\"}", "", &r);
+  assert_int_equal(r.status, DEV_REFUSED);
+  dev_result_release(&r);
   call(f, "proc.list", "{}%s%s", "", &r);
   char mine[32];
   snprintf(mine, sizeof(mine), "\n%d ", (int)getpid());

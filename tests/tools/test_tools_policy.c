@@ -122,6 +122,10 @@ static void test_allowlist_bypass_attempts(void **state)
   /* Shell syntax is just arguments: "&&" is not an allowed flag. */
   assert_int_equal(decide(m, "shell.exec", "{\"argv\":[\"/bin/ls\",\"&&\",\"rm\",\"x\"]}", NULL), TOOLS_DENY);
   assert_int_equal(decide(m, "shell.exec", "{\"argv\":[\"/bin/ls\",\"-l\"]}", NULL), TOOLS_ALLOW);
+  /* The working directory is a path like any other. */
+  assert_int_equal(decide(m, "shell.exec", "{\"argv\":[\"/bin/ls\",\"-l\"],\"cwd\":\"/srv/app\"}", NULL), TOOLS_ALLOW);
+  assert_int_equal(decide(m, "shell.exec", "{\"argv\":[\"/bin/ls\",\"-l\"],\"cwd\":\"/etc\"}", why), TOOLS_DENY);
+  assert_string_equal(why, "path '/etc' is outside every readable root");
   assert_int_equal(decide(m, "shell.exec", "{\"argv\":[\"ls\",\"-l\"]}", why), TOOLS_DENY);
   assert_string_equal(why, "argv[0]: expected an absolute program path, got 'ls'");
   /* Deny rules come first even when an allow rule matches too. */

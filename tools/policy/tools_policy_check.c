@@ -199,6 +199,14 @@ mx_err tools_policy_check(const struct tools_manifest *m, const char *tool, cons
     break;
   case PK_COMMAND:
     check_command(m, cJSON_GetObjectItemCaseSensitive(args, k->arg), res);
+    /* A working directory changes what relative arguments mean: it must be
+     * under a readable root like any other path. */
+    if (res->decision != TOOLS_DENY && mx_json_str(args, "cwd")) {
+      struct tools_policy_result cw = *res;
+      check_path(m, mx_json_str(args, "cwd"), 0, &cw);
+      if (cw.decision == TOOLS_DENY)
+        *res = cw;
+    }
     break;
   case PK_EVAL:
     set(res, TOOLS_ASK, "shell.eval always needs approval%s%s", NULL, NULL);
