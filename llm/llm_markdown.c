@@ -8,7 +8,7 @@
 #include <ctype.h>
 #include <string.h>
 
-enum block { B_NONE = 0, B_PARA, B_UL, B_OL };
+enum block { B_NONE = 0, B_PARA, B_UL, B_OL, B_QUOTE };
 
 static mx_err esc_n(struct mx_buf *o, const char *s, size_t n)
 {
@@ -101,6 +101,8 @@ static mx_err inline_md(struct mx_buf *o, const char *s, size_t n)
     size_t left = n - i;
     if (*p == '`')
       used = span(o, p, left, "`", "code", 1, &rc);
+    else if (left > 1 && memcmp(p, "~~", 2) == 0)
+      used = span(o, p, left, "~~", "del", 0, &rc);
     else if (left > 1 && (memcmp(p, "**", 2) == 0 || memcmp(p, "__", 2) == 0))
       used = span(o, p, left, *p == '*' ? "**" : "__", "strong", 0, &rc);
     else if (*p == '*' || (*p == '_' && (i == 0 || !isalnum((unsigned char)s[i - 1]))))
@@ -121,7 +123,7 @@ static mx_err inline_md(struct mx_buf *o, const char *s, size_t n)
 
 static mx_err close_block(struct mx_buf *o, enum block *b)
 {
-  static const char *const closing[] = {"", "</p>\n", "</ul>\n", "</ol>\n"};
+  static const char *const closing[] = {"", "</p>\n", "</ul>\n", "</ol>\n", "</blockquote>\n"};
   mx_err rc = mx_buf_adds(o, closing[*b]);
   *b = B_NONE;
   return rc;
@@ -143,6 +145,22 @@ static int list_item(const char *l, size_t n, enum block *kind, size_t *skip)
     return 1;
   }
   return 0;
+}
+
+/* "> text": consecutive lines form one blockquote. */
+static mx_err quote_line(struct mx_buf *o, const char *l, size_t n, enum block *b)
+{
+  size_t skip = (n > 1 && l[1] == ' ') ? 2 : 1;
+  mx_err rc = MX_OK;
+  if (*b == B_QUOTE) {
+    rc = mx_buf_adds(o, "<br>\n");
+  } else {
+    rc = close_block(o, b);
+    if (!rc)
+      rc = mx_buf_adds(o, "<blockquote>");
+    *b = B_QUOTE;
+  }
+  return rc ? rc : inline_md(o, l + skip, n - skip);
 }
 
 static mx_err line_block(struct mx_buf *o, const char *l, size_t n, enum block *b)
@@ -170,6 +188,12 @@ static mx_err line_block(struct mx_buf *o, const char *l, size_t n, enum block *
       rc = mx_buf_addf(o, "</h%zu>\n", h);
     return rc;
   }
+  if (n >= 3 && (strspn(l, "-") == n || strspn(l, "*") == n || strspn(l, "_") == n)) {
+    rc = close_block(o, b);
+    return rc ? rc : mx_buf_adds(o, "<hr>\n");
+  }
+  if (l[0] == '>')
+    return quote_line(o, l, n, b);
   if (list_item(l, n, &kind, &skip)) {
     if (*b != kind) {
       rc = close_block(o, b);

@@ -1,8 +1,8 @@
 /*
  * llm_markdown.h - a small Markdown -> Matrix HTML (org.matrix.custom.html)
  * renderer for model answers and the bot's notices: ATX headings, emphasis,
- * inline code, fenced code blocks, bullet and numbered lists, links
- * (http, https, mailto only), paragraphs. Everything else is HTML-escaped, so
+ * strikethrough, inline code, fenced code blocks, bullet and numbered lists,
+ * block quotes, rules, links (http, https, mailto only), paragraphs. Everything else is HTML-escaped, so
  * model output can never inject markup. Layer: llm; pure.
  */
 #ifndef LLM_MARKDOWN_H

@@ -58,6 +58,15 @@ static void links_only_safe_schemes(void **state)
   expect("[x](javascript:alert(1))", "<p>[x](javascript:alert(1))</p>");
 }
 
+static void quotes_rules_strikethrough(void **state)
+{
+  (void)state;
+  expect("> quoted\n> *more*\n\nafter", "<blockquote>quoted<br>\n<em>more</em></blockquote>\n<p>after</p>");
+  expect("a\n---\nb", "<p>a</p>\n<hr>\n<p>b</p>");
+  expect("~~old~~ new", "<p><del>old</del> new</p>");
+  expect(">", "<blockquote></blockquote>");
+}
+
 static void html_is_escaped(void **state)
 {
   (void)state;
@@ -72,6 +81,7 @@ int main(void)
       cmocka_unit_test(headings_and_paragraphs), cmocka_unit_test(inline_styles),
       cmocka_unit_test(lists),                   cmocka_unit_test(code_blocks),
       cmocka_unit_test(links_only_safe_schemes), cmocka_unit_test(html_is_escaped),
+      cmocka_unit_test(quotes_rules_strikethrough),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
