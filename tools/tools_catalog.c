@@ -67,7 +67,7 @@ static const struct tools_spec catalog[] = {
      TOOLS_RISK_DESTRUCTIVE, DEV, "enabled by tools.proc.kill; asks for approval unless its approval is 'auto'",
      "'kill N: No such process'; 'pid N is the agent itself'", "{\"pid\":4242,\"signal\":\"TERM\"}"},
     {"shell.exec", "run a program", "Run one program with arguments, without a shell: no pipes, globbing, variables or && - each argument reaches the program as is.",
-     OBJ(ARGV_P ",\"cwd\":{\"type\":\"string\",\"maxLength\":4096}", "\"argv\""), TOOLS_RISK_DESTRUCTIVE, DEV, CMD_POLICY,
+     OBJ(ARGV_P ",\"cwd\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":4096,\"description\":\"working directory; must be under a readable root\"}", "\"argv\""), TOOLS_RISK_DESTRUCTIVE, DEV, CMD_POLICY,
      "'no command rule allows ... with these arguments'; 'argv[0]: expected an absolute program path'; 'cannot run ...'",
      "{\"argv\":[\"/usr/bin/systemctl\",\"status\",\"nginx\"]}"},
     {"shell.eval", "run a shell command line", "Run a command line with /bin/sh -c. Always needs the operator's approval.",
