@@ -47,6 +47,10 @@ static const struct mx_migration migrations[] = {
     "CREATE TABLE e2ee_rooms(acct TEXT, room_id TEXT, history_visibility TEXT,"
     " PRIMARY KEY(acct, room_id));"
     "CREATE TABLE e2ee_withheld(acct TEXT, user_id TEXT, device_id TEXT, PRIMARY KEY(acct, user_id, device_id));" },
+  { 2,
+    /* m.unverified is per session: told once per (session, device) */
+    "CREATE TABLE e2ee_withheld_session(acct TEXT, room_id TEXT, session_id TEXT, user_id TEXT, device_id TEXT,"
+    " PRIMARY KEY(acct, room_id, session_id, user_id, device_id));" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

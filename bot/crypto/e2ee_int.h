@@ -54,6 +54,7 @@ struct mx_e2ee {
   char **operators;
   size_t n_operators;
   int require_verified;
+  int exclude_insecure;
   int64_t rotation_ms;
   int rotation_msgs;
   uint8_t pickle_key[E2EE_PICKLE_KEY_LEN];

@@ -24,6 +24,7 @@
 
 struct target {
   char *user, *dev, *curve, *ed;
+  int insecure; /* excluded by policy: not cross-signed by its owner */
 };
 
 struct targets {
@@ -182,10 +183,13 @@ static mx_err unshared(struct mx_e2ee *e, const cJSON *users, const char *room, 
 {
   sqlite3_stmt *st = NULL;
   mx_err rc = mx_db_prepare(e->db,
-                            "SELECT d.device_id, d.curve25519, d.ed25519 FROM e2ee_devices d WHERE d.acct=?1 AND "
-                            "d.user_id=?2 AND d.deleted=0 AND NOT (d.user_id=?1 AND d.device_id=?5) AND NOT EXISTS "
-                            "(SELECT 1 FROM e2ee_outbound_shared s WHERE s.acct=?1 AND s.room_id=?3 AND "
-                            "s.session_id=?4 AND s.user_id=d.user_id AND s.device_id=d.device_id)",
+                            "SELECT d.device_id, d.curve25519, d.ed25519, d.cross_signed FROM e2ee_devices d "
+                            "WHERE d.acct=?1 AND d.user_id=?2 AND d.deleted=0 AND NOT (d.user_id=?1 AND "
+                            "d.device_id=?5) AND NOT EXISTS (SELECT 1 FROM e2ee_outbound_shared s WHERE "
+                            "s.acct=?1 AND s.room_id=?3 AND s.session_id=?4 AND s.user_id=d.user_id AND "
+                            "s.device_id=d.device_id) AND NOT EXISTS (SELECT 1 FROM e2ee_withheld_session w "
+                            "WHERE w.acct=?1 AND w.room_id=?3 AND w.session_id=?4 AND w.user_id=d.user_id AND "
+                            "w.device_id=d.device_id)",
                             &st, err);
   const cJSON *u;
   cJSON_ArrayForEach(u, (rc ? NULL : users))
@@ -212,6 +216,7 @@ static mx_err unshared(struct mx_e2ee *e, const cJSON *users, const char *room, 
       t->dev = mx_strdup((const char *)sqlite3_column_text(st, 0));
       t->curve = mx_strdup((const char *)sqlite3_column_text(st, 1));
       t->ed = mx_strdup((const char *)sqlite3_column_text(st, 2));
+      t->insecure = e->exclude_insecure && !sqlite3_column_int(st, 3);
     }
   }
   sqlite3_finalize(st);
@@ -225,7 +230,7 @@ static mx_err claim_missing(struct mx_e2ee *e, const struct targets *ts, char *e
   mx_err rc = (users && devs) ? MX_OK : MX_ERR_NOMEM;
   pthread_mutex_lock(&e->lock);
   for (size_t i = 0; !rc && i < ts->n; i++) {
-    if (!e2ee_olm_find_best(e, ts->t[i].curve)) {
+    if (!ts->t[i].insecure && !e2ee_olm_find_best(e, ts->t[i].curve)) {
       users[k] = ts->t[i].user;
       devs[k++] = ts->t[i].dev;
     }
@@ -280,7 +285,7 @@ static cJSON *room_key_content(struct mx_e2ee *e, struct e2ee_outbound *g)
 /* Encrypts m.room_key for every target with a session (e->lock held);
  * targets without one go to `withheld`. */
 static mx_err build_shares(struct mx_e2ee *e, struct e2ee_outbound *g, const struct targets *ts, cJSON *msgs,
-                           cJSON *withheld, int *nshare, char *err)
+                           cJSON *withheld, cJSON *unverified, int *nshare, char *err)
 {
   cJSON *rk = room_key_content(e, g);
   if (!rk)
@@ -288,8 +293,8 @@ static mx_err build_shares(struct mx_e2ee *e, struct e2ee_outbound *g, const str
   mx_err rc = MX_OK;
   for (size_t i = 0; !rc && i < ts->n; i++) {
     const struct target *t = &ts->t[i];
-    struct e2ee_olm *o = e2ee_olm_find_best(e, t->curve);
-    cJSON *dst = o ? msgs : withheld;
+    struct e2ee_olm *o = t->insecure ? NULL : e2ee_olm_find_best(e, t->curve);
+    cJSON *dst = t->insecure ? unverified : o ? msgs : withheld;
     cJSON *u = cJSON_GetObjectItemCaseSensitive(dst, t->user);
     if (!u)
       u = cJSON_AddObjectToObject(dst, t->user);
@@ -324,6 +329,39 @@ static void record_shared(struct mx_e2ee *e, const char *room, const char *sid, 
                     (const char *const[]){ e->user_id, u->string, d->string });
     }
   }
+}
+
+/* m.unverified for this session to devices excluded by policy, once per
+ * (session, device); Element then shows why instead of a generic error. */
+static mx_err send_unverified(struct mx_e2ee *e, const char *room, const char *sid, cJSON *devs, char *err)
+{
+  cJSON *u, *d;
+  cJSON_ArrayForEach(u, devs)
+  {
+    cJSON_ArrayForEach(d, u)
+    {
+      cJSON_AddStringToObject(d, "algorithm", "m.megolm.v1.aes-sha2");
+      cJSON_AddStringToObject(d, "code", "m.unverified");
+      cJSON_AddStringToObject(d, "reason", "This device is not verified by its owner.");
+      cJSON_AddStringToObject(d, "room_id", room);
+      cJSON_AddStringToObject(d, "session_id", sid);
+      cJSON_AddStringToObject(d, "sender_key", e->curve);
+      cJSON_AddStringToObject(d, "from_device", e->device_id);
+    }
+  }
+  mx_err rc = e2ee_send_to_device(e, "m.room_key.withheld", devs, err);
+  cJSON_ArrayForEach(u, (rc ? NULL : devs))
+  {
+    cJSON_ArrayForEach(d, u)
+    {
+      const char *v[] = { e->user_id, room, sid, u->string, d->string };
+      e2ee_db_run(e->db, NULL, "INSERT OR IGNORE INTO e2ee_withheld_session(acct, room_id, session_id, user_id, "
+                               "device_id) VALUES(?,?,?,?,?)", 5, v);
+    }
+  }
+  if (!rc)
+    mx_info(e->user_id, "withheld session %s of %s from unverified devices (m.unverified)", sid, room);
+  return rc;
 }
 
 /* m.no_olm once per device, without room_id/session_id (spec). */
@@ -362,6 +400,7 @@ static mx_err send_withheld(struct mx_e2ee *e, cJSON *withheld, char *err)
 static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char *err)
 {
   cJSON *users = NULL, *msgs = cJSON_CreateObject(), *withheld = cJSON_CreateObject();
+  cJSON *unverified = cJSON_CreateObject();
   struct targets ts = { 0 };
   struct e2ee_outbound *g = NULL;
   int nshare = 0;
@@ -398,7 +437,7 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
   if (!rc && (!g || strcmp(g->session_id, sid_out) != 0))
     rc = mx_fail(MX_ERR_CONFLICT, err, "megolm: the session of %s rotated while sharing", room_id);
   if (!rc)
-    rc = build_shares(e, g, &ts, msgs, withheld, &nshare, err);
+    rc = build_shares(e, g, &ts, msgs, withheld, unverified, &nshare, err);
   if (!rc)
     rc = e2ee_flush_unlocked_write(e, err); /* Olm ratchets on disk before sending */
   pthread_mutex_unlock(&e->lock);
@@ -410,11 +449,14 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
   }
   if (!rc && withheld->child)
     rc = send_withheld(e, withheld, err);
+  if (!rc && unverified->child)
+    rc = send_unverified(e, room_id, sid_out, unverified, err);
   free(ul);
   free_targets(&ts);
   cJSON_Delete(users);
   cJSON_Delete(msgs);
   cJSON_Delete(withheld);
+  cJSON_Delete(unverified);
   return rc;
 }
 

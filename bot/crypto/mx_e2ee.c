@@ -111,6 +111,7 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   }
   e->api = o->api;
   e->require_verified = o->require_verified_sender;
+  e->exclude_insecure = o->exclude_insecure_devices;
   e->rotation_ms = o->rotation_period_ms > 0 ? o->rotation_period_ms : 604800000LL;
   e->rotation_msgs = o->rotation_period_msgs > 0 ? o->rotation_period_msgs : 100;
   e->otk_count = -1;

@@ -34,6 +34,8 @@ struct mx_e2ee_opts {
   const char *const *operators;
   size_t n_operators;
   int require_verified_sender; /* 1 (default on in config) */
+  int exclude_insecure_devices; /* 1: devices not cross-signed by their owner get
+                                   m.room_key.withheld m.unverified, not keys */
   int64_t rotation_period_ms;  /* 0 = 7 days */
   int rotation_period_msgs;    /* 0 = 100 */
 };

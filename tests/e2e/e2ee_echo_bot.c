@@ -7,7 +7,7 @@
  *   "!ping" -> "pong" (trusted operator device) or a refusal notice
  *   encrypted file -> "file sha256 <hex>" or "file rejected: ..."
  * Environment: MX_HS_URL, BOT_USER, BOT_PW, BOT_DIR, OPERATORS (comma list),
- * REQUIRE_VERIFIED (default 1), CRASH_ON (body that triggers one SIGKILL
+ * REQUIRE_VERIFIED (default 1), EXCLUDE_INSECURE (default 0), CRASH_ON (body that triggers one SIGKILL
  * mid-transaction when BOT_DIR/crash-once exists). Stops on SIGTERM.
  */
 #include <signal.h>
@@ -320,7 +320,8 @@ int main(void)
     goto cleanup;
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = user_id, .device_id = device_id,
                             .api = api, .operators = oplist, .n_operators = nops,
-                            .require_verified_sender = atoi(env("REQUIRE_VERIFIED", "1")) };
+                            .require_verified_sender = atoi(env("REQUIRE_VERIFIED", "1")),
+                            .exclude_insecure_devices = atoi(env("EXCLUDE_INSECURE", "0")) };
   char *since = kv_get(db, "next_batch");
   if (mx_e2ee_open(&o, &e, err) || mx_e2ee_start(e, since, err)) {
     free(since);

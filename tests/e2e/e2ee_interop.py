@@ -310,6 +310,21 @@ def scenario(work, binary, peer_dir):
         r = peer("c1", "wait_reply", room, "@bot:mxfleet.test", "60")
         check(r["body"].startswith("refused: your session"), f"new device after draining talks to the bot: {r['body']}")
         check("UTD" not in bot.text(), "the bot logged no undecryptable event")
+
+        # policy: exclude devices not cross-signed by their owner. After the
+        # next rotation the unverified a2 gets m.unverified, a1 the key
+        bot.env["EXCLUDE_INSECURE"] = "1"
+        bot._start_size = len(bot.text())
+        bot.stop(signal.SIGTERM)
+        bot.start()
+        peer("a1", "kick", room, "@carol:mxfleet.test")
+        bot.wait_log("will rotate: a member left", 60, start_at=bot._start_size)
+        peer("a1", "mark_seen", room)
+        peer("a2", "mark_seen", room)
+        round_trip(peer, bot, "a1", room, "!ping", "pong")
+        r = peer("a2", "wait_utd", room, "@bot:mxfleet.test", "30", "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE")
+        check(r["reason"] == "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE",
+              f"the unverified device is told why it cannot decrypt: {r}")
     finally:
         peer.close()
         peer_log.close()

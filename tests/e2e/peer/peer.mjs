@@ -14,6 +14,7 @@
 //   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
 //   NAME devices USER                   device ids js-sdk knows for USER
+//   NAME wait_utd ROOM SENDER SECS CODE next undecryptable message -> failure reason
 //   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
 //   NAME stop                           stop the client
 //   quit
@@ -147,6 +148,39 @@ async function waitReply(name, roomId, sender, secs) {
            event_id: ev.getId() };
 }
 
+// The next message from SENDER that this device cannot decrypt, once its
+// failure reason is a withheld code (or the deadline passes): -> reason.
+async function waitUtd(name, roomId, sender, secs, want) {
+  const e = c(name);
+  let last = null;
+  try {
+    return await until(
+      Number(secs),
+      async () => {
+        const room = e.client.getRoom(roomId);
+        for (const ev of room ? room.getLiveTimeline().getEvents() : []) {
+          if (ev.getSender() !== sender || e.seen.has(ev.getId())) continue;
+          await e.client.decryptEventIfNeeded(ev);
+          if (!ev.isDecryptionFailure()) {
+            if (ev.getType() === "m.room.message") throw new Error(`decrypted '${ev.getContent().body}'`);
+            continue;
+          }
+          last = { reason: ev.decryptionFailureReason, event_id: ev.getId() };
+          if (last.reason === want) {
+            e.seen.add(ev.getId());
+            return last;
+          }
+        }
+        return null;
+      },
+      `an undecryptable message with reason ${want}`,
+    );
+  } catch (err) {
+    if (last) return last;
+    throw err;
+  }
+}
+
 function markSeen(name, roomId) {
   const e = c(name);
   const room = e.client.getRoom(roomId);
@@ -257,6 +291,8 @@ async function run(name, cmd, args) {
       return waitReply(name, args[0], args[1], args[2]);
     case "send_file":
       return sendFile(name, args[0], args[1], args[2] === "tamper");
+    case "wait_utd":
+      return waitUtd(name, args[0], args[1], args[2], args[3]);
     case "bench":
       return bench(name, args[0], args[1], args[2], args.slice(3).join(" "));
     case "verify_status":
