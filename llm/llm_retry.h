@@ -18,6 +18,7 @@ struct llm_failure {
   int64_t retry_after_ms; /* -1 absent */
   int should_retry;       /* x-should-retry: -1 absent, 0, 1 */
   int got_token;          /* a stream failed after output began */
+  char request_id[80];    /* the provider's request-id, for its support */
 };
 
 enum llm_verdict { LLM_PERMANENT = 0, LLM_TRANSIENT = 1 };

@@ -87,6 +87,7 @@ static void failure_from_status(struct llm_failure *f, const struct llm_http_res
   f->status = resp->status;
   f->retry_after_ms = resp->retry_after_ms;
   f->should_retry = resp->should_retry;
+  llm_copy(f->request_id, sizeof(f->request_id), resp->request_id);
   llm_provider_error(mx_buf_cstr(&resp->body), type, sizeof(type), code, sizeof(code), f->message,
                      sizeof(f->message));
   /* The code (insufficient_quota) says more than the type (insufficient_quota
@@ -224,7 +225,8 @@ static mx_err try_provider(struct llm_router *r, size_t pi, const struct llm_cal
     }
     describe(&f, why, whyn);
     llm_redact_secrets(why, p->api_key);
-    mx_warn(NULL, "llm provider=%s attempt=%d failed: %s", p->name, n, why);
+    mx_warn(NULL, "llm provider=%s attempt=%d request-id=%s failed: %s", p->name, n,
+            f.request_id[0] ? f.request_id : "-", why);
     pthread_mutex_lock(&r->mu);
     llm_breaker_failure(&r->br[pi], mx_mono_ms());
     r->st[pi].fail++;

@@ -255,6 +255,7 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(payload).encode()
         self.send_response(step["status"])
         self.send_header("content-type", "application/json")
+        self.send_header("request-id", "req_" + next_id(""))
         for k, v in step.get("headers", {}).items():
             self.send_header(k, v)
         self.send_header("content-length", str(len(data)))

@@ -558,6 +558,7 @@ static void no_secret_in_logs(void **state)
   char err[MX_ERRBUF_LEN];
   assert_int_equal(mx_file_read(path, 1 << 20, &b, err), MX_OK);
   assert_non_null(strstr(mx_buf_cstr(&b), "llm request provider=a"));
+  assert_non_null(strstr(mx_buf_cstr(&b), "llm provider=a attempt=1 request-id=req_"));
   assert_non_null(strstr(mx_buf_cstr(&b), "llm http > Authorization: [redacted]"));
   assert_non_null(strstr(mx_buf_cstr(&b), "llm http > x-api-key: [redacted]"));
   assert_null(strstr(mx_buf_cstr(&b), "sk-test-secret"));
