@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     double vr = (double)rep.rows / ((double)verify_ms / 1000.0);
     printf("audit appends (batches of %d): %d records in %lld ms = %.0f appends/s (target >= 20000)\n", batch, total,
            (long long)(t1 - t0), ab);
-    printf("audit appends (one transaction each, synchronous=NORMAL WAL): %d in %lld ms = %.0f appends/s\n", single,
+    printf("audit appends (one transaction each, WAL, synchronous=FULL): %d in %lld ms = %.0f appends/s\n", single,
            (long long)single_ms, as);
     printf("audit verify (best of 3): %lld records in %lld ms = %.0f records/s (target >= 1000000) [%s]\n",
            (long long)rep.rows, (long long)verify_ms, vr, rep.ok ? "ok" : rep.message);

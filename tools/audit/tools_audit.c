@@ -74,6 +74,10 @@ static mx_err open_db(struct tools_audit *a, char *err)
 {
   create_with_page_size(a->db_path);
   mx_err rc = mx_db_open(a->db_path, &a->db, err);
+  /* FULL: an intent must survive a power cut once the call has started
+   * (NORMAL in WAL mode only survives a crash of the process). */
+  if (rc == MX_OK)
+    rc = mx_db_exec(a->db, "PRAGMA synchronous=FULL", err);
   if (rc == MX_OK)
     return mx_db_migrate(a->db, "tools_audit", migrations, 1, err);
   if (access(a->db_path, F_OK) != 0)
