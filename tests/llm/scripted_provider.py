@@ -403,7 +403,8 @@ class Handler(BaseHTTPRequestHandler):
                 {"function": {"name": c["name"], "arguments": c.get("args", c.get("raw_args"))}} for c in calls]},
                 "done": False})
         line({"model": model, "message": {"role": "assistant", "content": ""}, "done": True,
-              "done_reason": "length" if step.get("truncated") else "stop", "prompt_eval_count": self.in_tokens, "eval_count": 11})
+              "done_reason": "length" if step.get("truncated") else "stop",
+              "prompt_eval_count": self.in_tokens, "eval_count": 11})
 
 
 class Server(socketserver.ThreadingMixIn, HTTPServer):
