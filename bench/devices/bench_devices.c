@@ -2,7 +2,7 @@
  * bench_devices.c - tool-call latency per backend:
  *   ssh DIR N  ssh.exec ["true"] over the reused libssh session vs a fresh
  *              `ssh -o BatchMode=yes host true` per call; prints the ratio
- *   wg DIR N   shell.exec ["/bin/echo", "x"] and GET /v1/health through the
+ *   wg DIR N   fs.read, shell.exec ["/bin/echo", "x"] and GET /v1/health through the
  *              WireGuard tunnel to mxfleet-agent (run in the hub namespace)
  * DIR is an sshd-fixture / wgnet directory; bench/devices/run.sh sets both up.
  */
@@ -134,7 +134,15 @@ static int bench_wg(const char *dir, int n)
   if (dev_wg_new(&c, &b, err))
     return fprintf(stderr, "%s\n", err), 1;
   int64_t *calls = calloc((size_t)n, sizeof(int64_t)), *health = calloc((size_t)n, sizeof(int64_t));
-  int ok = calls && health && run_call(b, "shell.exec", "{\"argv\":[\"/bin/echo\",\"x\"]}");
+  int64_t *reads = calloc((size_t)n, sizeof(int64_t));
+  char rargs[700];
+  snprintf(rargs, sizeof(rargs), "{\"path\":\"%s/dev-root/hello.txt\"}", dir);
+  int ok = calls && health && reads && run_call(b, "shell.exec", "{\"argv\":[\"/bin/echo\",\"x\"]}");
+  for (int i = 0; ok && i < n; i++) {
+    int64_t t0 = now_us();
+    ok = run_call(b, "fs.read", rargs);
+    reads[i] = now_us() - t0;
+  }
   for (int i = 0; ok && i < n; i++) {
     int64_t t0 = now_us();
     ok = run_call(b, "shell.exec", "{\"argv\":[\"/bin/echo\",\"x\"]}");
@@ -146,6 +154,7 @@ static int bench_wg(const char *dir, int n)
     health[i] = now_us() - t0;
   }
   if (ok) {
+    report("wg HTTP fs.read (2 audit rows)", reads, n);
     report("wg HTTP shell.exec /bin/echo", calls, n);
     report("wg HTTP GET /v1/health", health, n);
   } else
@@ -153,6 +162,7 @@ static int bench_wg(const char *dir, int n)
   b->destroy(b);
   free(calls);
   free(health);
+  free(reads);
   return ok ? 0 : 1;
 }
 
