@@ -52,10 +52,11 @@ static mx_err create_and_notify(struct tools_engine *e, struct call_ctx *c, cons
   p->origin_json = oj;
   p->call_id = (char *)c->call_id;
   mx_err rc = tools_approvals_create(e->o.approvals, p, e->o.approval_ttl_ms, err);
-  free(oj);
-  p->origin_json = NULL;
-  if (rc)
+  if (rc) {
+    free(oj);
+    p->origin_json = NULL;
     return rc;
+  }
   snprintf(c->fl->action_id, sizeof(c->fl->action_id), "%s", p->id);
   snprintf(out->action_id, sizeof(out->action_id), "%s", p->id);
   c->approval_ref = c->fl->action_id;
@@ -65,9 +66,12 @@ static mx_err create_and_notify(struct tools_engine *e, struct call_ctx *c, cons
    * stays bound to the hash of the real ones. */
   char *shown = engine_redact(e, canon);
   p->args_json = shown ? shown : (char *)"(arguments withheld)";
+  /* the approver needs the origin (room, event) to know where to post */
   int posted = !e->o.approver.post_notice || e->o.approver.post_notice(e->o.approver.ctx, p, &notice, perr) == MX_OK;
   p->args_json = (char *)canon;
   free(shown);
+  free(oj);
+  p->origin_json = NULL;
   if (!posted) {
     tools_approvals_cancel(e->o.approvals, p->id, "engine", NULL);
     engine_outcome(e, out, TOOLS_OUT_FAILED, "could not ask the operator for approval: %s", perr);

@@ -231,6 +231,8 @@ static void confined_open_cases(struct tree *t)
   assert_int_equal(try_open(t, "root-evil/secret", TOOLS_ACCESS_READ, O_RDONLY, err, NULL), MX_ERR_DENIED);
   assert_non_null(strstr(err, "is outside every readable root"));
   assert_int_equal(try_open(t, "root/missing", TOOLS_ACCESS_READ, O_RDONLY, err, NULL), MX_ERR_NOT_FOUND);
+  assert_int_equal(try_open(t, "root/ok.txt", TOOLS_ACCESS_READ, O_WRONLY | O_TRUNC, err, NULL), MX_ERR_DENIED);
+  assert_non_null(strstr(err, "write access through a readable root"));
   /* Writes: only under root/sub, never through a final symlink. */
   assert_int_equal(try_open(t, "root/new.txt", TOOLS_ACCESS_WRITE, O_WRONLY | O_CREAT, err, NULL), MX_ERR_DENIED);
   if (try_open(t, "root/sub/new.txt", TOOLS_ACCESS_WRITE, O_WRONLY | O_CREAT, err, NULL) != MX_OK)

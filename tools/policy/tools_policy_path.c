@@ -178,6 +178,13 @@ mx_err tools_policy_open(const struct tools_manifest *cm, const char *path, enum
   mx_err rc = MX_OK;
   if (!buf)
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  /* A read root never yields a writable fd, whatever the caller asked. */
+  if (access == TOOLS_ACCESS_READ &&
+      ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_APPEND)) ||
+       (flags & O_TMPFILE) == O_TMPFILE)) {
+    free(buf);
+    return mx_fail(MX_ERR_DENIED, err, "path '%s': write access through a readable root", path);
+  }
   int n = policy_split(path, m->windows, buf, comps, POLICY_MAX_COMPS);
   struct policy_root *roots = access == TOOLS_ACCESS_WRITE ? m->write : m->read;
   int nroots = access == TOOLS_ACCESS_WRITE ? m->nwrite : m->nread;
