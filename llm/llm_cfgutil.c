@@ -108,6 +108,7 @@ void llm_cfg_path(struct llm_cfg_loc *l, const char *fmt, ...)
 void llm_cfg_sub(struct llm_cfg_loc *child, const struct llm_cfg_loc *parent, const char *fmt, const char *name, long idx)
 {
   child->file = parent->file;
+  child->base_dir = parent->base_dir;
   if (idx >= 0)
     llm_cfg_path(child, "%s[%ld]", parent->path, idx);
   else if (fmt)
@@ -126,10 +127,13 @@ mx_err llm_cfg_secret(const cJSON *p, const struct llm_cfg_loc *l, char **key, c
     rc = llm_cfg_str(p, l, "api_key_env", 0, &env, err);
   if (!rc && file && env)
     rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected only one of api_key_file and api_key_env", l->file, l->path);
+  char *full = NULL;
+  if (!rc && file && !(full = mx_path_join(l->base_dir, file)))
+    rc = MX_ERR_NOMEM;
   if (!rc && file) {
     struct mx_buf b = MX_BUF_INIT(KEY_FILE_MAX);
     char ferr[MX_ERRBUF_LEN];
-    if (mx_file_read(file, KEY_FILE_MAX, &b, ferr)) {
+    if (mx_file_read(full, KEY_FILE_MAX, &b, ferr)) {
       rc = mx_fail(MX_ERR_CONFIG, err, "%s: %s.api_key_file: cannot read '%s'", l->file, l->path, file);
     } else {
       *key = mx_buf_take(&b);
@@ -148,7 +152,22 @@ mx_err llm_cfg_secret(const cJSON *p, const struct llm_cfg_loc *l, char **key, c
     else if (!(*key = mx_strdup(v)))
       rc = MX_ERR_NOMEM;
   }
+  free(full);
   free(file);
   free(env);
   return rc;
+}
+
+char *llm_cfg_dir_of(const char *file)
+{
+  const char *slash = file ? strrchr(file, '/') : NULL;
+  if (!slash)
+    return NULL;
+  size_t n = slash == file ? 1 : (size_t)(slash - file);
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, file, n);
+    d[n] = '\0';
+  }
+  return d;
 }

@@ -18,6 +18,7 @@
 struct llm_cfg_loc {
   const char *file;
   char path[160];
+  const char *base_dir; /* relative file paths are taken from here; NULL: cwd */
 };
 
 /* Fails on any key of obj not in keys (NULL-terminated). */
@@ -34,7 +35,12 @@ void llm_cfg_path(struct llm_cfg_loc *l, const char *fmt, ...) MX_PRINTF(2, 3);
 /* child = parent + ".name" (fmt non-NULL) or parent + "[idx]" (idx >= 0). */
 void llm_cfg_sub(struct llm_cfg_loc *child, const struct llm_cfg_loc *parent, const char *fmt, const char *name,
                  long idx);
-/* api_key_file / api_key_env of obj into *key (malloc'd; NULL when neither). */
+/* api_key_file / api_key_env of obj into *key (malloc'd; NULL when neither).
+ * A relative api_key_file is read from l->base_dir. */
 mx_err llm_cfg_secret(const cJSON *obj, const struct llm_cfg_loc *l, char **key, char *err);
+
+/* Directory part of a config file path (malloc'd): "/etc/mxfleet/x.json" ->
+ * "/etc/mxfleet"; NULL for a bare name (meaning the working directory). */
+char *llm_cfg_dir_of(const char *file);
 
 #endif

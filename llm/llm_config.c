@@ -265,14 +265,29 @@ static mx_err parse_agent(const cJSON *blk, const struct llm_cfg_loc *root, stru
   return rc;
 }
 
+/* Relative prompts_dir is relative to the config file, like key files, so
+ * the daemon finds it whatever its working directory. */
+static mx_err resolve_prompts(struct llm_agent_cfg *a, const char *base_dir)
+{
+  char *full = mx_path_join(base_dir, a->prompts_dir);
+  if (!full)
+    return MX_ERR_NOMEM;
+  free(a->prompts_dir);
+  a->prompts_dir = full;
+  return MX_OK;
+}
+
 mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **out, char *err)
 {
   static const char *const keys[] = {"providers", "routes", "budgets", "agent", NULL};
-  struct llm_cfg_loc root = {file ? file : "mxfleet.json", "llm"};
+  char *base_dir = llm_cfg_dir_of(file);
+  struct llm_cfg_loc root = {file ? file : "mxfleet.json", "llm", base_dir};
   *out = NULL;
   struct llm_config *cfg = calloc(1, sizeof(*cfg));
-  if (!cfg)
+  if (!cfg) {
+    free(base_dir);
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  }
   mx_err rc = llm_cfg_keys(blk, &root, keys, err);
   if (!rc)
     rc = parse_providers(blk, &root, cfg, err);
@@ -282,6 +297,9 @@ mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **
     rc = parse_budgets(blk, &root, &cfg->budgets, err);
   if (!rc)
     rc = parse_agent(blk, &root, &cfg->agent, err);
+  if (!rc)
+    rc = resolve_prompts(&cfg->agent, root.base_dir);
+  free(base_dir);
   if (rc) {
     if (rc == MX_ERR_NOMEM)
       mx_fail(rc, err, "out of memory");

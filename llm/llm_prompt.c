@@ -4,12 +4,47 @@
  */
 #include "llm_prompt.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "mx_log.h"
 #include "mx_util.h"
 
 #define PROMPT_MAX ((size_t)256 * 1024)
+
+/* The shipped prompts/device.md, used when the configured template file does
+ * not exist (a package installed without prompts/, a daemon started from
+ * elsewhere), so a turn never fails for want of a prompt.
+ * tests/llm/test_llm_store.c keeps the two identical. */
+static const char builtin_device_md[] =
+    "You are the operations agent of the machine **{{device}}** ({{os}}), reached\n"
+    "through the {{backend}} backend. The operator talks to you from Matrix on a\n"
+    "phone, so answer briefly, in Markdown, with the facts first.\n"
+    "\n"
+    "The current time is {{now}}.\n"
+    "\n"
+    "## Tools you may use on {{device}}\n"
+    "{{tools}}\n"
+    "## Policy\n"
+    "{{policy}}\n"
+    "\n"
+    "## Rules\n"
+    "- Use the tools to look at the machine; never guess its state.\n"
+    "- Call independent read-only tools in parallel when that saves a round trip.\n"
+    "- A tool result marked as an error means the tool ran and failed: read it,\n"
+    "  and either fix the arguments or tell the operator what went wrong.\n"
+    "- Never invent tool names or arguments that are not in the schema.\n"
+    "- Changing actions may need the operator's approval; if a call is denied,\n"
+    "  explain what you wanted to do and why, and stop.\n"
+    "- Never reveal secrets that appear in tool output.\n";
+
+const char *llm_prompt_builtin(void)
+{
+  return builtin_device_md;
+}
 
 static const char *lookup(const struct llm_prompt_vars *v, const char *name, size_t n)
 {
@@ -64,9 +99,17 @@ mx_err llm_prompt_load(const char *dir, const char *file, const struct llm_promp
   if (!path)
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
   struct mx_buf t = MX_BUF_INIT(PROMPT_MAX);
-  mx_err rc = mx_file_read(path, PROMPT_MAX, &t, err);
-  if (!rc)
-    rc = llm_prompt_render(mx_buf_cstr(&t), path, v, out, err);
+  mx_err rc = MX_OK;
+  if (access(path, F_OK) != 0 && errno == ENOENT) {
+    static atomic_int warned;
+    if (!atomic_exchange(&warned, 1))
+      mx_warn(NULL, "prompt template '%s' does not exist; using the built-in default", path);
+    rc = llm_prompt_render(builtin_device_md, "built-in device.md", v, out, err);
+  } else {
+    rc = mx_file_read(path, PROMPT_MAX, &t, err);
+    if (!rc)
+      rc = llm_prompt_render(mx_buf_cstr(&t), path, v, out, err);
+  }
   mx_buf_release(&t);
   free(path);
   return rc;

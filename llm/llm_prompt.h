@@ -18,7 +18,13 @@ struct llm_prompt_vars {
 /* where names the template in messages ("prompts/device.md"). */
 mx_err llm_prompt_render(const char *tmpl, const char *where, const struct llm_prompt_vars *v, struct mx_buf *out,
                          char *err);
+/* A missing template file falls back to the built-in copy of
+ * prompts/device.md (one warning per process); an unreadable or malformed
+ * one is an error. */
 mx_err llm_prompt_load(const char *dir, const char *file, const struct llm_prompt_vars *v, struct mx_buf *out,
                        char *err);
+
+/* The built-in default template (same text as prompts/device.md). */
+const char *llm_prompt_builtin(void);
 
 #endif

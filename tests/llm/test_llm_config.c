@@ -94,6 +94,34 @@ static void key_from_file(void **state)
   unlink(path);
 }
 
+static void relative_paths_follow_the_config_file(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/llmcfgdirXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char key[64];
+  snprintf(key, sizeof(key), "%s/k.key", dir);
+  FILE *f = fopen(key, "w");
+  assert_non_null(f);
+  fputs("sk-relative\n", f);
+  fclose(f);
+  char file[64];
+  snprintf(file, sizeof(file), "%s/mxfleet.json", dir);
+  cJSON *j = cJSON_Parse("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\","
+                         "\"model\":\"m\",\"api_key_file\":\"k.key\"}],\"routes\":{\"default\":[\"a\"]}}");
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(llm_config_parse(j, file, &cfg, err), MX_OK);
+  assert_string_equal(cfg->providers[0].api_key, "sk-relative");
+  char want[96];
+  snprintf(want, sizeof(want), "%s/prompts", dir);
+  assert_string_equal(cfg->agent.prompts_dir, want);
+  llm_config_free(cfg);
+  cJSON_Delete(j);
+  unlink(key);
+  rmdir(dir);
+}
+
 static void errors_are_specific(void **state)
 {
   (void)state;
@@ -152,6 +180,7 @@ int main(void)
       cmocka_unit_test(valid_config_with_defaults),
       cmocka_unit_test(default_agent_limit_is_8),
       cmocka_unit_test(key_from_file),
+      cmocka_unit_test(relative_paths_follow_the_config_file),
       cmocka_unit_test(errors_are_specific),
       cmocka_unit_test(secret_never_in_messages),
   };

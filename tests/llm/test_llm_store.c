@@ -16,6 +16,7 @@
 #include "llm_history.h"
 #include "llm_prompt.h"
 #include "mx_db.h"
+#include "mx_util.h"
 
 #define DAY1 INT64_C(1795000000000) /* some UTC moment */
 #define DAY_MS INT64_C(86400000)
@@ -209,6 +210,17 @@ static void prompt_render(void **state)
   assert_int_equal(llm_prompt_load(MXFLEET_PROMPTS_DIR, "device.md", &v, &b, err), MX_OK);
   assert_null(strstr(mx_buf_cstr(&b), "{{"));
   assert_non_null(strstr(mx_buf_cstr(&b), "pc1"));
+  /* a missing file falls back to the built-in copy, which matches the file */
+  struct mx_buf viafile = MX_BUF_INIT(1 << 16);
+  assert_int_equal(mx_buf_adds(&viafile, mx_buf_cstr(&b)), MX_OK);
+  mx_buf_reset(&b);
+  assert_int_equal(llm_prompt_load("/nonexistent/prompts", "device.md", &v, &b, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&b), mx_buf_cstr(&viafile));
+  struct mx_buf file = MX_BUF_INIT(1 << 16);
+  assert_int_equal(mx_file_read(MXFLEET_PROMPTS_DIR "/device.md", 1 << 16, &file, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&file), llm_prompt_builtin());
+  mx_buf_release(&file);
+  mx_buf_release(&viafile);
   mx_buf_release(&b);
 }
 
