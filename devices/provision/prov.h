@@ -50,6 +50,14 @@ struct dev_prov_add_opts {
   const char *prompt_template; /* NULL = the source tree's prompts/device.md */
   const char *server_name;   /* NULL = the domain of the first operator */
   const char *host_key_fp;   /* expected "SHA256:..." of the SSH host key; NULL = trust on first use */
+  /* --via wg only: */
+  const char *mesh;          /* mesh prefix, e.g. "198.51.100.0/24" (default); the hub is its first address */
+  const char *wg_interface;  /* hub interface; NULL = config health.wg_interface */
+  const char *hub_endpoint;  /* host:port devices reach the hub at (required) */
+  const char *agent_bin;     /* mxfleet-agent binary for the device (required) */
+  const char *remote_dir;    /* bundle directory on the device; NULL = /opt/mxfleet */
+  const char *device_if;     /* WireGuard interface on the device; NULL = wg0 */
+  int health_wait_s;         /* deadline for /v1/health through the tunnel; 0 = 30 */
   int fail_at;               /* tests: fail right after step k (1-based); -k: _exit(3) there
                               * (a killed run); 0 = never */
   FILE *out;                 /* progress lines; NULL = stdout */

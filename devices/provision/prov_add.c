@@ -145,8 +145,6 @@ static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, ch
                    o->name ? o->name : "");
   if (strcmp(c->os, "linux") && strcmp(c->os, "macos") && strcmp(c->os, "windows"))
     return mx_fail(MX_ERR_INVALID, err, "--os: expected linux, macos or windows, got '%s'", c->os);
-  if (o->via != DEV_PROV_VIA_SSH)
-    return mx_fail(MX_ERR_UNSUPPORTED, err, "--via wg: not implemented yet, use --via ssh");
   mx_err rc = prov_cfg_load(o->config_path, &c->cfg, err);
   if (!rc)
     rc = parse_target(c, o->ssh_target, err);
@@ -158,6 +156,8 @@ static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, ch
     rc = key_path(c, err);
   if (!rc)
     rc = make_dirs(c, err);
+  if (!rc && o->via == DEV_PROV_VIA_WG)
+    rc = prov_wg_init(c, err);
   if (!rc)
     rc = lock_dir(c, err);
   return rc;
@@ -167,6 +167,7 @@ static void ctx_free(struct prov_ctx *c)
 {
   if (c->lock_fd >= 0)
     close(c->lock_fd); /* releases the flock */
+  prov_wg_free(c);
   prov_cfg_free(&c->cfg);
   char *all[] = { c->user_id, c->ssh_user, c->ssh_host, c->key_file, c->pw_cfg, c->pw_fs, c->kh_cfg, c->kh_fs,
                   c->man_cfg, c->man_fs, c->prompt_cfg, c->prompt_fs, c->journal_fs, c->config_written };
@@ -246,7 +247,9 @@ mx_err dev_prov_add(const struct dev_prov_add_opts *o, const struct dev_prov_mat
   c.lock_fd = -1;
   c.ops = ops;
   mx_err rc = ctx_init(&c, o, err);
-  if (!rc)
+  if (!rc && o->via == DEV_PROV_VIA_WG)
+    rc = run_all(&c, prov_steps_wg, prov_steps_wg_n, err);
+  else if (!rc)
     rc = run_all(&c, prov_steps_ssh, prov_steps_ssh_n, err);
   ctx_free(&c);
   return rc;

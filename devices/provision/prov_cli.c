@@ -27,6 +27,9 @@ static const char usage[] =
   "usage: mxfleet device add NAME --via ssh --ssh USER@HOST[:PORT] [--key FILE] --config FILE\n"
   "                          [--os linux|macos|windows] [--templates DIR] [--prompt-template FILE]\n"
   "                          [--server-name NAME] [--host-key SHA256:...]\n"
+  "       mxfleet device add NAME --via wg --ssh USER@HOST[:PORT] --hub-endpoint HOST:PORT\n"
+  "                          --agent-bin FILE [--mesh CIDR] [--wg-if IF] [--remote-dir DIR]\n"
+  "                          [--device-if IF] [--health-wait SECONDS] (and the options above)\n"
   "       mxfleet device list [--json] --config FILE\n"
   "       mxfleet device show NAME [--json] --config FILE\n"
   "       mxfleet device revoke NAME [--yes] --config FILE\n"
@@ -40,6 +43,7 @@ static const char usage[] =
 
 struct cli {
   const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
+  const char *mesh, *wg_if, *hub, *agent_bin, *remote_dir, *device_if, *wait;
   int json, yes, help, fail_at;
 };
 
@@ -47,9 +51,12 @@ struct cli {
 static const char **value_slot(struct cli *c, const char *opt)
 {
   static const char *const names[] = { "--config", "--via", "--ssh", "--key", "--os", "--templates",
-                                       "--prompt-template", "--server-name", "--host-key" };
+                                       "--prompt-template", "--server-name", "--host-key", "--mesh", "--wg-if",
+                                       "--hub-endpoint", "--agent-bin", "--remote-dir", "--device-if",
+                                       "--health-wait" };
   const char **slots[] = { &c->config, &c->via, &c->ssh, &c->key, &c->os, &c->templates, &c->prompt, &c->server,
-                           &c->fp };
+                           &c->fp, &c->mesh, &c->wg_if, &c->hub, &c->agent_bin, &c->remote_dir, &c->device_if,
+                           &c->wait };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(opt, names[i]) == 0)
       return slots[i];
@@ -119,6 +126,8 @@ static int run_add(const struct cli *c, char *err)
   struct dev_prov_add_opts o = {
     .config_path = c->config, .name = c->name, .ssh_target = c->ssh, .key_file = c->key, .os = c->os,
     .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .host_key_fp = c->fp, .fail_at = c->fail_at,
+    .mesh = c->mesh, .wg_interface = c->wg_if, .hub_endpoint = c->hub, .agent_bin = c->agent_bin,
+    .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = c->wait ? atoi(c->wait) : 0,
   };
   if (!c->via || strcmp(c->via, "ssh") == 0)
     o.via = DEV_PROV_VIA_SSH;

@@ -9,6 +9,7 @@
 #define DEV_PROV_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
@@ -52,6 +53,13 @@ struct prov_ctx {
   char *config_written; /* config bytes this run wrote; NULL if none */
   int files_created;    /* bit 0 manifest, bit 1 prompt, written by this run */
   int lock_fd;          /* data_dir/provision, flock'd for the run; -1 = none */
+  /* --via wg */
+  const char *wg_if, *remote_dir, *device_if;
+  uint32_t mesh_net;    /* host order */
+  int mesh_len;
+  char address[16];     /* the device's mesh address once allocated */
+  char pubkey[45];      /* its WireGuard public key once made */
+  char *wgkey_cfg, *wgkey_fs, *wgaddr_fs, *wgconf_fs, *hmac_cfg, *hmac_fs, *bundle_fs;
 };
 
 struct prov_step {
@@ -111,8 +119,33 @@ int prov_journal_has(const cJSON *journal, const char *step_id);
 /* prov_steps_*.c: the step tables. */
 extern const struct prov_step prov_steps_ssh[];
 extern const int prov_steps_ssh_n;
+extern const struct prov_step prov_steps_wg[];
+extern const int prov_steps_wg_n;
 
-/* Steps 3-7: prov_step_matrix.c, prov_step_files.c. */
+/* prov_wg.c: WireGuard keys (X25519 via libcrypto), mesh addresses, the
+ * hub's wg, and ssh/scp to the device (OpenSSH client, pinned known_hosts). */
+mx_err prov_wg_init(struct prov_ctx *c, char *err);
+void prov_wg_free(struct prov_ctx *c);
+mx_err prov_wg_genkey(const char *path, char pub[45], char *err);
+mx_err prov_wg_pubkey(const char *path, char pub[45], char *err);
+mx_err prov_wg_alloc(struct prov_ctx *c, char out[16], char *err);
+/* Runs /usr/bin/wg with args; stdout into out (may be NULL). */
+mx_err prov_wg_cmd(const char *const *args, struct mx_buf *out, char *err);
+mx_err prov_ssh_cmd(struct prov_ctx *c, const char *remote_cmd, struct mx_buf *out, char *err);
+mx_err prov_scp(struct prov_ctx *c, const char *const *files, int n, const char *remote_dir, char *err);
+/* Probes the agent's /v1/health through the tunnel once. */
+mx_err prov_agent_health(struct prov_ctx *c, char *err);
+
+/* prov_bundle.c: the agent bundle (local generated files + what is sent). */
+mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *err);
+/* local[i] (malloc'd, caller frees) is sent as remote_dir/remote[i]. */
+mx_err prov_bundle_files(struct prov_ctx *c, char *local[8], const char *remote[8], int *n);
+mx_err prov_bundle_remove_local(struct prov_ctx *c, char *err);
+
+/* Shared steps: prov_step_ssh.c, prov_step_matrix.c, prov_step_files.c. */
+mx_err prov_step_pin_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
+mx_err prov_step_pin_undo(struct prov_ctx *c, char *err);
+mx_err prov_step_check_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
 mx_err prov_step_user_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
 mx_err prov_step_user_undo(struct prov_ctx *c, char *err);
 mx_err prov_step_identity_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);

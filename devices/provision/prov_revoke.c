@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dev_local.h"
 #include "mx_json.h"
@@ -77,14 +78,19 @@ static mx_err remove_entry(const struct prov_cfg *cfg, const char *name, FILE *o
 static void remove_files(const struct prov_cfg *cfg, const char *name, FILE *out)
 {
   static const char *const fmt[] = { "secrets/%s.pw", "ssh/%s.known_hosts", "manifests/%s.json", "prompts/%s.md",
-                                     "provision/%s.json" };
+                                     "provision/%s.json", "wg/%s.key", "wg/%s.addr", "wg/%s.conf", "keys/%s.hmac",
+                                     "bundles/%s/mxfleet-agent", "bundles/%s/manifest.json", "bundles/%s/agent.key",
+                                     "bundles/%s/wg.conf", "bundles/%s/agent.json", "bundles/%s/install.sh",
+                                     "bundles/%s/bundle.sha256", "bundles/%s" };
   for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
     char rel[128];
     char *c = NULL, *fs = NULL;
     snprintf(rel, sizeof(rel), fmt[i], name);
-    if (prov_cfg_data_path(cfg, rel, &c, &fs) == MX_OK && prov_file_exists(fs)) {
+    struct stat st;
+    if (prov_cfg_data_path(cfg, rel, &c, &fs) == MX_OK && lstat(fs, &st) == 0) {
       char err[MX_ERRBUF_LEN];
-      if (prov_remove(fs, err))
+      if (S_ISDIR(st.st_mode) ? rmdir(fs) != 0 && mx_fail(MX_ERR_IO, err, "cannot remove '%s'", fs)
+                              : prov_remove(fs, err) != MX_OK)
         fprintf(out, "  %s\n", err);
       else
         fprintf(out, "  removed %s\n", c);

@@ -116,6 +116,14 @@ static cJSON *entry_new(struct prov_ctx *c)
   cJSON_AddStringToObject(m, "user_id", c->user_id);
   cJSON_AddStringToObject(m, "password_file", c->pw_cfg);
   cJSON *b = cJSON_AddObjectToObject(e, "backend");
+  if (c->o->via == DEV_PROV_VIA_WG) {
+    cJSON_AddStringToObject(b, "kind", "wg");
+    cJSON_AddStringToObject(b, "address", c->address);
+    cJSON_AddNumberToObject(b, "port", 7443);
+    cJSON_AddStringToObject(b, "hmac_key_file", c->hmac_cfg);
+    cJSON_AddStringToObject(b, "public_key", c->pubkey);
+    return e;
+  }
   cJSON_AddStringToObject(b, "kind", "ssh");
   cJSON_AddStringToObject(b, "host", c->ssh_host);
   cJSON_AddNumberToObject(b, "port", c->ssh_port);

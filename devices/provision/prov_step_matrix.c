@@ -139,9 +139,9 @@ mx_err prov_step_identity_undo(struct prov_ctx *c, char *err)
 
 static mx_err greeting(struct prov_ctx *c, struct mx_buf *g)
 {
-  return mx_buf_addf(g, "Hello, I am agent-%s, the operations agent of %s (%s@%s, ssh backend). "
+  return mx_buf_addf(g, "Hello, I am agent-%s, the operations agent of %s (%s@%s, %s backend). "
                      "Ask me about this machine; anything that changes it needs your approval.",
-                     c->o->name, c->o->name, c->ssh_user, c->ssh_host);
+                     c->o->name, c->o->name, c->ssh_user, c->ssh_host, c->o->via == DEV_PROV_VIA_WG ? "wg" : "ssh");
 }
 
 mx_err prov_step_greet_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)

@@ -10,7 +10,7 @@
 
 #include "dev_ssh.h"
 
-static mx_err pin_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
+mx_err prov_step_pin_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
 {
   char fp[DEV_SSH_FP_LEN] = "";
   int existed = prov_file_exists(c->kh_fs);
@@ -21,12 +21,12 @@ static mx_err pin_run(struct prov_ctx *c, int *created, struct mx_buf *note, cha
   return mx_buf_addf(note, "%s:%d %s", c->ssh_host, c->ssh_port, fp);
 }
 
-static mx_err pin_undo(struct prov_ctx *c, char *err)
+mx_err prov_step_pin_undo(struct prov_ctx *c, char *err)
 {
   return prov_remove(c->kh_fs, err);
 }
 
-static mx_err check_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
+mx_err prov_step_check_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
 {
   struct dev_ssh_config sc = {
     .host = c->ssh_host,
@@ -45,8 +45,8 @@ static mx_err check_run(struct prov_ctx *c, int *created, struct mx_buf *note, c
 }
 
 const struct prov_step prov_steps_ssh[] = {
-  { "ssh_pin", "pin the SSH host key", 0, pin_run, pin_undo },
-  { "ssh_check", "check SSH login (batch mode)", 1, check_run, NULL },
+  { "ssh_pin", "pin the SSH host key", 0, prov_step_pin_run, prov_step_pin_undo },
+  { "ssh_check", "check SSH login (batch mode)", 1, prov_step_check_run, NULL },
   { "matrix_user", "create the Matrix user", 0, prov_step_user_run, prov_step_user_undo },
   { "identity", "log in and bootstrap the E2EE identity", 0, prov_step_identity_run, prov_step_identity_undo },
   { "files", "write the manifest and prompt", 0, prov_step_files_run, prov_step_files_undo },
