@@ -233,8 +233,10 @@ static mx_err tool_round(struct turn *t, const struct llm_reply *r, int *stop, c
   for (size_t i = 0; i < r->ncalls; i++)
     free(res[i].text);
   free(res);
+  if (rc == MX_ERR_NOMEM)
+    return mx_fail(rc, err, "out of memory");
   if (rc)
-    return mx_fail(rc, err, "%s", rc == MX_ERR_NOMEM ? "out of memory" : err);
+    return rc; /* err already says why */
   if (stuck_on) {
     *stop = 1;
     return fail_turn(t, MX_ERR_CONFLICT,
