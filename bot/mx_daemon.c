@@ -24,7 +24,7 @@
 #include "mx_util.h"
 
 #define MX_WORKERS 6
-#define MX_SHUTDOWN_MS 4000
+#define MX_SHUTDOWN_MS 3000
 
 static int signal_pipe[2] = { -1, -1 };
 

@@ -15,6 +15,7 @@
 #include "dev_local.h"
 #include "dev_ssh.h"
 #include "dev_wg.h"
+#include "mx_db.h"
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_send.h"
@@ -121,15 +122,22 @@ static mx_err make_backend(struct mx_ident *id, struct mx_ident_ext *ix, char *e
   return mx_fail(MX_ERR_CONFIG, err, "devices.%s.backend: unknown kind", d->name);
 }
 
+/* Called on whichever thread runs the tool call (the LLM runs parallel
+ * calls on threads of its own), so it uses a connection of its own. */
 static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notice_event_id, char *err)
 {
   struct mx_ident *id = ctx;
-  struct mx_worker *w = mx_ext_current_worker;
   cJSON *origin = p->origin_json ? cJSON_Parse(p->origin_json) : NULL;
   const char *room = origin ? mx_json_str(origin, "room_id") : NULL;
-  if (!w || !room) {
+  if (!room) {
     cJSON_Delete(origin);
     return mx_fail(MX_ERR_INTERNAL, err, "approval notice: no room to post in");
+  }
+  sqlite3 *db = NULL;
+  mx_err orc = mx_db_open(id->bot->db_path, &db, err);
+  if (orc) {
+    cJSON_Delete(origin);
+    return orc;
   }
   struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL), html = MX_BUF_INIT(MX_BUF_MAX_SMALL);
   mx_err rc = tools_render_notice(p, &text);
@@ -142,7 +150,8 @@ static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notic
   char key[64], ev[MX_EVENT_ID_LEN] = "";
   snprintf(key, sizeof(key), "approval:%s", p->id);
   if (!rc)
-    rc = mx_send_notice(id, w->db, room, key, mx_buf_cstr(&text), mx_buf_cstr(&html), NULL, ev, err);
+    rc = mx_send_notice(id, db, room, key, mx_buf_cstr(&text), mx_buf_cstr(&html), NULL, ev, err);
+  mx_db_close(db);
   if (!rc) {
     *notice_event_id = mx_strdup(ev);
     waiting_set(p->id, 1);
@@ -273,8 +282,6 @@ static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_
     out->is_error = 1;
     return MX_OK;
   }
-  /* approval notices are posted from this (pool) thread */
-  mx_ext_current_worker = m->w;
   struct tools_origin origin = { m->sender, m->sender_device, m->verified ? "verified" : "unverified",
                                  m->room_id, m->event_id, m->via_voice };
   struct tools_outcome o;
