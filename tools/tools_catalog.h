@@ -51,5 +51,7 @@ mx_err tools_catalog_help(unsigned backend_mask, struct mx_buf *out);
 /* The docs/tools/<name>.md page for a tool (fixed headings: NAME, SYNOPSIS,
  * DESCRIPTION, ARGUMENTS, RISK, BACKENDS, POLICY, ERRORS, EXAMPLE). */
 mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out);
+/* docs/tools/README.md: one table row per tool, linking its page. */
+mx_err tools_catalog_doc_index(struct mx_buf *out);
 
 #endif

@@ -92,3 +92,23 @@ mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out)
                      s->policy, s->errors, s->example);
   return rc;
 }
+
+mx_err tools_catalog_doc_index(struct mx_buf *out)
+{
+  size_t n;
+  const struct tools_spec *c = tools_catalog(&n);
+  mx_err rc = mx_buf_adds(out,
+                          "<!-- generated from tools/tools_catalog.c by tools_gen_docs; do not edit -->\n"
+                          "# Tools\n\nOne page per tool, generated from the catalog table that also feeds the model's "
+                          "tool list and `!help`. Which of them a device offers depends on its backend and its "
+                          "manifest (see ../manifest.md); every call is audited (see ../audit.md).\n\n"
+                          "| Tool | Risk | Backends | Summary |\n|---|---|---|---|\n");
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = mx_buf_addf(out, "| [%s](%s.md) | %s | ", c[i].name, c[i].name, tools_risk_str(c[i].risk));
+    if (!rc)
+      rc = backends_text(c[i].backends, out);
+    if (!rc)
+      rc = mx_buf_addf(out, " | %s |\n", c[i].summary);
+  }
+  return rc;
+}

@@ -21,13 +21,13 @@ int main(int argc, char **argv)
   size_t n;
   const struct tools_spec *c = tools_catalog(&n);
   int bad = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i <= n; i++) { /* n: the index page */
     struct mx_buf want = MX_BUF_INIT(MX_BUF_MAX_SMALL), have = MX_BUF_INIT(MX_BUF_MAX_SMALL);
     char name[128], err[MX_ERRBUF_LEN];
-    snprintf(name, sizeof(name), "%s.md", c[i].name);
+    snprintf(name, sizeof(name), "%s.md", i < n ? c[i].name : "README");
     char *path = mx_path_join(dir, name);
-    if (!path || tools_catalog_doc(&c[i], &want)) {
-      fprintf(stderr, "%s: cannot render\n", c[i].name);
+    if (!path || (i < n ? tools_catalog_doc(&c[i], &want) : tools_catalog_doc_index(&want))) {
+      fprintf(stderr, "%s: cannot render\n", name);
       bad = 1;
     } else if (check) {
       if (mx_file_read(path, MX_BUF_MAX_SMALL, &have, err) || have.len != want.len ||
