@@ -78,7 +78,11 @@ cJSON *llm_openai_body(const struct llm_provider_cfg *p, const struct llm_chat_r
     /* llama-server keeps parallel calls off unless asked. */
     cJSON_AddBoolToObject(b, "parallel_tool_calls", 1);
   }
-  cJSON_AddNumberToObject(b, "max_tokens", (double)p->max_tokens);
+  /* OpenAI's own API rejects max_tokens for its reasoning models and takes
+   * max_completion_tokens everywhere; compatible servers (llama-server,
+   * vLLM, Groq, Mistral...) all know max_tokens. */
+  int official = strstr(p->base_url, "://api.openai.com") != NULL;
+  cJSON_AddNumberToObject(b, official ? "max_completion_tokens" : "max_tokens", (double)p->max_tokens);
   cJSON_AddBoolToObject(b, "stream", stream);
   if (stream)
     cJSON_AddTrueToObject(cJSON_AddObjectToObject(b, "stream_options"), "include_usage");

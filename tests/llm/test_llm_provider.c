@@ -283,6 +283,15 @@ static void openai_request_shape(void **state)
   cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tools"), 0), "function");
   assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fn, "parameters"), "type")->valuestring, "object");
   assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stream_options"), "include_usage")));
+  assert_int_equal(cJSON_GetObjectItem(j, "max_tokens")->valueint, 99);
+  cJSON_Delete(j);
+  curl_slist_free_all(h);
+  h = NULL;
+  mx_buf_reset(&url);
+  f.p.base_url = "https://api.openai.com/v1";
+  j = build(&f, &url, &h);
+  assert_null(cJSON_GetObjectItem(j, "max_tokens"));
+  assert_int_equal(cJSON_GetObjectItem(j, "max_completion_tokens")->valueint, 99);
   cJSON_Delete(j);
   curl_slist_free_all(h);
   mx_buf_release(&url);
