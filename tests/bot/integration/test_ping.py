@@ -1,7 +1,8 @@
 """Acceptance: an operator invites @agent-pc1, the bot joins, sets its display
 name and marks the DM in m.direct, `!ping` in the unencrypted DM gets one `pong` notice (with
 formatted_body), `!help` and `!status` answer, the alerts room exists under
-its alias with the operator invited, and SIGTERM exits 0 within 5 s."""
+its alias with the operator invited, SIGTERM exits 0 within 5 s, and the
+debug log holds no password or access token."""
 
 import mxtest
 from mxtest import check, is_notice
@@ -53,6 +54,10 @@ def test():
                               f"an invite for the operator to {alerts}")
 
             bot.stop()
+            # debug logs never carry the password or any access token
+            text = bot.log_text()
+            check(bot.passwords["pc1"] not in text, "the bot logged its password")
+            check(me.token not in text and "syt_" not in text, "the bot logged an access token")
 
 
 mxtest.run(test)
