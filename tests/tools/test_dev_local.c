@@ -293,6 +293,26 @@ static void test_backend_git(void **state)
   dev_result_release(&r);
 }
 
+static void test_backend_pkg_and_docker(void **state)
+{
+  struct fx *f = *state;
+  struct dev_result r;
+  if (access("/usr/bin/dpkg-query", X_OK) == 0) {
+    call(f, "pkg.list", "{\"pattern\":\"libc6%.0s%s\"}", "", &r);
+    assert_int_equal(r.status, DEV_DONE);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(strncmp(mx_buf_cstr(&r.out), "libc6\t", 6), 0);
+    dev_result_release(&r);
+  }
+  if (access("/usr/bin/docker", X_OK) != 0) {
+    /* No docker here: the call fails cleanly and says why. */
+    call(f, "docker.ps", "{%.0s%s}", "", &r);
+    assert_int_equal(r.status, DEV_FAILED);
+    assert_string_equal(r.detail, "cannot run '/usr/bin/docker': No such file or directory");
+    dev_result_release(&r);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -305,6 +325,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_backend_fs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backend_exec_and_proc, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backend_git, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_backend_pkg_and_docker, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
