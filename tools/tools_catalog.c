@@ -36,7 +36,7 @@ static const struct tools_spec catalog[] = {
      "'path ... is outside every writable root'; 'path ... resolves outside its root'; write failures", "{\"path\":\"/srv/app/motd\",\"content\":\"hello\\n\"}"},
     {"git.status", "git status", "Branch and changed files of a git work tree (git status --porcelain --branch).",
      OBJ(REPO_P, "\"repo\""), TOOLS_RISK_READ, DEV, "repo must be under a readable root; repository hooks, fsmonitor and external diff drivers are disabled",
-     "'repo ... is outside every readable root'; git's own exit status", "{\"repo\":\"/srv/app\"}"},
+     "'repo ... is outside every readable root'; git's 'detected dubious ownership' when the repository belongs to another user and is not listed in safe.directory; git's own exit status", "{\"repo\":\"/srv/app\"}"},
     {"git.log", "recent commits", "Recent commits of a git work tree, one line each (hash, date, author, subject).",
      OBJ(REPO_P ",\"max_count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000}", "\"repo\""), TOOLS_RISK_READ, DEV,
      "repo must be under a readable root", "'repo ... is outside every readable root'", "{\"repo\":\"/srv/app\",\"max_count\":10}"},

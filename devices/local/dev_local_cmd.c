@@ -44,9 +44,12 @@ static mx_err git(struct dev_local *l, const struct dev_call *c, struct dev_resu
   mx_json_int(c->args, "max_count", &n);
   snprintf(count, sizeof(count), "-n%lld", (long long)n);
   const char *gitp = or_default(l->o.git, "/usr/bin/git");
-  char *argv[16] = {(char *)gitp, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
-                    "-c", "safe.directory=*", "--no-pager"};
-  int a = 8;
+  /* Repository config can name programs to run. Hooks, fsmonitor, external
+   * diff and textconv are switched off here; git's own ownership check
+   * (safe.directory) stays on, so a repository owned by another user is
+   * refused unless the device's admin trusted it. */
+  char *argv[16] = {(char *)gitp, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--no-pager"};
+  int a = 6;
   if (strcmp(c->tool, "git.status") == 0) {
     argv[a++] = "status";
     argv[a++] = "--porcelain=v1";
