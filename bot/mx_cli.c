@@ -16,6 +16,7 @@
 #include "mx_config.h"
 #include "mx_crypto.h"
 #include "mx_log.h"
+#include "mx_provision_ops.h"
 #include "prov_cli.h"
 #include "tools_redact.h"
 #include "tools_render.h"
@@ -173,5 +174,6 @@ int mx_cli_llm(int argc, char **argv)
 
 int mx_cli_device(int argc, char **argv)
 {
+  mx_provision_ops_install();
   return dev_provision_cli(argc, argv);
 }

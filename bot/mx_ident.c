@@ -43,29 +43,29 @@ void mx_ident_release(struct mx_ident *id)
   pthread_mutex_destroy(&id->turn_lock);
 }
 
-static mx_err login(struct mx_ident *id, sqlite3 *db, char *err)
+mx_err mx_ident_login(struct mx_api *api, sqlite3 *db, const char *user_id, const char *password_file,
+                      const char *label, char **device_id, char *err)
 {
   struct mx_buf pw = MX_BUF_INIT(4096);
-  mx_err rc = mx_file_read(id->dev->password_file, 4096, &pw, err);
+  mx_err rc = mx_file_read(password_file, 4096, &pw, err);
   if (rc)
-    return mx_fail(rc, err, "devices.%s.matrix.password_file: cannot read '%s'", id->dev->name,
-                   id->dev->password_file);
+    return mx_fail(rc, err, "%s: cannot read the password file '%s'", label, password_file);
   char *pass = mx_buf_take(&pw);
   mx_rtrim(pass);
   cJSON *body = cJSON_CreateObject();
   cJSON_AddStringToObject(body, "type", "m.login.password");
   cJSON *ident = cJSON_AddObjectToObject(body, "identifier");
   cJSON_AddStringToObject(ident, "type", "m.id.user");
-  cJSON_AddStringToObject(ident, "user", id->user_id);
+  cJSON_AddStringToObject(ident, "user", user_id);
   cJSON_AddStringToObject(body, "password", pass);
   char dname[128];
-  snprintf(dname, sizeof(dname), "mxfleet %s", id->dev->name);
+  snprintf(dname, sizeof(dname), "mxfleet %s", label);
   cJSON_AddStringToObject(body, "initial_device_display_name", dname);
   memset(pass, 0, strlen(pass));
   free(pass);
   cJSON *resp = NULL;
   struct mx_api_opts o = { 30000, 120000, 0 };
-  rc = mx_api_call(id->api, "POST", "/_matrix/client/v3/login", body, &o, NULL, &resp, err);
+  rc = mx_api_call(api, "POST", "/_matrix/client/v3/login", body, &o, NULL, &resp, err);
   /* wipe the password copy inside the request body */
   cJSON *pwitem = cJSON_GetObjectItemCaseSensitive(body, "password");
   if (pwitem && pwitem->valuestring)
@@ -80,14 +80,24 @@ static mx_err login(struct mx_ident *id, sqlite3 *db, char *err)
     cJSON_Delete(resp);
     return mx_fail(MX_ERR_INVALID, err, "login: response lacks access_token or device_id");
   }
-  rc = mx_store_ident_save_login(db, id->user_id, device, token, err);
+  rc = mx_store_ident_save_login(db, user_id, device, token, err);
   if (!rc) {
-    mx_api_set_token(id->api, token);
-    free(id->device_id);
-    id->device_id = mx_strdup(device);
-    mx_info(id->dev->name, "logged in as %s, device %s", id->user_id, device);
+    mx_api_set_token(api, token);
+    *device_id = mx_strdup(device);
+    mx_info(label, "logged in as %s, device %s", user_id, device);
   }
   cJSON_Delete(resp);
+  return rc;
+}
+
+static mx_err login(struct mx_ident *id, sqlite3 *db, char *err)
+{
+  char *dev = NULL;
+  mx_err rc = mx_ident_login(id->api, db, id->user_id, id->dev->password_file, id->dev->name, &dev, err);
+  if (!rc) {
+    free(id->device_id);
+    id->device_id = dev;
+  }
   return rc;
 }
 

@@ -7,10 +7,17 @@
 #ifndef MX_IDENT_H
 #define MX_IDENT_H
 
+#include <sqlite3.h>
+
 #include "mx_bot.h"
 
 mx_err mx_ident_init(struct mx_ident *id, struct mx_bot *bot, const struct mx_device_config *dev, char *err);
 void mx_ident_release(struct mx_ident *id);
+/* Password login (the first run of an identity, or onboarding): stores the
+ * token and device in db, sets it on api; *device_id malloc'd. label names
+ * the device in messages. */
+mx_err mx_ident_login(struct mx_api *api, sqlite3 *db, const char *user_id, const char *password_file,
+                      const char *label, char **device_id, char *err);
 /* Queues the start-up job; on success it starts the sync cycle. */
 mx_err mx_ident_start(struct mx_ident *id);
 

@@ -56,16 +56,21 @@ static mx_err room_post(struct mx_ident *id, const char *fmt, const char *room_i
   return rc;
 }
 
-/* Adds room_id to m.direct under `with` (read-modify-write of account data). */
 static mx_err mark_direct(struct mx_ident *id, const char *room_id, const char *with, char *err)
 {
-  char *eu = mx_api_escape(id->user_id);
+  return mx_rooms_mark_direct(id->api, id->user_id, room_id, with, err);
+}
+
+mx_err mx_rooms_mark_direct(struct mx_api *api, const char *user_id, const char *room_id, const char *with,
+                            char *err)
+{
+  char *eu = mx_api_escape(user_id);
   struct mx_buf path = MX_BUF_INIT(4096);
   mx_err rc = eu ? mx_buf_addf(&path, "/_matrix/client/v3/user/%s/account_data/m.direct", eu) : MX_ERR_NOMEM;
   free(eu);
   cJSON *direct = NULL;
   if (!rc) {
-    mx_err g = mx_api_call(id->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &direct, err);
+    mx_err g = mx_api_call(api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &direct, err);
     if (g == MX_ERR_NOT_FOUND) {
       cJSON_Delete(direct);
       direct = NULL;
@@ -88,7 +93,7 @@ static mx_err mark_direct(struct mx_ident *id, const char *room_id, const char *
     cJSON_ArrayForEach(r, list) present |= cJSON_IsString(r) && strcmp(r->valuestring, room_id) == 0;
     if (!present)
       cJSON_AddItemToArray(list, cJSON_CreateString(room_id));
-    rc = present ? MX_OK : mx_api_call(id->api, "PUT", mx_buf_cstr(&path), direct, NULL, NULL, NULL, err);
+    rc = present ? MX_OK : mx_api_call(api, "PUT", mx_buf_cstr(&path), direct, NULL, NULL, NULL, err);
   }
   cJSON_Delete(direct);
   mx_buf_release(&path);

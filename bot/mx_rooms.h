@@ -22,4 +22,8 @@ void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db);
  * invited) when it does not exist; sets id->alerts_room_id. */
 mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err);
 
+/* Adds room_id to user_id's m.direct under `with` (read-modify-write). */
+mx_err mx_rooms_mark_direct(struct mx_api *api, const char *user_id, const char *room_id, const char *with,
+                            char *err);
+
 #endif

@@ -152,11 +152,15 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2e
   return MX_OK;
 }
 
+/* Joined and invited members: like Element, an invited user gets the room
+ * key too, so what is sent between the invite and the join (a greeting in a
+ * new DM) is readable once they join. Members who left are never included. */
 static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **users, char *err)
 {
   char *esc = mx_api_escape(room_id);
   struct mx_buf path = MX_BUF_INIT(4096);
-  mx_err rc = esc ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/joined_members", esc) : MX_ERR_NOMEM;
+  mx_err rc = esc ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/members?not_membership=leave", esc)
+                  : MX_ERR_NOMEM;
   free(esc);
   cJSON *resp = NULL;
   if (!rc)
@@ -164,9 +168,12 @@ static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **use
   mx_buf_release(&path);
   cJSON *arr = cJSON_CreateArray();
   const cJSON *m;
-  cJSON_ArrayForEach(m, (rc ? NULL : mx_json_obj(resp, "joined")))
+  cJSON_ArrayForEach(m, (rc ? NULL : mx_json_arr(resp, "chunk")))
   {
-    cJSON_AddItemToArray(arr, cJSON_CreateString(m->string));
+    const char *who = mx_json_str(m, "state_key");
+    const char *ms = mx_json_str(mx_json_obj(m, "content"), "membership");
+    if (who && ms && (strcmp(ms, "join") == 0 || strcmp(ms, "invite") == 0))
+      cJSON_AddItemToArray(arr, cJSON_CreateString(who));
   }
   cJSON_Delete(resp);
   if (rc) {
