@@ -12,6 +12,7 @@
 //   NAME send ROOM TEXT...              encrypted m.text -> event_id
 //   NAME wait_reply ROOM SENDER SECS    next decrypted message from SENDER -> body
 //   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
+//   NAME send_voice ROOM PATH MS [tamper]  the same as an Element voice message (m.audio, MSC3245)
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
 //   NAME devices USER                   device ids js-sdk knows for USER
 //   NAME wait_utd ROOM SENDER SECS CODE next undecryptable message -> failure reason
@@ -187,7 +188,7 @@ function markSeen(name, roomId) {
   for (const ev of room ? room.getLiveTimeline().getEvents() : []) e.seen.add(ev.getId());
 }
 
-async function sendFile(name, roomId, path, tamper) {
+async function sendFile(name, roomId, path, tamper, voiceMs) {
   const { client } = c(name);
   const plain = fs.readFileSync(path);
   const key = crypto.randomBytes(32);
@@ -205,7 +206,19 @@ async function sendFile(name, roomId, path, tamper) {
     hashes: { sha256: hash },
     v: "v2",
   };
-  await client.sendMessage(roomId, { msgtype: "m.file", body: "file.bin", info: { size: plain.length }, file });
+  if (voiceMs) {
+    // Element's voice message: m.audio, Ogg/Opus, the MSC3245 voice marker
+    await client.sendMessage(roomId, {
+      msgtype: "m.audio",
+      body: "Voice message.ogg",
+      info: { mimetype: "audio/ogg", size: plain.length, duration: Number(voiceMs) },
+      "org.matrix.msc1767.audio": { duration: Number(voiceMs), waveform: [] },
+      "org.matrix.msc3245.voice": {},
+      file,
+    });
+  } else {
+    await client.sendMessage(roomId, { msgtype: "m.file", body: "file.bin", info: { size: plain.length }, file });
+  }
   return { sha256: crypto.createHash("sha256").update(plain).digest("hex") };
 }
 
@@ -291,6 +304,8 @@ async function run(name, cmd, args) {
       return waitReply(name, args[0], args[1], args[2]);
     case "send_file":
       return sendFile(name, args[0], args[1], args[2] === "tamper");
+    case "send_voice":
+      return sendFile(name, args[0], args[1], args[3] === "tamper", args[2]);
     case "wait_utd":
       return waitUtd(name, args[0], args[1], args[2], args[3]);
     case "bench":
