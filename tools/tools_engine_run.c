@@ -143,9 +143,6 @@ mx_err engine_run_checked(struct tools_engine *e, const struct call_ctx *c, stru
   call.timeout_ms = c->limits.timeout_ms;
   call.max_output = c->limits.max_output;
   call.cancel = &c->fl->cancel;
-  /* the device agent re-checks its own manifest and needs to see that the
-   * operator approved exactly this call */
-  call.approval_ref = c->approval_ref;
   call.approval_ref = c->approval_ref; /* lets mxfleet-agent run an ASK tool the operator approved */
   struct dev_result r;
   dev_result_init(&r);
