@@ -359,6 +359,18 @@ static void decide(struct mx_msg *m, const char *action_id, enum tools_verdict v
   tools_outcome_release(&o);
 }
 
+/* The device agent keeps its own chain: compare its signed checkpoint with
+ * the ones stored on earlier checks (a rewound or truncated chain shows). */
+static mx_err agent_chain_line(struct mx_ident_ext *ix, struct mx_buf *out)
+{
+  char *status = NULL, err[MX_ERRBUF_LEN] = "";
+  mx_err rc = dev_wg_check_audit(ix->backend, &status, err);
+  mx_err w = mx_buf_addf(out, "\nagent chain: %s%s", rc == MX_ERR_TAMPERED ? "PROBLEM: " : "",
+                         status ? status : err[0] ? err : mx_err_str(rc));
+  free(status);
+  return w;
+}
+
 static int audit_command(struct mx_msg *m, const char *args)
 {
   struct mx_ident_ext *ix = ident_ext(m->id);
@@ -376,6 +388,8 @@ static int audit_command(struct mx_msg *m, const char *args)
     rc = tools_audit_verify(ix->audit, have ? &anchor : NULL, &rep, err);
     if (!rc)
       rc = tools_render_verify(m->id->dev->name, &rep, &out);
+    if (!rc && m->id->dev->backend == MX_BACKEND_WG)
+      rc = agent_chain_line(ix, &out);
   } else {
     int n = atoi(args);
     cJSON *recs = NULL;

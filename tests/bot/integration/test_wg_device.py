@@ -1,0 +1,88 @@
+"""Issue 6 end to end over WireGuard: operator DM -> scripted LLM -> tool
+calls signed over HTTP through a real wireguard-go tunnel to mxfleet-agent
+in another network namespace -> the answer in the DM. The agent enforces
+its own manifest: a file the bot's manifest allows but the agent's does not
+stays unread. `!audit verify` checks the bot's chain and the agent's.
+
+The test sets up its own tunnel (tests/devices/wgnet) and re-runs itself in
+the hub namespace, where it starts a private Synapse: the bot, the homeserver
+and the test's operator client all share that namespace's loopback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mxtest
+from mxtest import check
+from llmfix import REPO, ScriptedLLM, llm_block, write_manifest
+
+WGNET = os.path.join(REPO, "tests", "devices", "wgnet")
+
+
+def inside(wg):
+    os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
+    dev_root = os.path.join(wg, "dev-root")
+    secret = os.path.join(wg, "secret.txt")
+    work = mxtest.workdir("wgdev-")
+    scen = os.path.join(work, "scen.json")
+    with open(scen, "w") as f:
+        json.dump({"wg_two": [{"calls": [{"name": "fs.read", "args": {"path": os.path.join(dev_root, "hello.txt")}},
+                                         {"name": "fs.read", "args": {"path": secret}}]},
+                              {"echo": True}]}, f)
+    hs = mxtest.Homeserver.start_own(name="wgdev")
+    with hs, ScriptedLLM(extra_scenarios=scen) as llm:
+        op = hs.new_user("alice")
+        bot = mxtest.Bot(hs, [op.user_id], [("wgtest", mxtest.unique("agent-wgtest"))],
+                         extra={"llm": llm_block([llm.provider("p", "wg_two", "w1")], ["p"])})
+        dev = bot.config["devices"][0]
+        dev["backend"] = {"kind": "wg", "address": "198.51.100.2", "port": 7443,
+                          "hmac_key_file": os.path.join(wg, "agent.key")}
+        # the bot's manifest is wider than the agent's: the agent must refuse
+        dev["manifest"] = write_manifest(bot.dir, {"version": 1, "platform": "linux",
+                                                   "paths": {"read": [wg], "write": []},
+                                                   "tools": {"fs.read": {}, "fs.list": {}}})
+        bot.write_config()
+        with bot:
+            bot.start()
+            uid = bot.user_id()
+            room = mxtest.open_dm(op, bot)
+            op.send_text(room, "read both files")
+            ans = op.wait_messages(room, uid, lambda c: "Tool results" in c.get("body", ""), count=1,
+                                   timeout=90)[0]["content"]["body"]
+            check("hello from the device" in ans, f"the agent's file is not in the answer: {ans[:300]}")
+            check("do not read" not in ans, "the agent served a file its own manifest forbids")
+            check("refused" in ans.lower() or "denied" in ans.lower() or "403" in ans,
+                  f"the model was not told the agent refused: {ans[:400]}")
+            op.send_text(room, "!audit verify")
+            v = op.wait_messages(room, uid, lambda c: "agent chain" in c.get("body", ""), count=1,
+                                 timeout=60)[0]["content"]["body"]
+            check("PROBLEM" not in v and "agent chain: ok" in v, f"an audit chain does not verify: {v}")
+            bot.stop()
+
+
+def main():
+    wg = os.environ.get("MXF_WG_DIR")
+    if wg:
+        mxtest.run(lambda: inside(wg))
+        return
+    agent = os.environ.get("MXFLEET_AGENT_BIN")
+    if not agent:
+        print("FAIL test_wg_device.py: MXFLEET_AGENT_BIN is not set", flush=True)
+        sys.exit(1)
+    wgdir = os.path.join(os.environ.get("MX_TEST_TMP") or "/tmp", "wgdev-net")
+    r = subprocess.run([WGNET, "setup", wgdir, agent])
+    if r.returncode:
+        print("FAIL test_wg_device.py: wgnet setup failed", flush=True)
+        sys.exit(1)
+    try:
+        env = dict(os.environ)
+        env.pop("MX_HS_ENV", None)  # the shared Synapse is not reachable from the hub namespace
+        rc = subprocess.run([WGNET, "exec", wgdir, "--", sys.executable, os.path.abspath(__file__)],
+                            env=env).returncode
+    finally:
+        subprocess.run([WGNET, "cleanup", wgdir])
+    sys.exit(rc)
+
+
+main()
