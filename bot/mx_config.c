@@ -38,7 +38,8 @@ static const char *const k_top[] = {"homeserver", "data_dir", "operators", "aler
                                     "bot", "health", "redact", "llm", "speech", "registration", NULL};
 static const char *const k_bot[] = {"command_max_age_s", "require_verified_sender", "sync_timeout_ms",
                                     "http_listen", NULL};
-static const char *const k_health[] = {"interval_s", "wg_interface", NULL};
+static const char *const k_health[] = {"interval_s", "wg_interface", "stale_after_s", "repeat_s", "pending_s",
+                                       "keep_firing_s", NULL};
 static const char *const k_registration[] = {"shared_secret_file", "admin_token_file", NULL};
 static const char *const k_device[] = {"name", "display_name", "os", "manifest", "prompt", "matrix",
                                        "backend", NULL};
@@ -510,6 +511,14 @@ static mx_err parse_health(const struct cfg *c, const cJSON *root, struct mx_con
   if (!rc)
     rc = get_str(c, h, "health", "wg_interface", 0, "a network interface name like wg0", valid_ifname,
                  &cfg->wg_interface);
+  if (!rc)
+    rc = get_int32(c, h, "health", "stale_after_s", 30, 86400, &cfg->health_stale_after_s);
+  if (!rc)
+    rc = get_int32(c, h, "health", "repeat_s", 60, 7 * 86400, &cfg->health_repeat_s);
+  if (!rc)
+    rc = get_int32(c, h, "health", "pending_s", 0, 86400, &cfg->health_pending_s);
+  if (!rc)
+    rc = get_int32(c, h, "health", "keep_firing_s", 0, 86400, &cfg->health_keep_firing_s);
   return rc;
 }
 
@@ -883,6 +892,10 @@ static mx_err set_defaults(struct mx_config *cfg, const char *file)
   cfg->require_verified_sender = 1;
   cfg->sync_timeout_ms = 30000;
   cfg->health_interval_s = 60;
+  cfg->health_stale_after_s = 600;
+  cfg->health_repeat_s = 4 * 3600;
+  cfg->health_pending_s = 60;
+  cfg->health_keep_firing_s = 300;
   cfg->path = mx_strdup(file);
   cfg->wg_interface = mx_strdup("wg0");
   return cfg->path && cfg->wg_interface ? MX_OK : MX_ERR_NOMEM;

@@ -60,6 +60,10 @@ struct mx_config {
   char *http_listen;          /* "127.0.0.1:PORT" or NULL (also --http) */
   char *wg_interface;         /* hub WireGuard interface for health, default "wg0" */
   int health_interval_s;      /* default 60 */
+  int health_stale_after_s;   /* handshake older than this = stale, default 600 */
+  int health_repeat_s;        /* re-post a firing alert at most this often, default 14400 */
+  int health_pending_s;       /* bad this long before an alert fires, default 60 */
+  int health_keep_firing_s;   /* good this long before [RESOLVED], default 300 */
   char **redact_literals;     /* extra secrets to redact, from config */
   size_t n_redact_literals;
   cJSON *llm;                 /* owned copy of the "llm" block or NULL */

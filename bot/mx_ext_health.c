@@ -92,8 +92,10 @@ mx_err mx_ext_health_init(struct mx_bot *bot, char *err)
   struct dev_health_opts o;
   memset(&o, 0, sizeof(o));
   o.interval_s = bot->cfg->health_interval_s;
-  o.pending_s = -1;
-  o.keep_firing_s = -1;
+  o.stale_after_s = bot->cfg->health_stale_after_s;
+  o.repeat_s = bot->cfg->health_repeat_s;
+  o.pending_s = bot->cfg->health_pending_s;
+  o.keep_firing_s = bot->cfg->health_keep_firing_s;
   o.wg_interface = any_wg ? bot->cfg->wg_interface : NULL;
   o.post = post_alert;
   o.post_ctx = bot;
