@@ -132,6 +132,11 @@ static int supervise(pid_t pid, struct pump *p, int64_t deadline, const volatile
   int stopped = 0;
   int64_t kill_at = 0, linger_until = 0;
   int reaped = 0;
+  /* Once both pipes are closed only waitpid() can tell that the child is
+   * gone; look again after 1, 2, 4 ... ms (capped at the cancel poll) so a
+   * command that just finished is reaped at once, not on the next 100 ms
+   * tick, and one that keeps running without its pipes costs little. */
+  int idle_ms = 1;
   for (;;) {
     if (!reaped && waitpid(pid, status, WNOHANG) == pid) {
       reaped = 1;
@@ -152,6 +157,12 @@ static int supervise(pid_t pid, struct pump *p, int64_t deadline, const volatile
     int64_t wait = stopped ? 50 : deadline - now;
     if (wait > CANCEL_POLL_MS)
       wait = CANCEL_POLL_MS;
+    if (p->fds[0] < 0 && p->fds[1] < 0) {
+      if (wait > idle_ms)
+        wait = idle_ms;
+      if (idle_ms < CANCEL_POLL_MS)
+        idle_ms *= 2;
+    }
     if (pump_once(p, (int)(wait < 1 ? 1 : wait)))
       break;
   }
