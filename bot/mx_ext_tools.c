@@ -107,7 +107,8 @@ static mx_err make_backend(struct mx_ident *id, struct mx_ident_ext *ix, char *e
   case MX_BACKEND_SSH: {
     char *kh = d->ssh_known_hosts ? mx_strdup(d->ssh_known_hosts)
                                   : mx_path_join(id->bot->cfg->data_dir, "ssh_known_hosts");
-    struct dev_ssh_config c = { d->ssh_host, d->ssh_port, d->ssh_user, d->ssh_key_file, kh, 0, d->name };
+    struct dev_ssh_config c = { .host = d->ssh_host, .port = d->ssh_port, .user = d->ssh_user,
+                                .key_file = d->ssh_key_file, .known_hosts = kh, .device = d->name };
     mx_err rc = kh ? dev_ssh_new(&c, &ix->backend, err) : MX_ERR_NOMEM;
     free(kh);
     return rc;
@@ -115,7 +116,8 @@ static mx_err make_backend(struct mx_ident *id, struct mx_ident_ext *ix, char *e
   case MX_BACKEND_WG: {
     char url[160];
     snprintf(url, sizeof(url), "http://%s:%d", d->wg_address, d->wg_port);
-    struct dev_wg_config c = { url, d->wg_hmac_key_file, id->bot->cfg->data_dir, d->name, 0 };
+    struct dev_wg_config c = { .url = url, .key_file = d->wg_hmac_key_file, .data_dir = id->bot->cfg->data_dir,
+                               .device = d->name };
     return dev_wg_new(&c, &ix->backend, err);
   }
   }
@@ -208,7 +210,7 @@ mx_err mx_ext_tools_ident(struct mx_ident *id, char *err)
   if (!rc)
     rc = make_backend(id, ix, err);
   if (!rc) {
-    struct tools_audit_opts ao = { id->bot->cfg->data_dir, id->dev->name, NULL };
+    struct tools_audit_opts ao = { .data_dir = id->bot->cfg->data_dir, .device = id->dev->name };
     rc = tools_audit_open(&ao, &ix->audit, err);
   }
   if (!rc) {
