@@ -58,6 +58,18 @@ def test():
             verify = subprocess.run([bot.bin, "audit", "verify", "--config", bot.config_path],
                                     capture_output=True, text=True, cwd=bot.dir)
             check(verify.returncode == 0, f"audit verify failed ({verify.returncode}): {verify.stdout}{verify.stderr}")
+            # `mxfleet llm test`: a live round trip per provider with a test tool
+            bot.config["llm"] = llm_block([llm.provider("good", "cli_echo", "c1"),
+                                           llm.provider("down", "always500", "c1")], ["good", "down"])
+            bot.write_config()
+            t = subprocess.run([bot.bin, "llm", "test", "--config", bot.config_path, "--provider", "good"],
+                               capture_output=True, text=True, cwd=bot.dir)
+            check(t.returncode == 0 and "tool calling works" in t.stdout,
+                  f"llm test of a working provider: rc {t.returncode}: {t.stdout}{t.stderr}")
+            t = subprocess.run([bot.bin, "llm", "test", "--config", bot.config_path],
+                               capture_output=True, text=True, cwd=bot.dir)
+            check(t.returncode == 1 and "down" in t.stdout + t.stderr,
+                  f"llm test should fail naming the broken provider: rc {t.returncode}: {t.stdout}{t.stderr}")
             show = subprocess.run([bot.bin, "audit", "show", "--config", bot.config_path, "--device", "pc1",
                                    "--json"], capture_output=True, text=True, cwd=bot.dir)
             check(show.returncode == 0 and "fs.list" in show.stdout,
