@@ -63,11 +63,20 @@ def wait_until(fn, timeout, what, interval=0.2):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free 127.0.0.1 port below the kernel's ephemeral range (32768+), so
+    outgoing connections cannot take it before the server binds it."""
+    import random
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise TestFailure("no free port in 20000-32000")
 
 
 _workdirs = []

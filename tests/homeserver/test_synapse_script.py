@@ -13,8 +13,9 @@ ROOT = os.environ.get("MXFLEET_SYNAPSE_ROOT", "/var/cache/mxfleet/synapse-root")
 
 
 def script(*args):
-    return subprocess.run([mxtest.SYNAPSE_SCRIPT, *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    p = subprocess.run([mxtest.SYNAPSE_SCRIPT, *args], capture_output=True, text=True)
+    check(p.returncode == 0, f"synapse {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+    return p.stdout.strip()
 
 
 def pid_of(d):
