@@ -133,21 +133,33 @@ static mx_err bind_va(sqlite3 *db, sqlite3_stmt *st, const char *types, va_list 
   return MX_OK;
 }
 
+/* Prepares sql, binds the arguments and steps once; *st stays open. */
+static mx_err prepare_step(sqlite3 *db, sqlite3_stmt **st, int *step, char *err, const char *sql, const char *types,
+                           va_list ap)
+{
+  mx_err rc = mx_db_prepare(db, sql, st, err);
+  if (!rc)
+    rc = bind_va(db, *st, types, ap, err);
+  if (!rc) {
+    *step = sqlite3_step(*st);
+    if (*step != SQLITE_DONE && *step != SQLITE_ROW)
+      rc = mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
+  }
+  if (rc) {
+    sqlite3_finalize(*st);
+    *st = NULL;
+  }
+  return rc;
+}
+
 mx_err mx_db_run(sqlite3 *db, char *err, const char *sql, const char *types, ...)
 {
   sqlite3_stmt *st = NULL;
-  mx_err rc = mx_db_prepare(db, sql, &st, err);
-  if (rc)
-    return rc;
+  int step = 0;
   va_list ap;
   va_start(ap, types);
-  rc = bind_va(db, st, types, ap, err);
+  mx_err rc = prepare_step(db, &st, &step, err, sql, types, ap);
   va_end(ap);
-  if (!rc) {
-    int s = sqlite3_step(st);
-    if (s != SQLITE_DONE && s != SQLITE_ROW)
-      rc = mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
-  }
   sqlite3_finalize(st);
   return rc;
 }
@@ -155,23 +167,19 @@ mx_err mx_db_run(sqlite3 *db, char *err, const char *sql, const char *types, ...
 mx_err mx_db_query(sqlite3 *db, sqlite3_stmt **out, char *err, const char *sql, const char *types, ...)
 {
   sqlite3_stmt *st = NULL;
-  mx_err rc = mx_db_prepare(db, sql, &st, err);
-  if (rc)
-    return rc;
+  int step = 0;
   va_list ap;
   va_start(ap, types);
-  rc = bind_va(db, st, types, ap, err);
+  mx_err rc = prepare_step(db, &st, &step, err, sql, types, ap);
   va_end(ap);
-  if (!rc) {
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-      *out = st;
-      return MX_OK;
-    }
-    rc = s == SQLITE_DONE ? MX_ERR_NOT_FOUND : mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
+  if (rc)
+    return rc;
+  if (step == SQLITE_ROW) {
+    *out = st;
+    return MX_OK;
   }
   sqlite3_finalize(st);
-  return rc;
+  return MX_ERR_NOT_FOUND;
 }
 
 char *mx_db_col_str(sqlite3_stmt *st, int col)

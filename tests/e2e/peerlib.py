@@ -2,11 +2,14 @@
 that drive the real mxfleet daemon: one command per line on stdin, one
 '@@ {json}' answer per line on stdout (see peer/peer.mjs)."""
 
-import json
 import os
 import subprocess
+import sys
 
 import mxtest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2ee_interop as it  # noqa: E402  (the Node peer driver)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -16,37 +19,21 @@ def peer_dir():
     return out.stdout.strip()
 
 
-class Peer:
-    def __init__(self, hs_url, log_path):
-        env = dict(os.environ, MX_HS_URL=hs_url)
-        d = peer_dir()
-        self.log = open(log_path, "ab")
-        self.p = subprocess.Popen(["node", os.path.join(d, "peer.mjs")], cwd=d, env=env, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self._read()  # {"ready": true} once the sdk has loaded
+class Peer(it.Peer):
+    """e2ee_interop's driver with a log file of its own and mxtest failures."""
 
-    def _read(self):
-        for line in self.p.stdout:
-            if line.startswith("@@ "):
-                return json.loads(line[3:])
-        raise mxtest.TestFailure("the js-sdk peer exited")
+    def __init__(self, hs_url, log_path):
+        self.log = open(log_path, "ab")
+        super().__init__(peer_dir(), dict(os.environ, MX_HS_URL=hs_url), self.log)
 
     def __call__(self, *words, ok=True):
-        self.p.stdin.write(" ".join(str(w) for w in words) + "\n")
-        self.p.stdin.flush()
-        r = self._read()
-        if ok and not r.get("ok"):
-            raise mxtest.TestFailure(f"peer {' '.join(str(w) for w in words[:2])}: {r.get('error')}")
-        return r
+        try:
+            return super().__call__(*(str(w) for w in words), expect_ok=ok)
+        except it.Fail as e:
+            raise mxtest.TestFailure(str(e))
 
     def close(self):
-        try:
-            self.p.stdin.write("quit\n")
-            self.p.stdin.flush()
-            self.p.wait(timeout=10)
-        except Exception:
-            self.p.kill()
-            self.p.wait()
+        super().close()
         self.log.close()
 
     def __enter__(self):
