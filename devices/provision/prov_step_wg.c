@@ -193,12 +193,14 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
 
 static mx_err upload_undo(struct prov_ctx *c, char *err)
 {
-  char cmd[900];
+  char cmd[1200];
   const char *r = c->remote_dir;
+  /* Only what the bundle and install.sh made; data/ is the audit of an
+   * agent that never went live. */
   snprintf(cmd, sizeof(cmd),
            "rm -f %s/mxfleet-agent %s/manifest.json %s/agent.key %s/wg.conf %s/wg.setconf %s/agent.json "
-           "%s/install.sh %s/bundle.sha256 %s/agent.log && rmdir %s 2>/dev/null; true",
-           r, r, r, r, r, r, r, r, r, r);
+           "%s/install.sh %s/bundle.sha256 %s/agent.log %s/wg.log && rm -rf %s/data && rmdir %s 2>/dev/null; true",
+           r, r, r, r, r, r, r, r, r, r, r, r);
   mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
   return rc ? rc : prov_bundle_remove_local(c, err);
 }
@@ -214,7 +216,11 @@ static mx_err wait_health(struct prov_ctx *c, char *err)
     usleep(200 * 1000);
     rc = prov_agent_health(c, err);
   }
-  return rc ? mx_fail(rc, err, "agent %s: no healthy /v1/health within %d s: %s", c->address, wait_s, err) : MX_OK;
+  if (!rc)
+    return MX_OK;
+  char last[MX_ERRBUF_LEN];
+  snprintf(last, sizeof(last), "%s", err);
+  return mx_fail(rc, err, "agent %s: no healthy /v1/health within %d s: %s", c->address, wait_s, last);
 }
 
 static mx_err start_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
