@@ -58,6 +58,7 @@ struct dev_prov_add_opts {
   const char *remote_dir;    /* bundle directory on the device; NULL = /opt/mxfleet */
   const char *device_if;     /* WireGuard interface on the device; NULL = wg0 */
   int health_wait_s;         /* deadline for /v1/health through the tunnel; 0 = 30 */
+  int no_systemd;            /* run the agent without systemd even where there is one (tests) */
   int fail_at;               /* tests: fail right after step k (1-based); -k: _exit(3) there
                               * (a killed run); 0 = never */
   FILE *out;                 /* progress lines; NULL = stdout */

@@ -18,9 +18,11 @@
 #define DEV_PROV_SOURCE_DIR "."
 #endif
 
-/* The install script: systemd hosts get the packaged unit and wg-quick;
- * hosts without systemd (containers, the tests' namespaces) get userspace
- * WireGuard and the agent started in the background. `stop` undoes it. */
+/* The install script. On a systemd host (run as root) it installs the
+ * packaged unit, /etc/mxfleet-agent and wg-quick@IF so both survive a
+ * reboot; elsewhere (containers, the tests' namespaces) it brings up kernel
+ * or userspace WireGuard and starts the agent in the background. `stop`
+ * undoes either. MXFLEET_NO_SYSTEMD=1 forces the second way. */
 static const char install_fmt[] =
   "#!/bin/sh\n"
   "# mxfleet-agent bundle for %s, written by `mxfleet device add`.\n"
@@ -30,6 +32,27 @@ static const char install_fmt[] =
   "IF=%s\n"
   "ADDR=%s/%d\n"
   "export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n"
+  "if [ -d /run/systemd/system ] && [ \"${MXFLEET_NO_SYSTEMD:-0}\" != 1 ]; then\n"
+  "  if [ \"${1:-start}\" = stop ]; then\n"
+  "    systemctl disable --now mxfleet-agent \"wg-quick@$IF\" 2>/dev/null || true\n"
+  "    exit 0\n"
+  "  fi\n"
+  "  id mxfleet-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mxfleet-agent\n"
+  "  install -d -m 0750 -g mxfleet-agent /etc/mxfleet-agent\n"
+  "  install -m 0755 \"$D/mxfleet-agent\" /usr/sbin/mxfleet-agent\n"
+  "  install -m 0640 -g mxfleet-agent \"$D/manifest.json\" /etc/mxfleet-agent/manifest.json\n"
+  "  install -m 0600 -o mxfleet-agent \"$D/agent.key\" /etc/mxfleet-agent/agent.key\n"
+  "  sed -e \"s|$D/agent.key|/etc/mxfleet-agent/agent.key|\" -e \"s|$D/manifest.json|/etc/mxfleet-agent/manifest.json|\" \\\n"
+  "      -e \"s|$D/data|/var/lib/mxfleet-agent|\" \"$D/agent.json\" >/etc/mxfleet-agent/agent.json\n"
+  "  install -d -m 0700 /etc/wireguard\n"
+  "  install -m 0600 \"$D/wg.conf\" \"/etc/wireguard/$IF.conf\"\n"
+  "  install -m 0644 \"$D/mxfleet-agent.service\" /etc/systemd/system/mxfleet-agent.service\n"
+  "  systemctl daemon-reload\n"
+  "  systemctl enable --now \"wg-quick@$IF\"\n"
+  "  systemctl enable mxfleet-agent\n"
+  "  systemctl restart mxfleet-agent\n"
+  "  exit 0\n"
+  "fi\n"
   "if [ \"${1:-start}\" = stop ]; then\n"
   "  if [ -f \"$D/agent.pid\" ]; then kill \"$(cat \"$D/agent.pid\")\" 2>/dev/null || true; rm -f \"$D/agent.pid\"; fi\n"
   "  ip link del \"$IF\" 2>/dev/null || true\n"
@@ -79,27 +102,30 @@ static mx_err put(struct prov_ctx *c, const char *name, struct mx_buf *data, int
 }
 
 static const char *const bundle_names[] = { "mxfleet-agent", "manifest.json", "agent.key", "wg.conf",
-                                            "agent.json", "install.sh", "bundle.sha256" };
+                                            "mxfleet-agent.service", "agent.json", "install.sh", "bundle.sha256" };
+#define BUNDLE_N PROV_BUNDLE_MAX
+#define BUNDLE_LINKED 5 /* the first five are symlinks to their sources */
 
 /* The files that go to the device, under their remote names: generated ones
  * and symlinks to the originals (scp follows them; -p keeps their modes). */
-mx_err prov_bundle_files(struct prov_ctx *c, char *local[8], const char *remote[8], int *n)
+mx_err prov_bundle_files(struct prov_ctx *c, char *local[BUNDLE_N], const char *remote[BUNDLE_N], int *n)
 {
-  for (int i = 0; i < 7; i++) {
+  for (int i = 0; i < BUNDLE_N; i++) {
     local[i] = mx_path_join(c->bundle_fs, bundle_names[i]);
     remote[i] = bundle_names[i];
     if (!local[i])
       return MX_ERR_NOMEM;
   }
-  *n = 7;
+  *n = BUNDLE_N;
   return MX_OK;
 }
 
 static mx_err link_sources(struct prov_ctx *c, int *created, char *err)
 {
-  const char *src[] = { c->o->agent_bin, c->man_fs, c->hmac_fs, c->wgconf_fs };
+  const char *src[BUNDLE_LINKED] = { c->o->agent_bin, c->man_fs, c->hmac_fs, c->wgconf_fs,
+                                     DEV_PROV_SOURCE_DIR "/packaging/systemd/mxfleet-agent.service" };
   mx_err rc = MX_OK;
-  for (int i = 0; !rc && i < 4; i++) {
+  for (int i = 0; !rc && i < BUNDLE_LINKED; i++) {
     char *p = mx_path_join(c->bundle_fs, bundle_names[i]), *target = realpath(src[i], NULL);
     char cur[4096];
     ssize_t len = p ? readlink(p, cur, sizeof(cur) - 1) : -1;
@@ -144,8 +170,8 @@ mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *
 {
   struct mx_buf inst = MX_BUF_INIT(MX_BUF_MAX_SMALL), aj = MX_BUF_INIT(MX_BUF_MAX_SMALL);
   struct mx_buf hb = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  char *local[8] = { 0 };
-  const char *remote[8];
+  char *local[BUNDLE_N] = { 0 };
+  const char *remote[BUNDLE_N];
   int n = 0;
   mx_err rc = mx_mkdir_p(c->bundle_fs, 0700, err);
   if (!rc)
@@ -166,7 +192,7 @@ mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *
     rc = mx_buf_addf(&hb, "%s\n", hash);
   if (!rc)
     rc = put(c, "bundle.sha256", &hb, created, err);
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < BUNDLE_N; i++)
     free(local[i]);
   mx_buf_release(&inst);
   mx_buf_release(&aj);

@@ -29,7 +29,8 @@ static const char usage[] =
   "                          [--server-name NAME] [--host-key SHA256:...]\n"
   "       mxfleet device add NAME --via wg --ssh USER@HOST[:PORT] --hub-endpoint HOST:PORT\n"
   "                          --agent-bin FILE [--mesh CIDR] [--wg-if IF] [--remote-dir DIR]\n"
-  "                          [--device-if IF] [--health-wait SECONDS] (and the options above)\n"
+  "                          [--device-if IF] [--health-wait SECONDS] [--no-systemd]\n"
+  "                          (and the options above)\n"
   "       mxfleet device list [--json] --config FILE\n"
   "       mxfleet device show NAME [--json] --config FILE\n"
   "       mxfleet device revoke NAME [--yes] --config FILE\n"
@@ -44,7 +45,7 @@ static const char usage[] =
 struct cli {
   const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
   const char *mesh, *wg_if, *hub, *agent_bin, *remote_dir, *device_if, *wait;
-  int json, yes, help, fail_at;
+  int json, yes, help, fail_at, no_systemd;
 };
 
 /* Options taking a value, and where each goes. */
@@ -71,6 +72,8 @@ static int parse_flag(struct cli *c, const char *a)
     c->yes = 1;
   else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
     c->help = 1;
+  else if (strcmp(a, "--no-systemd") == 0)
+    c->no_systemd = 1;
   else
     return 0;
   return 1;
@@ -128,6 +131,7 @@ static int run_add(const struct cli *c, char *err)
     .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .host_key_fp = c->fp, .fail_at = c->fail_at,
     .mesh = c->mesh, .wg_interface = c->wg_if, .hub_endpoint = c->hub, .agent_bin = c->agent_bin,
     .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = c->wait ? atoi(c->wait) : 0,
+    .no_systemd = c->no_systemd,
   };
   if (!c->via || strcmp(c->via, "ssh") == 0)
     o.via = DEV_PROV_VIA_SSH;

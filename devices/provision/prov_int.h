@@ -138,8 +138,11 @@ mx_err prov_agent_health(struct prov_ctx *c, char *err);
 
 /* prov_bundle.c: the agent bundle (local generated files + what is sent). */
 mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *err);
-/* local[i] (malloc'd, caller frees) is sent as remote_dir/remote[i]. */
-mx_err prov_bundle_files(struct prov_ctx *c, char *local[8], const char *remote[8], int *n);
+/* local[i] (malloc'd, caller frees) is sent as remote_dir/remote[i]; at
+ * most PROV_BUNDLE_MAX files. */
+#define PROV_BUNDLE_MAX 8
+mx_err prov_bundle_files(struct prov_ctx *c, char *local[PROV_BUNDLE_MAX], const char *remote[PROV_BUNDLE_MAX],
+                         int *n);
 mx_err prov_bundle_remove_local(struct prov_ctx *c, char *err);
 
 /* Shared steps: prov_step_ssh.c, prov_step_matrix.c, prov_step_files.c. */

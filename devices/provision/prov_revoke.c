@@ -80,7 +80,7 @@ static void remove_files(const struct prov_cfg *cfg, const char *name, FILE *out
   static const char *const fmt[] = { "secrets/%s.pw", "ssh/%s.known_hosts", "manifests/%s.json", "prompts/%s.md",
                                      "provision/%s.json", "wg/%s.key", "wg/%s.addr", "wg/%s.conf", "keys/%s.hmac",
                                      "bundles/%s/mxfleet-agent", "bundles/%s/manifest.json", "bundles/%s/agent.key",
-                                     "bundles/%s/wg.conf", "bundles/%s/agent.json", "bundles/%s/install.sh",
+                                     "bundles/%s/wg.conf", "bundles/%s/mxfleet-agent.service", "bundles/%s/agent.json", "bundles/%s/install.sh",
                                      "bundles/%s/bundle.sha256", "bundles/%s" };
   for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
     char rel[128];

@@ -170,8 +170,8 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
 {
   char hash[65] = "", there[65] = "", cmd[600];
   int built = 0;
-  char *local[8] = { 0 };
-  const char *remote[8];
+  char *local[PROV_BUNDLE_MAX] = { 0 };
+  const char *remote[PROV_BUNDLE_MAX];
   int n = 0;
   mx_err rc = prov_bundle_build(c, hash, &built, err);
   if (!rc)
@@ -185,7 +185,7 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
     rc = prov_bundle_files(c, local, remote, &n);
   if (!rc)
     rc = prov_scp(c, (const char *const *)local, n, c->remote_dir, err);
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < PROV_BUNDLE_MAX; i++)
     free(local[i]);
   *created = !rc;
   return rc ? rc : mx_buf_addf(note, "bundle %.12s to %s:%s", hash, c->ssh_host, c->remote_dir);
@@ -199,8 +199,9 @@ static mx_err upload_undo(struct prov_ctx *c, char *err)
    * agent that never went live. */
   snprintf(cmd, sizeof(cmd),
            "rm -f %s/mxfleet-agent %s/manifest.json %s/agent.key %s/wg.conf %s/wg.setconf %s/agent.json "
-           "%s/install.sh %s/bundle.sha256 %s/agent.log %s/wg.log && rm -rf %s/data && rmdir %s 2>/dev/null; true",
-           r, r, r, r, r, r, r, r, r, r, r, r);
+           "%s/mxfleet-agent.service %s/install.sh %s/bundle.sha256 %s/agent.log %s/wg.log && rm -rf %s/data && "
+           "rmdir %s 2>/dev/null; true",
+           r, r, r, r, r, r, r, r, r, r, r, r, r);
   mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
   return rc ? rc : prov_bundle_remove_local(c, err);
 }
@@ -228,7 +229,8 @@ static mx_err start_run(struct prov_ctx *c, int *created, struct mx_buf *note, c
   char cmd[600], herr[MX_ERRBUF_LEN];
   if (prov_agent_health(c, herr) == MX_OK)
     return mx_buf_addf(note, "http://%s:7443/v1/health ok", c->address);
-  snprintf(cmd, sizeof(cmd), "sh %s/install.sh start", c->remote_dir);
+  snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh start", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
+           c->remote_dir);
   mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
   *created = !rc;
   if (!rc)
@@ -239,7 +241,8 @@ static mx_err start_run(struct prov_ctx *c, int *created, struct mx_buf *note, c
 static mx_err start_undo(struct prov_ctx *c, char *err)
 {
   char cmd[600];
-  snprintf(cmd, sizeof(cmd), "sh %s/install.sh stop", c->remote_dir);
+  snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh stop", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
+           c->remote_dir);
   return prov_ssh_cmd(c, cmd, NULL, err);
 }
 
