@@ -224,7 +224,11 @@ static mx_err decrypt_locked(struct mx_e2ee *e, sqlite3 *db, const char *room_id
     return mx_fail(MX_ERR_INVALID, err, "m.room.encrypted %s: expected m.megolm.v1.aes-sha2 with session_id and "
                                         "ciphertext", eid ? eid : "(no event_id)");
   struct inbound in = { 0 };
-  if (!load_inbound(e, db, room_id, sid, &in))
+  const char *dev = mx_json_str(c, "device_id");
+  if (!load_inbound(e, db, room_id, sid, &in) && strcmp(from, e->user_id) == 0 && dev &&
+      strcmp(dev, e->device_id) == 0) /* our own, from a session we never kept: nothing will arrive */
+    return mx_fail(MX_ERR_CRYPTO, err, "own event %s: session %s was not kept", eid, sid);
+  if (!in.pickle)
     return queue_event(e, db, room_id, sid, ev, err) ? MX_ERR_DB
                                                       : mx_fail(MX_ERR_PENDING, err, "room key %s not received yet", sid);
   mx_err rc = MX_OK;

@@ -430,11 +430,19 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
     room_changed_locked(e, room_id, "a device holding the session left");
   if (!rc)
     rc = current_session(e, room_id, &g, err);
+  cJSON *own = NULL;
   if (!rc) {
     snprintf(sid_out, 128, "%s", g->session_id);
+    /* a fresh session is also kept as an inbound one: the bot can read
+     * its own messages (and a restart does not queue them forever) */
+    if (olm_outbound_group_session_message_index(g->s) == 0)
+      own = room_key_content(e, g);
     rc = e2ee_flush_unlocked_write(e, err); /* the new session exists on disk before its key leaves */
   }
   pthread_mutex_unlock(&e->lock);
+  if (!rc && own)
+    rc = e2ee_room_key_received(e, e->db, e->user_id, e->curve, e->ed, own, err);
+  cJSON_Delete(own);
   if (!rc)
     rc = unshared(e, users, room_id, sid_out, &ts, err);
   if (!rc)

@@ -56,9 +56,13 @@ mx_err e2ee_pickle_key_load(const char *data_dir, uint8_t key[E2EE_PICKLE_KEY_LE
   mx_err rc = (path && tmp) ? MX_OK : MX_ERR_NOMEM;
   if (!rc && access(path, F_OK) != 0) {
     uint8_t fresh[E2EE_PICKLE_KEY_LEN];
-    char tmpname[4096];
-    snprintf(tmpname, sizeof(tmpname), "%s.%ld", tmp, (long)getpid());
-    rc = mx_random_bytes(fresh, sizeof(fresh));
+    char tmpname[4096], uniq[13];
+    /* identities start on several threads of one process: the temp name
+     * must be unique per call, not only per process */
+    rc = mx_random_alnum(uniq, 12);
+    snprintf(tmpname, sizeof(tmpname), "%s.%ld.%s", tmp, (long)getpid(), uniq);
+    if (!rc)
+      rc = mx_random_bytes(fresh, sizeof(fresh));
     if (!rc)
       rc = mx_file_write(tmpname, fresh, sizeof(fresh), 0600, err);
     /* link() fails with EEXIST when another identity won the race: use its key */

@@ -6,6 +6,7 @@
  * event ids and next_batch; replies go out after the commit.
  *   "!ping" -> "pong" (trusted operator device) or a refusal notice
  *   encrypted file -> "file sha256 <hex>" or "file rejected: ..."
+ *   "quiet:..." -> decrypted and logged, no reply
  * Environment: MX_HS_URL, BOT_USER, BOT_PW, BOT_DIR, OPERATORS (comma list),
  * REQUIRE_VERIFIED (default 1), EXCLUDE_INSECURE (default 0), CRASH_ON (body that triggers one SIGKILL
  * mid-transaction when BOT_DIR/crash-once exists). Stops on SIGTERM.
@@ -118,6 +119,10 @@ static void handle_plain(sqlite3 *db, const char *room, const char *eid, const c
   sqlite3_finalize(st);
   if (!fresh)
     return;
+  if (body && strncmp(body, "quiet:", 6) == 0) { /* test traffic: logged, no reply */
+    printf("echo-bot: quiet '%s'\n", body);
+    return;
+  }
   struct work *w = &works[nworks++];
   memset(w, 0, sizeof(*w));
   snprintf(w->room, sizeof(w->room), "%s", room);

@@ -325,6 +325,34 @@ def scenario(work, binary, peer_dir):
         r = peer("a2", "wait_utd", room, "@bot:mxfleet.test", "30", "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE")
         check(r["reason"] == "MEGOLM_KEY_WITHHELD_FOR_UNVERIFIED_DEVICE",
               f"the unverified device is told why it cannot decrypt: {r}")
+
+        # unwedging: the bot loses its Olm sessions (corrupted store). The
+        # next room key from js-sdk arrives over a session the bot no longer
+        # has; the bot answers with m.dummy over a fresh session, and the
+        # room key after that decrypts again.
+        bot._start_size = len(bot.text())
+        bot.stop(signal.SIGTERM)
+        import sqlite3
+        db = sqlite3.connect(os.path.join(bot.dir, "bot.db"))
+        db.execute("DELETE FROM e2ee_olm")
+        db.commit()
+        db.close()
+        bot.start()
+        peer("b1", "login", "bob", "bobpw")
+
+        def js_rotates(n):
+            """A device that holds alice's session leaves: js-sdk rotates."""
+            peer("a1", "invite", room, "@bob:mxfleet.test")
+            peer("b1", "join", room)
+            peer("a1", "send", room, f"quiet:while-bob-is-here-{n}")
+            peer("a1", "kick", room, "@bob:mxfleet.test")
+        js_rotates(1)
+        peer("a1", "mark_seen", room)
+        peer("a1", "send", room, "quiet:lost-to-the-wedge")
+        bot.wait_log("sent m.dummy to @alice:mxfleet.test", 60, start_at=bot._start_size)
+        js_rotates(2)
+        peer("a1", "mark_seen", room)
+        round_trip(peer, bot, "a1", room, "after-unwedge", "echo: after-unwedge")
     finally:
         peer.close()
         peer_log.close()

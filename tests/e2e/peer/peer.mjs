@@ -290,6 +290,8 @@ async function run(name, cmd, args) {
       return { invited: true };
     case "kick":
       await client.kick(args[0], args[1], "test");
+      // until this client has seen the leave: only then does it rotate
+      await until(30, () => client.getRoom(args[0])?.getMember(args[1])?.membership === "leave", "the kick");
       return { kicked: true };
     case "wait_join":
       return waitJoin(name, args[0], args[1], args[2]);
