@@ -1,6 +1,8 @@
 /* mx_util.c - time, file and string helpers; see mx_util.h. */
 #include "mx_util.h"
 
+#include "mx_crypto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -57,11 +59,16 @@ mx_err mx_file_read(const char *path, size_t max, struct mx_buf *out, char *err)
 
 mx_err mx_file_write(const char *path, const void *data, size_t n, mode_t mode, char *err)
 {
-  size_t len = strlen(path) + 16;
+  /* unique per call: two threads may write the same file at once (the
+   * rename makes the last complete write win, never a mix of both) */
+  char uniq[13];
+  if (mx_random_alnum(uniq, 12))
+    return mx_fail(MX_ERR_CRYPTO, err, "no randomness for a temporary file name");
+  size_t len = strlen(path) + 40;
   char *tmp = malloc(len);
   if (!tmp)
     return MX_ERR_NOMEM;
-  snprintf(tmp, len, "%s.tmp%ld", path, (long)getpid());
+  snprintf(tmp, len, "%s.tmp%ld.%s", path, (long)getpid(), uniq);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     mx_err rc = mx_fail(MX_ERR_IO, err, "cannot create '%s': %s", tmp, strerror(errno));
