@@ -19,7 +19,7 @@
 
 #define E2EE_PICKLE_KEY_LEN 32
 #define E2EE_OTK_TARGET 50
-#define E2EE_MAX_OLM_PER_DEVICE 4
+#define E2EE_MAX_OLM_PER_DEVICE 5 /* spec: keep at least 4; LRU beyond */
 #define E2EE_DUMMY_INTERVAL_MS (3600 * 1000)
 #define E2EE_FALLBACK_FORGET_MS (3600 * 1000)
 
@@ -64,6 +64,7 @@ struct mx_e2ee {
   char curve[64], ed[64];
   OlmUtility *util;
   struct e2ee_olm *olm;
+  struct e2ee_olm *evicted;  /* to delete from the store at the next write */
   struct e2ee_outbound *out;
   /* set by process_sync, consumed by maintain */
   int64_t otk_count;         /* -1 unknown */

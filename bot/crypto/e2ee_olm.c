@@ -18,6 +18,29 @@
 #include "mx_log.h"
 #include "mx_util.h"
 
+/* Keeps at most E2EE_MAX_OLM_PER_DEVICE sessions per device: the least
+ * recently used beyond that move to e->evicted (deleted at the next write). */
+static void evict(struct mx_e2ee *e, const char *their_key)
+{
+  for (;;) {
+    int n = 0;
+    struct e2ee_olm **lru = NULL;
+    for (struct e2ee_olm **pp = &e->olm; *pp; pp = &(*pp)->next) {
+      if (strcmp((*pp)->their_key, their_key) != 0)
+        continue;
+      n++;
+      if (!lru || (*pp)->last_used_ms < (*lru)->last_used_ms)
+        lru = pp;
+    }
+    if (n <= E2EE_MAX_OLM_PER_DEVICE)
+      return;
+    struct e2ee_olm *o = *lru;
+    *lru = o->next;
+    o->next = e->evicted;
+    e->evicted = o;
+  }
+}
+
 static struct e2ee_olm *add_session(struct mx_e2ee *e, OlmSession *s, const char *their_key)
 {
   struct e2ee_olm *o = e2ee_alloc(sizeof(*o));
@@ -36,6 +59,7 @@ static struct e2ee_olm *add_session(struct mx_e2ee *e, OlmSession *s, const char
   o->dirty = 1;
   o->next = e->olm;
   e->olm = o;
+  evict(e, their_key);
   return o;
 }
 

@@ -34,6 +34,7 @@ struct write {
   int n;
   char *v[8];
   char num[4][24];
+  char *owned_a, *owned_b; /* strings that outlive an evicted session */
 };
 
 struct writes {
@@ -58,8 +59,12 @@ static struct write *add_write(struct writes *ws)
 
 static void free_writes(struct writes *ws)
 {
-  for (size_t i = 0; i < ws->n; i++)
-    free(ws->w[i].v[3]); /* only the pickle is owned; the rest point into e */
+  for (size_t i = 0; i < ws->n; i++) {
+    if (ws->w[i].n > 3)
+      free(ws->w[i].v[3]); /* the pickle is owned; the rest point into e */
+    free(ws->w[i].owned_a);
+    free(ws->w[i].owned_b);
+  }
   free(ws->w);
 }
 
@@ -85,6 +90,21 @@ static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
     if (!w->v[3])
       return MX_ERR_CRYPTO;
     e->acct_dirty = 0;
+  }
+  while (e->evicted) {
+    struct e2ee_olm *o = e->evicted;
+    if (!(w = add_write(ws)))
+      return MX_ERR_NOMEM;
+    w->sql = "DELETE FROM e2ee_olm WHERE acct=? AND their_key=? AND session_id=?";
+    w->n = 3;
+    w->v[0] = e->user_id;
+    w->v[1] = w->owned_a = mx_strdup(o->their_key);
+    w->v[2] = w->owned_b = mx_strdup(o->session_id);
+    e->evicted = o->next;
+    e2ee_free_session(o->s);
+    free(o);
+    if (!w->v[1] || !w->v[2])
+      return MX_ERR_NOMEM;
   }
   for (struct e2ee_olm *o = e->olm; o; o = o->next) {
     if (!o->dirty)
@@ -249,6 +269,12 @@ static mx_err load_outbound(struct mx_e2ee *e, char *err)
 
 void e2ee_drop_sessions(struct mx_e2ee *e)
 {
+  while (e->evicted) {
+    struct e2ee_olm *o = e->evicted;
+    e->evicted = o->next;
+    e2ee_free_session(o->s);
+    free(o);
+  }
   while (e->olm) {
     struct e2ee_olm *o = e->olm;
     e->olm = o->next;

@@ -278,7 +278,10 @@ static mx_err unwedge(struct mx_e2ee *e, char *err)
 
 mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
 {
-  pthread_mutex_lock(&e->send_lock);
+  /* Called after every sync, possibly on the sync worker: never wait for a
+   * long key share in progress; the next sync's call does the work. */
+  if (pthread_mutex_trylock(&e->send_lock) != 0)
+    return MX_OK;
   pthread_mutex_lock(&e->lock);
   mx_err rc = MX_OK;
   if ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing) {

@@ -70,9 +70,10 @@ mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync_re
 /* The caller rolled back its sync transaction: drop in-memory state so it is
  * reloaded from what was committed. */
 void mx_e2ee_sync_aborted(struct mx_e2ee *e);
-/* Worker, blocking, after each committed sync: replenish one-time keys,
- * replace a used fallback key, re-query outdated device lists, unwedge
- * (m.dummy). Cheap when there is nothing to do. */
+/* After each committed sync (blocking while it works): replenish one-time
+ * keys, replace a used fallback key, forget the previous one after an hour,
+ * unwedge (m.dummy). Cheap when there is nothing to do; returns at once when
+ * an encrypt is sharing keys (the next call catches up). */
 mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err);
 
 /* Sync worker, caller's transaction: decrypts one m.room.encrypted event.

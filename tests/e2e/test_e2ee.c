@@ -398,6 +398,47 @@ static void wrong_room_and_wrong_sender_rejected(void **state)
 }
 
 
+
+static void olm_sessions_are_capped_per_device(void **state)
+{
+  (void)state;
+  struct mx_e2ee *a = open_id("@cap-a:test", "CA"), *b = open_id("@cap-b:test", "CB");
+  uint8_t rnd[1024];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  size_t need = olm_account_generate_one_time_keys_random_length(b->acct, 8);
+  assert_true(need <= sizeof(rnd));
+  olm_account_generate_one_time_keys(b->acct, 8, rnd, need);
+  char buf[4096];
+  size_t r = olm_account_one_time_keys(b->acct, buf, sizeof(buf));
+  cJSON *otks = cJSON_ParseWithLength(buf, r);
+  const cJSON *k;
+  char err[MX_ERRBUF_LEN];
+  pthread_mutex_lock(&a->lock);
+  cJSON_ArrayForEach(k, mx_json_obj(otks, "curve25519"))
+  {
+    struct e2ee_olm *o = NULL;
+    assert_int_equal(e2ee_olm_new_outbound(a, mx_e2ee_curve25519(b), k->valuestring, &o, err), MX_OK);
+    assert_int_equal(e2ee_flush_unlocked_write(a, err), MX_OK);
+  }
+  int n = 0;
+  for (struct e2ee_olm *o = a->olm; o; o = o->next)
+    n += strcmp(o->their_key, mx_e2ee_curve25519(b)) == 0;
+  pthread_mutex_unlock(&a->lock);
+  assert_int_equal(n, E2EE_MAX_OLM_PER_DEVICE);
+  const char *v[] = { a->user_id, mx_e2ee_curve25519(b) };
+  assert_int_equal(e2ee_db_int(a->db, "SELECT count(*) FROM e2ee_olm WHERE acct=? AND their_key=?", 2, v, -1),
+                   E2EE_MAX_OLM_PER_DEVICE);
+  /* the newest session is kept and is the one used to encrypt */
+  mx_e2ee_close(a);
+  a = open_id("@cap-a:test", "CA");
+  pthread_mutex_lock(&a->lock);
+  assert_non_null(e2ee_olm_find_best(a, mx_e2ee_curve25519(b)));
+  pthread_mutex_unlock(&a->lock);
+  cJSON_Delete(otks);
+  mx_e2ee_close(a);
+  mx_e2ee_close(b);
+}
+
 /* ---- device lists: verification chain, pinning, tampering ---- */
 
 struct xs {
@@ -635,6 +676,7 @@ int main(void)
     cmocka_unit_test(otk_commit_before_upload_and_same_keys_retried),
     cmocka_unit_test(late_key_replay_and_restart),
     cmocka_unit_test(wrong_room_and_wrong_sender_rejected),
+    cmocka_unit_test(olm_sessions_are_capped_per_device),
     cmocka_unit_test(cross_signed_operator_device_is_trusted),
     cmocka_unit_test(unsigned_or_badly_chained_device_is_refused),
     cmocka_unit_test(tampered_device_keys_and_changed_ed25519_are_ignored),
