@@ -64,6 +64,18 @@ static const char **value_slot(struct cli *c, const char *opt)
   return NULL;
 }
 
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+  char *end = NULL;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < lo || n > hi) {
+    fprintf(stderr, "mxfleet device: %s: expected a whole number %d-%d, got '%s'\n", opt, lo, hi, v);
+    return 2;
+  }
+  *out = (int)n;
+  return 0;
+}
+
 static int parse_flag(struct cli *c, const char *a)
 {
   if (strcmp(a, "--json") == 0)
@@ -91,8 +103,8 @@ static int parse(struct cli *c, int argc, char **argv)
       }
       if (slot)
         *slot = argv[++i];
-      else
-        c->fail_at = atoi(argv[++i]); /* hidden, for the rollback tests */
+      else if (parse_int(a, argv[++i], -64, 64, &c->fail_at)) /* hidden, for the rollback tests */
+        return 2;
     } else if (parse_flag(c, a)) {
       continue;
     } else if (a[0] == '-') {
@@ -130,7 +142,7 @@ static int run_add(const struct cli *c, char *err)
     .config_path = c->config, .name = c->name, .ssh_target = c->ssh, .key_file = c->key, .os = c->os,
     .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .host_key_fp = c->fp, .fail_at = c->fail_at,
     .mesh = c->mesh, .wg_interface = c->wg_if, .hub_endpoint = c->hub, .agent_bin = c->agent_bin,
-    .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = c->wait ? atoi(c->wait) : 0,
+    .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = 0,
     .no_systemd = c->no_systemd,
   };
   if (!c->via || strcmp(c->via, "ssh") == 0)
@@ -145,6 +157,8 @@ static int run_add(const struct cli *c, char *err)
     fprintf(stderr, "mxfleet device add: --ssh USER@HOST[:PORT] is required\n");
     return 2;
   }
+  if (c->wait && parse_int("--health-wait", c->wait, 1, 3600, &o.health_wait_s))
+    return 2;
   return dev_prov_add(&o, g_have_ops ? &g_ops : NULL, err) ? 1 : 0;
 }
 

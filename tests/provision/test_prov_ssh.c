@@ -377,6 +377,34 @@ static void assert_list_and_show(const char *name)
 }
 
 
+/* Revoke through the CLI: account deactivated, entry gone (the config is
+ * back to cfg0 byte for byte), audit kept; the name stays taken. */
+static void assert_revoke_keeps_audit(const char *name, const char *cfg0)
+{
+  char err[MX_ERRBUF_LEN] = "", audit[512], pwf[512], *out = NULL;
+  snprintf(audit, sizeof(audit), "%s/audit", W.data);
+  assert_int_equal(mx_mkdir_p(audit, 0700, err), MX_OK);
+  snprintf(audit, sizeof(audit), "%s/audit/%s.db", W.data, name);
+  assert_int_equal(mx_file_write(audit, "x", 1, 0600, err), MX_OK);
+  char *argv[] = { "device", "revoke", (char *)name, "--config", W.config, "--yes", NULL };
+  assert_int_equal(dev_provision_cli(6, argv), 0);
+  assert_int_equal(user_state(name), U_DEACTIVATED);
+  char *cfg3 = read_all(W.config);
+  assert_string_equal(cfg3, cfg0);
+  assert_true(prov_file_exists(audit));
+  snprintf(pwf, sizeof(pwf), "%s/secrets/%s.pw", W.data, name);
+  assert_false(prov_file_exists(pwf));
+
+  assert_int_not_equal(add(W.config, name, W.templates, 0, &out, err), MX_OK);
+  assert_non_null(strstr(err, "already exists on the homeserver"));
+  free(out);
+  char *cfg4 = read_all(W.config);
+  assert_string_equal(cfg4, cfg0);
+  assert_false(prov_file_exists(pwf));
+  free(cfg3);
+  free(cfg4);
+}
+
 static void test_add_twice_then_revoke(void **state)
 {
   (void)state;
@@ -413,34 +441,10 @@ static void test_add_twice_then_revoke(void **state)
 
   assert_list_and_show(name);
 
-  /* Revoke through the CLI: account deactivated, entry gone, audit kept. */
-  char audit[512];
-  snprintf(audit, sizeof(audit), "%s/audit", W.data);
-  assert_int_equal(mx_mkdir_p(audit, 0700, err), MX_OK);
-  snprintf(audit, sizeof(audit), "%s/audit/%s.db", W.data, name);
-  assert_int_equal(mx_file_write(audit, "x", 1, 0600, err), MX_OK);
-  char *argv[] = { "device", "revoke", name, "--config", W.config, "--yes", NULL };
-  assert_int_equal(dev_provision_cli(6, argv), 0);
-  assert_int_equal(user_state(name), U_DEACTIVATED);
-  char *cfg3 = read_all(W.config);
-  assert_string_equal(cfg3, cfg0); /* the added entry removed again, byte for byte */
-  assert_true(prov_file_exists(audit));
-  char pwf[512];
-  snprintf(pwf, sizeof(pwf), "%s/secrets/%s.pw", W.data, name);
-  assert_false(prov_file_exists(pwf));
-
-  /* The name of a revoked account cannot be onboarded again. */
-  assert_int_not_equal(add(W.config, name, W.templates, 0, &out, err), MX_OK);
-  assert_non_null(strstr(err, "already exists on the homeserver"));
-  free(out);
-  char *cfg4 = read_all(W.config);
-  assert_string_equal(cfg4, cfg0);
-  assert_false(prov_file_exists(pwf));
+  assert_revoke_keeps_audit(name, cfg0);
   free(cfg0);
   free(cfg1);
   free(cfg2);
-  free(cfg3);
-  free(cfg4);
   free(files1);
   free(files2);
 }
@@ -646,6 +650,8 @@ static void test_cli_usage_errors(void **state)
   assert_int_equal(dev_provision_cli(5, unknown), 2);
   char *noyes[] = { "device", "revoke", "pc1", "--config", W.config, NULL };
   assert_int_equal(dev_provision_cli(5, noyes), 1); /* stdin is not a TTY under ctest */
+  char *badwait[] = { "device", "add", "x", "--ssh", "a@b", "--health-wait", "soon", "--config", W.config, NULL };
+  assert_int_equal(dev_provision_cli(9, badwait), 2);
   char *badport[] = { "device", "add", "x", "--ssh", "a@b:99999", "--config", W.config, NULL };
   assert_int_equal(dev_provision_cli(7, badport), 1);
 }

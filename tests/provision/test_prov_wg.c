@@ -258,6 +258,25 @@ static void kill_agent(const char *name)
   free(pid);
 }
 
+/* A stopped agent is repaired by the same command; the config stays. */
+static void assert_repairs_stopped_agent(const char *name, const char *cfg1)
+{
+  char err[MX_ERRBUF_LEN] = "", *out = NULL;
+  kill_agent(name);
+  int64_t deadline = mx_mono_ms() + 10000;
+  while (agent_health(name, "198.51.100.2") == MX_OK && mx_mono_ms() < deadline)
+    usleep(100 * 1000);
+  assert_int_not_equal(agent_health(name, "198.51.100.2"), MX_OK);
+  assert_int_equal(add(name, 0, 0, &out, err), MX_OK);
+  assert_non_null(strstr(out, "[12/13] start the agent and wait for /v1/health ... started"));
+  free(out);
+  assert_int_equal(agent_health(name, "198.51.100.2"), MX_OK);
+  char *cfg3 = read_all(W.config);
+  assert_string_equal(cfg1, cfg3);
+
+  free(cfg3);
+}
+
 static void test_add_wg_end_to_end(void **state)
 {
   (void)state;
@@ -288,18 +307,7 @@ static void test_add_wg_end_to_end(void **state)
   assert_string_equal(cfg1, cfg2);
   assert_string_equal(files1, files2);
 
-  /* A stopped agent is repaired by the same command. */
-  kill_agent(name);
-  int64_t deadline = mx_mono_ms() + 10000;
-  while (agent_health(name, "198.51.100.2") == MX_OK && mx_mono_ms() < deadline)
-    usleep(100 * 1000);
-  assert_int_not_equal(agent_health(name, "198.51.100.2"), MX_OK);
-  assert_int_equal(add(name, 0, 0, &out, err), MX_OK);
-  assert_non_null(strstr(out, "[12/13] start the agent and wait for /v1/health ... started"));
-  free(out);
-  assert_int_equal(agent_health(name, "198.51.100.2"), MX_OK);
-  char *cfg3 = read_all(W.config);
-  assert_string_equal(cfg1, cfg3);
+  assert_repairs_stopped_agent(name, cfg1);
 
   /* Revoke: the hub forgets the peer, the account is deactivated. The
    * device side is the operator's to wipe; here its namespace is reused by
@@ -316,7 +324,6 @@ static void test_add_wg_end_to_end(void **state)
   cJSON_Delete(root);
   free(cfg1);
   free(cfg2);
-  free(cfg3);
   free(files1);
   free(files2);
 }
