@@ -182,7 +182,7 @@ static mx_err open_listener(const char *listen_addr, int *fd_out, int *port_out,
 mx_err mx_httpd_start_opts(const char *listen_addr, mx_health_fn health, void *ctx, struct mx_metrics *metrics,
                            const struct mx_httpd_opts *opts, struct mx_httpd **out, char *err)
 {
-  int fd;
+  int fd = -1;
   unsigned conn = opts && opts->conn_limit ? opts->conn_limit : MX_HTTPD_CONN_LIMIT;
   unsigned per_ip = opts && opts->per_ip_limit ? opts->per_ip_limit : MX_HTTPD_PER_IP_LIMIT;
   unsigned timeout = opts && opts->timeout_s ? opts->timeout_s : MX_HTTPD_TIMEOUT_S;

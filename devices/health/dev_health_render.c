@@ -90,7 +90,7 @@ static void health_cell(const struct dev_health_dev *d, char *out, size_t n)
     else if (d->ssh_ok)
       snprintf(out + len, n - len, "%sssh ok", sep);
     else
-      snprintf(out + len, n - len, "%sssh unreachable: %s", sep, d->ssh_detail);
+      snprintf(out + len, n - len, "%sssh unreachable: %.120s", sep, d->ssh_detail);
   }
   if (!out[0])
     snprintf(out, n, "-");

@@ -36,7 +36,7 @@ static void link_probe(struct dev_health *h, struct dev_health_dev *d, const str
     return;
   p->link_bad = 1;
   if (wg_err) {
-    snprintf(p->link_detail, sizeof p->link_detail, "stale (cannot read handshakes: %s)", wg_err);
+    snprintf(p->link_detail, sizeof p->link_detail, "stale (cannot read handshakes: %.150s)", wg_err);
     return;
   }
   for (size_t i = 0; i < nhs; i++) {

@@ -220,8 +220,8 @@ static void subst_dir(const char *want, char *out, size_t n)
   const char *p = strstr(want, "{DIR}");
   if (!p)
     snprintf(out, n, "%s", want);
-  else
-    snprintf(out, n, "%.*s%s%s", (int)(p - want), want, tmp_dir, p + 5);
+  else if (snprintf(out, n, "%.*s%s%s", (int)(p - want), want, tmp_dir, p + 5) >= (int)n)
+    fail_msg("expected error text longer than %zu bytes", n);
 }
 
 static void malformed_configs_give_exact_errors(void **state)
