@@ -284,7 +284,21 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
     return MX_OK;
   pthread_mutex_lock(&e->lock);
   mx_err rc = MX_OK;
-  if ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing) {
+  if (e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) {
+    /* A /sync computed before our last upload still shows the old low
+     * count; topping up from it would push libolm past its 100 private
+     * keys and forget published ones. Ask the server (an empty upload
+     * returns the live counts) before generating anything. */
+    cJSON *empty = cJSON_CreateObject();
+    int64_t live = -1;
+    pthread_mutex_unlock(&e->lock);
+    rc = empty ? e2ee_api_upload(e, empty, &live, err) : MX_ERR_NOMEM;
+    pthread_mutex_lock(&e->lock);
+    cJSON_Delete(empty);
+    if (!rc)
+      e->otk_count = live;
+  }
+  if (!rc && ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing)) {
     int replacing_fallback = e->fallback_missing;
     rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
     if (!rc && replacing_fallback && !e->fallback_missing)
