@@ -404,33 +404,32 @@ static mx_err send_withheld(struct mx_e2ee *e, cJSON *withheld, char *err)
   return rc;
 }
 
-static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char *err)
+/* Joined members, their fresh device lists, and the room's current session
+ * (rotated if due or if a holder left), committed and kept as inbound too.
+ * *users (owned) lists the joined members. */
+static mx_err prepare(struct mx_e2ee *e, const char *room_id, cJSON **users, char *sid_out, char *err)
 {
-  cJSON *users = NULL, *msgs = cJSON_CreateObject(), *withheld = cJSON_CreateObject();
-  cJSON *unverified = cJSON_CreateObject();
-  struct targets ts = { 0 };
-  struct e2ee_outbound *g = NULL;
-  int nshare = 0;
-  mx_err rc = joined_members(e, room_id, &users, err);
-  size_t nu = rc ? 0 : (size_t)cJSON_GetArraySize(users);
+  mx_err rc = joined_members(e, room_id, users, err);
+  size_t nu = rc ? 0 : (size_t)cJSON_GetArraySize(*users);
   const char **ul = calloc(nu + 1, sizeof(*ul));
   for (size_t i = 0; ul && i < nu; i++)
-    ul[i] = cJSON_GetArrayItem(users, (int)i)->valuestring;
+    ul[i] = cJSON_GetArrayItem(*users, (int)i)->valuestring;
   if (!rc)
-    rc = e2ee_devices_query(e, ul, nu, 0, err);
+    rc = ul ? e2ee_devices_query(e, ul, nu, 0, err) : MX_ERR_NOMEM;
+  free(ul);
   char cur[128] = "";
   pthread_mutex_lock(&e->lock);
-  g = find_out(e, room_id);
+  struct e2ee_outbound *g = find_out(e, room_id);
   if (g && !g->invalid)
     snprintf(cur, sizeof(cur), "%s", g->session_id);
   pthread_mutex_unlock(&e->lock);
-  int gone = !rc && holder_gone(e, room_id, cur, users);
+  int gone = !rc && holder_gone(e, room_id, cur, *users);
+  cJSON *own = NULL;
   pthread_mutex_lock(&e->lock);
   if (gone)
     room_changed_locked(e, room_id, "a device holding the session left");
   if (!rc)
     rc = current_session(e, room_id, &g, err);
-  cJSON *own = NULL;
   if (!rc) {
     snprintf(sid_out, 128, "%s", g->session_id);
     /* a fresh session is also kept as an inbound one: the bot can read
@@ -443,12 +442,22 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
   if (!rc && own)
     rc = e2ee_room_key_received(e, e->db, e->user_id, e->curve, e->ed, own, err);
   cJSON_Delete(own);
+  return rc;
+}
+
+static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char *err)
+{
+  cJSON *users = NULL, *msgs = cJSON_CreateObject(), *withheld = cJSON_CreateObject();
+  cJSON *unverified = cJSON_CreateObject();
+  struct targets ts = { 0 };
+  int nshare = 0;
+  mx_err rc = prepare(e, room_id, &users, sid_out, err);
   if (!rc)
     rc = unshared(e, users, room_id, sid_out, &ts, err);
   if (!rc)
     rc = claim_missing(e, &ts, err);
   pthread_mutex_lock(&e->lock);
-  g = find_out(e, room_id);
+  struct e2ee_outbound *g = find_out(e, room_id);
   if (!rc && (!g || strcmp(g->session_id, sid_out) != 0))
     rc = mx_fail(MX_ERR_CONFLICT, err, "megolm: the session of %s rotated while sharing", room_id);
   if (!rc)
@@ -466,7 +475,6 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
     rc = send_withheld(e, withheld, err);
   if (!rc && unverified->child)
     rc = send_unverified(e, room_id, sid_out, unverified, err);
-  free(ul);
   free_targets(&ts);
   cJSON_Delete(users);
   cJSON_Delete(msgs);

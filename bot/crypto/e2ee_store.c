@@ -74,26 +74,12 @@ static const char *num(struct write *w, int slot, int64_t v)
   return w->num[slot];
 }
 
-/* Snapshots every dirty object (e->lock held) and clears the dirty flags. */
-static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
+static mx_err snapshot_evicted(struct mx_e2ee *e, struct writes *ws)
 {
-  struct write *w;
-  if (e->acct_dirty) {
-    if (!(w = add_write(ws)))
-      return MX_ERR_NOMEM;
-    w->sql = SQL_ACCT;
-    w->n = 4;
-    w->v[0] = e->user_id;
-    w->v[1] = e->device_id;
-    w->v[2] = (char *)num(w, 0, e->acct_gen);
-    w->v[3] = e2ee_pickle_account(e);
-    if (!w->v[3])
-      return MX_ERR_CRYPTO;
-    e->acct_dirty = 0;
-  }
   while (e->evicted) {
     struct e2ee_olm *o = e->evicted;
-    if (!(w = add_write(ws)))
+    struct write *w = add_write(ws);
+    if (!w)
       return MX_ERR_NOMEM;
     w->sql = "DELETE FROM e2ee_olm WHERE acct=? AND their_key=? AND session_id=?";
     w->n = 3;
@@ -106,10 +92,16 @@ static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
     if (!w->v[1] || !w->v[2])
       return MX_ERR_NOMEM;
   }
+  return MX_OK;
+}
+
+static mx_err snapshot_olm(struct mx_e2ee *e, struct writes *ws)
+{
   for (struct e2ee_olm *o = e->olm; o; o = o->next) {
     if (!o->dirty)
       continue;
-    if (!(w = add_write(ws)))
+    struct write *w = add_write(ws);
+    if (!w)
       return MX_ERR_NOMEM;
     w->sql = SQL_OLM;
     w->n = 6;
@@ -123,10 +115,16 @@ static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
       return MX_ERR_CRYPTO;
     o->dirty = 0;
   }
+  return MX_OK;
+}
+
+static mx_err snapshot_outbound(struct mx_e2ee *e, struct writes *ws)
+{
   for (struct e2ee_outbound *g = e->out; g; g = g->next) {
     if (!g->dirty)
       continue;
-    if (!(w = add_write(ws)))
+    struct write *w = add_write(ws);
+    if (!w)
       return MX_ERR_NOMEM;
     w->sql = SQL_OUT;
     w->n = 8;
@@ -143,6 +141,31 @@ static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
     g->dirty = 0;
   }
   return MX_OK;
+}
+
+/* Snapshots every dirty object (e->lock held) and clears the dirty flags. */
+static mx_err snapshot(struct mx_e2ee *e, struct writes *ws)
+{
+  if (e->acct_dirty) {
+    struct write *w = add_write(ws);
+    if (!w)
+      return MX_ERR_NOMEM;
+    w->sql = SQL_ACCT;
+    w->n = 4;
+    w->v[0] = e->user_id;
+    w->v[1] = e->device_id;
+    w->v[2] = (char *)num(w, 0, e->acct_gen);
+    w->v[3] = e2ee_pickle_account(e);
+    if (!w->v[3])
+      return MX_ERR_CRYPTO;
+    e->acct_dirty = 0;
+  }
+  mx_err rc = snapshot_evicted(e, ws);
+  if (!rc)
+    rc = snapshot_olm(e, ws);
+  if (!rc)
+    rc = snapshot_outbound(e, ws);
+  return rc;
 }
 
 static mx_err apply(sqlite3 *db, const struct writes *ws, char *err)
