@@ -22,6 +22,7 @@
 #define E2EE_MAX_OLM_PER_DEVICE 5 /* spec: keep at least 4; LRU beyond */
 #define E2EE_DUMMY_INTERVAL_MS (3600 * 1000)
 #define E2EE_FALLBACK_FORGET_MS (3600 * 1000)
+#define E2EE_PENDING_MAX_AGE_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 struct e2ee_olm {            /* one Olm session with one remote device */
   struct e2ee_olm *next;
@@ -86,6 +87,10 @@ OlmAccount *e2ee_unpickle_account(struct mx_e2ee *e, const char *pickle);
 OlmSession *e2ee_unpickle_session(struct mx_e2ee *e, const char *pickle);
 OlmOutboundGroupSession *e2ee_unpickle_outbound(struct mx_e2ee *e, const char *pickle);
 OlmInboundGroupSession *e2ee_unpickle_inbound(struct mx_e2ee *e, const char *pickle);
+OlmAccount *e2ee_new_account(void); /* NULL on OOM */
+OlmSession *e2ee_new_session(void);
+OlmOutboundGroupSession *e2ee_new_outbound(void);
+OlmInboundGroupSession *e2ee_new_inbound(void);
 void e2ee_free_account(OlmAccount *a);
 void e2ee_free_session(OlmSession *s);
 void e2ee_free_outbound(OlmOutboundGroupSession *s);

@@ -23,9 +23,9 @@
 
 static OlmInboundGroupSession *from_key(const char *session_key)
 {
-  OlmInboundGroupSession *s = olm_inbound_group_session(malloc(olm_inbound_group_session_size()));
+  OlmInboundGroupSession *s = e2ee_new_inbound();
   char *copy = mx_strdup(session_key);
-  if (!copy || olm_init_inbound_group_session(s, (const uint8_t *)copy, strlen(copy)) == olm_error()) {
+  if (!s || !copy || olm_init_inbound_group_session(s, (const uint8_t *)copy, strlen(copy)) == olm_error()) {
     free(copy);
     e2ee_free_inbound(s);
     return NULL;

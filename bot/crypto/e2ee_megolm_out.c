@@ -71,7 +71,9 @@ mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, co
 
 static mx_err new_session(struct e2ee_outbound *g, char *err)
 {
-  OlmOutboundGroupSession *s = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
+  OlmOutboundGroupSession *s = e2ee_new_outbound();
+  if (!s)
+    return MX_ERR_NOMEM;
   size_t rl = olm_init_outbound_group_session_random_length(s);
   uint8_t *rnd = malloc(rl ? rl : 1);
   mx_err rc = rnd ? mx_random_bytes(rnd, rl) : MX_ERR_NOMEM;

@@ -84,7 +84,9 @@ static void touch(struct e2ee_olm *o)
 mx_err e2ee_olm_new_outbound(struct mx_e2ee *e, const char *their_curve, const char *their_otk,
                              struct e2ee_olm **out, char *err)
 {
-  OlmSession *s = olm_session(malloc(olm_session_size()));
+  OlmSession *s = e2ee_new_session();
+  if (!s)
+    return MX_ERR_NOMEM;
   size_t rl = olm_create_outbound_session_random_length(s);
   uint8_t *rnd = malloc(rl ? rl : 1);
   mx_err rc = rnd ? mx_random_bytes(rnd, rl) : MX_ERR_NOMEM;
@@ -137,8 +139,12 @@ static int matches(OlmSession *s, const char *sender_key, const char *body)
 /* Type 0 with no matching session: a new inbound session from our OTK. */
 static char *decrypt_new_inbound(struct mx_e2ee *e, const char *sender_key, const char *body, char *err)
 {
-  OlmSession *s = olm_session(malloc(olm_session_size()));
+  OlmSession *s = e2ee_new_session();
   char *c = mx_strdup(body), *plain = NULL;
+  if (!s) {
+    free(c);
+    return NULL;
+  }
   if (!c || olm_create_inbound_session_from(s, e->acct, sender_key, strlen(sender_key), c, strlen(c)) == olm_error()) {
     e2ee_olm_fail(err, "olm pre-key message", olm_session_last_error(s));
     goto fail;

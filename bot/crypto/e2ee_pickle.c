@@ -154,6 +154,31 @@ OlmInboundGroupSession *e2ee_unpickle_inbound(struct mx_e2ee *e, const char *pic
                 olm_unpickle_inbound_group_session, olm_clear_inbound_group_session)
 }
 
+/* Fresh libolm objects; NULL when out of memory. */
+OlmAccount *e2ee_new_account(void)
+{
+  void *m = malloc(olm_account_size());
+  return m ? olm_account(m) : NULL;
+}
+
+OlmSession *e2ee_new_session(void)
+{
+  void *m = malloc(olm_session_size());
+  return m ? olm_session(m) : NULL;
+}
+
+OlmOutboundGroupSession *e2ee_new_outbound(void)
+{
+  void *m = malloc(olm_outbound_group_session_size());
+  return m ? olm_outbound_group_session(m) : NULL;
+}
+
+OlmInboundGroupSession *e2ee_new_inbound(void)
+{
+  void *m = malloc(olm_inbound_group_session_size());
+  return m ? olm_inbound_group_session(m) : NULL;
+}
+
 void e2ee_free_account(OlmAccount *a)
 {
   if (a) {

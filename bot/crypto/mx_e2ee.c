@@ -39,7 +39,8 @@ static mx_err identity_keys(struct mx_e2ee *e, char *err)
 
 static mx_err create_account(struct mx_e2ee *e, char *err)
 {
-  e->acct = olm_account(malloc(olm_account_size()));
+  if (!(e->acct = e2ee_new_account()))
+    return MX_ERR_NOMEM;
   size_t rl = olm_create_account_random_length(e->acct);
   uint8_t *rnd = malloc(rl);
   mx_err rc = rnd ? mx_random_bytes(rnd, rl) : MX_ERR_NOMEM;
@@ -127,8 +128,9 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     return MX_ERR_NOMEM;
   pthread_mutex_init(&e->lock, NULL);
   pthread_mutex_init(&e->send_lock, NULL);
-  e->util = olm_utility(malloc(olm_utility_size()));
-  mx_err rc = copy_opts(e, o);
+  void *um = malloc(olm_utility_size());
+  e->util = um ? olm_utility(um) : NULL;
+  mx_err rc = e->util ? copy_opts(e, o) : MX_ERR_NOMEM;
   if (!rc)
     rc = e2ee_pickle_key_load(o->data_dir, e->pickle_key, err);
   if (!rc)
@@ -316,6 +318,14 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   pthread_mutex_unlock(&e->lock);
   if (!rc)
     rc = unwedge(e, err);
+  if (!rc) {
+    /* events whose key never came (e.g. sent before we joined) are not
+     * kept forever */
+    char old[24];
+    snprintf(old, sizeof(old), "%" PRId64, mx_now_ms() - E2EE_PENDING_MAX_AGE_MS);
+    const char *v[] = { e->user_id, old };
+    e2ee_db_run(e->db, NULL, "DELETE FROM e2ee_pending WHERE acct=? AND ts < ?", 2, v);
+  }
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }
