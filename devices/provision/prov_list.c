@@ -1,10 +1,11 @@
 /*
  * prov_list.c - `device list` and `device show`: builds a one-shot health
  * monitor (devices/health) from the config, runs its checks once (WireGuard
- * handshakes, SSH reachability) and prints its fleet table or JSON, adding
- * what only data_dir says (files in place, audit file present). Agent
- * health and last commands need the running bot, so they show as unknown
- * (null) here. Layer: devices/provision; never calls bot/ or tools/.
+ * handshakes, SSH reachability, the agent's signed /v1/health) and prints
+ * its fleet table or JSON, adding what only data_dir says (files in place,
+ * audit file present). Last commands and audit verification need the
+ * running bot, so they show as null. Layer: devices/provision; never calls
+ * bot/ or tools/.
  * cJSON from dev_health_* is owned here and freed here.
  */
 #include "prov_int.h"
@@ -14,18 +15,21 @@
 
 #include "dev_health.h"
 #include "dev_ssh.h"
+#include "dev_wg.h"
 #include "mx_log.h"
 #include "mx_json.h"
 #include "mx_util.h"
 
-struct ssh_probe {
+/* One device's probe parameters (ssh or wg), owned by struct fleet. */
+struct probe {
   char *host, *user, *key, *kh, *name;
   int port;
+  const char *data_dir; /* borrowed from the config */
 };
 
 static int probe_ssh(void *ctx, char *detail, size_t n)
 {
-  struct ssh_probe *p = ctx;
+  struct probe *p = ctx;
   struct dev_ssh_config sc = { .host = p->host, .port = p->port, .user = p->user, .key_file = p->key,
                                .known_hosts = p->kh, .connect_timeout_ms = 5000, .device = p->name };
   char err[MX_ERRBUF_LEN] = "";
@@ -33,6 +37,28 @@ static int probe_ssh(void *ctx, char *detail, size_t n)
     return 0;
   snprintf(detail, n, "%s", err);
   return 1;
+}
+
+/* Signed GET /v1/health through the tunnel (host = mesh address, key =
+ * the HMAC key file). */
+static int probe_agent(void *ctx, char *detail, size_t n)
+{
+  struct probe *p = ctx;
+  char url[96], err[MX_ERRBUF_LEN] = "";
+  snprintf(url, sizeof(url), "http://%s:%d", p->host, p->port);
+  struct dev_wg_config wc = { .url = url, .key_file = p->key, .data_dir = p->data_dir, .device = p->name,
+                              .connect_timeout_ms = 3000 };
+  struct dev_backend *b = NULL;
+  cJSON *info = NULL;
+  mx_err rc = dev_wg_new(&wc, &b, err);
+  if (!rc)
+    rc = b->health(b, &info, err);
+  cJSON_Delete(info);
+  if (b)
+    b->destroy(b);
+  if (rc)
+    snprintf(detail, n, "%s", err);
+  return rc != MX_OK;
 }
 
 static void no_post(void *ctx, const char *text, const char *html)
@@ -44,14 +70,14 @@ static void no_post(void *ctx, const char *text, const char *html)
 
 struct fleet {
   struct dev_health *h;
-  struct ssh_probe *probes; /* one per device, unused ones zeroed */
+  struct probe *probes; /* one per device, unused ones zeroed */
   int n;
 };
 
 static void fleet_free(struct fleet *f)
 {
   for (int i = 0; i < f->n; i++) {
-    struct ssh_probe *p = &f->probes[i];
+    struct probe *p = &f->probes[i];
     free(p->host);
     free(p->user);
     free(p->key);
@@ -69,11 +95,23 @@ static mx_err add_device(const struct prov_cfg *cfg, struct fleet *f, const cJSO
   struct dev_health_device hd = { .name = mx_json_str(d, "name"), .backend = kind ? kind : "local" };
   if (!hd.name)
     return mx_fail(MX_ERR_CONFIG, err, "%s: devices[%d].name: expected a string", cfg->path, i);
+  struct probe *p = &f->probes[i];
+  p->data_dir = cfg->data_fs;
   if (kind && strcmp(kind, "wg") == 0) {
+    int64_t port = 7443;
+    const char *key = mx_json_str(b, "hmac_key_file");
     hd.wg_pubkey = mx_json_str(b, "public_key");
     hd.mesh_address = mx_json_str(b, "address");
+    mx_json_int(b, "port", &port);
+    p->port = (int)port;
+    p->host = mx_strdup(hd.mesh_address ? hd.mesh_address : "");
+    p->key = key ? prov_cfg_resolve(cfg, key) : mx_strdup("");
+    p->name = mx_strdup(hd.name);
+    if (!p->host || !p->key || !p->name)
+      return MX_ERR_NOMEM;
+    hd.agent_health = probe_agent;
+    hd.agent_ctx = p;
   } else if (kind && strcmp(kind, "ssh") == 0) {
-    struct ssh_probe *p = &f->probes[i];
     int64_t port = 22;
     mx_json_int(b, "port", &port);
     const char *kh = mx_json_str(b, "known_hosts"), *key = mx_json_str(b, "key_file");

@@ -258,6 +258,26 @@ static void kill_agent(const char *name)
   free(pid);
 }
 
+/* `device list --json` probes the new device: handshake done, agent ok. */
+static void assert_listed_online(const char *name)
+{
+  char err[MX_ERRBUF_LEN] = "", *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_int_equal(dev_prov_list(W.config, 1, f, err), MX_OK);
+  fclose(f);
+  cJSON *rows = cJSON_Parse(text);
+  const cJSON *r = cJSON_GetArrayItem(rows, 0);
+  assert_string_equal(mx_json_str(r, "name"), name);
+  assert_string_equal(mx_json_str(r, "mesh_address"), "198.51.100.2");
+  int64_t hs = 0;
+  assert_true(mx_json_int(r, "last_handshake", &hs) && hs > 0);
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(r, "agent"), "ok")));
+  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "online")));
+  cJSON_Delete(rows);
+  free(text);
+}
+
 /* A stopped agent is repaired by the same command; the config stays. */
 static void assert_repairs_stopped_agent(const char *name, const char *cfg1)
 {
@@ -297,6 +317,7 @@ static void test_add_wg_end_to_end(void **state)
   free(peers);
   assert_int_equal(agent_health(name, "198.51.100.2"), MX_OK);
   assert_int_equal(user_state(name), 1);
+  assert_listed_online(name);
 
   /* Again: nothing changes, every step reports its state. */
   char *files1 = file_list(W.data);
