@@ -43,7 +43,6 @@ def main():
                    OPERATORS="@alice:mxfleet.test")
         os.makedirs(env["BOT_DIR"])
         bot = it.Bot(binary, env, env["BOT_DIR"])
-        bot._start_size = 0
         bot.start()
         peer_log = open(os.path.join(work, "peer.log"), "w")
         peer = it.Peer(peer_dir, dict(os.environ, MX_HS_URL=url), peer_log)

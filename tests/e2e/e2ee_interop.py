@@ -80,12 +80,12 @@ class Bot:
         self.p = None
 
     def start(self):
+        """Starts the bot and waits for this run's "ready" line; log lines of
+        this run begin at self.run_start."""
+        self.run_start = len(self.text()) if os.path.exists(self.log) else 0
         self.logf = open(self.log, "a")
         self.p = subprocess.Popen([self.binary], env=self.env, stdout=self.logf, stderr=subprocess.STDOUT)
-        self.wait_log("echo-bot: ready", 60, start_at=self.size_before_start())
-
-    def size_before_start(self):
-        return self._start_size
+        self.wait_log("echo-bot: ready", 60, start_at=self.run_start)
 
     def stop(self, sig=signal.SIGTERM):
         rc = None
@@ -189,7 +189,6 @@ def scenario(work, binary, peer_dir):
                CRASH_ON="crash-here")
     os.makedirs(env["BOT_DIR"])
     bot = Bot(binary, env, env["BOT_DIR"])
-    bot._start_size = 0
     bot.start()
     device = bot.text().split("echo-bot: ready @bot:mxfleet.test ")[1].split()[0]
     peer_log = open(os.path.join(work, "peer.log"), "w")
@@ -205,7 +204,6 @@ def scenario(work, binary, peer_dir):
         round_trip(peer, bot, "a1", room, "hello", "echo: hello")
 
         # restart: same device, same keys, no UTD either way, no double reply
-        bot._start_size = len(bot.text())
         bot.stop(signal.SIGTERM)
         bot.start()
         round_trip(peer, bot, "a1", room, "!ping", "pong")
@@ -220,7 +218,6 @@ def scenario(work, binary, peer_dir):
         while bot.p.poll() is None and time.time() < deadline:
             time.sleep(0.1)
         check(bot.p.poll() == -signal.SIGKILL, "the bot died with SIGKILL mid-sync")
-        bot._start_size = len(bot.text())
         bot.stop(signal.SIGKILL)
         bot.start()
         r = peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")
@@ -242,7 +239,6 @@ def scenario(work, binary, peer_dir):
         while bot.p.poll() is None and time.time() < deadline:
             time.sleep(0.1)
         check(bot.p.poll() == -signal.SIGKILL, "the bot died with SIGKILL mid-sync (new olm session + room key)")
-        bot._start_size = len(bot.text())
         bot.stop(signal.SIGKILL)
         bot.start()
         r2 = peer("a2", "wait_reply", room, "@bot:mxfleet.test", "60")
@@ -314,11 +310,10 @@ def scenario(work, binary, peer_dir):
         # policy: exclude devices not cross-signed by their owner. After the
         # next rotation the unverified a2 gets m.unverified, a1 the key
         bot.env["EXCLUDE_INSECURE"] = "1"
-        bot._start_size = len(bot.text())
         bot.stop(signal.SIGTERM)
         bot.start()
         peer("a1", "kick", room, "@carol:mxfleet.test")
-        bot.wait_log("will rotate: a member left", 60, start_at=bot._start_size)
+        bot.wait_log("will rotate: a member left", 60, start_at=bot.run_start)
         peer("a1", "mark_seen", room)
         peer("a2", "mark_seen", room)
         round_trip(peer, bot, "a1", room, "!ping", "pong")
@@ -330,7 +325,6 @@ def scenario(work, binary, peer_dir):
         # next room key from js-sdk arrives over a session the bot no longer
         # has; the bot answers with m.dummy over a fresh session, and the
         # room key after that decrypts again.
-        bot._start_size = len(bot.text())
         bot.stop(signal.SIGTERM)
         import sqlite3
         db = sqlite3.connect(os.path.join(bot.dir, "bot.db"))
@@ -349,7 +343,7 @@ def scenario(work, binary, peer_dir):
         js_rotates(1)
         peer("a1", "mark_seen", room)
         peer("a1", "send", room, "quiet:lost-to-the-wedge")
-        bot.wait_log("sent m.dummy to @alice:mxfleet.test", 60, start_at=bot._start_size)
+        bot.wait_log("sent m.dummy to @alice:mxfleet.test", 60, start_at=bot.run_start)
         js_rotates(2)
         peer("a1", "mark_seen", room)
         round_trip(peer, bot, "a1", room, "after-unwedge", "echo: after-unwedge")
