@@ -535,7 +535,8 @@ class Bot:
             wait_until(probe, timeout, "mxfleet /health to answer 200")
         except TestFailure as e:
             raise TestFailure(f"{e}; last /health: {last.get('h')}; log tail:\n{self.log_tail()}") from None
-        log(f"mxfleet healthy after {time.monotonic() - self.started_at:.1f} s")
+        self.healthy_after = time.monotonic() - self.started_at
+        log(f"mxfleet healthy after {self.healthy_after:.1f} s")
 
     def stop(self, sig=signal.SIGTERM, limit=5.0):
         """Sends sig and asserts a clean exit 0 within `limit` seconds."""
