@@ -345,6 +345,21 @@ class Client:
         resp = self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
         return set(resp.get("rooms", {}).get("invite", {}).keys())
 
+    def read_receipts(self, room_id):
+        """{user_id: event_id} of the m.read receipts in room_id (full /sync)."""
+        flt = json.dumps({"room": {"rooms": [room_id], "timeline": {"limit": 1}},
+                          "presence": {"types": []}})
+        resp = self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
+        room = resp.get("rooms", {}).get("join", {}).get(room_id, {})
+        out = {}
+        for ev in room.get("ephemeral", {}).get("events", []):
+            if ev.get("type") != "m.receipt":
+                continue
+            for event_id, kinds in ev.get("content", {}).items():
+                for user in kinds.get("m.read", {}):
+                    out[user] = event_id
+        return out
+
     def resolve_alias(self, alias):
         try:
             return self.request("GET", f"/directory/room/{q(alias)}")["room_id"]

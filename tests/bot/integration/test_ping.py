@@ -1,6 +1,6 @@
 """Acceptance: an operator invites @agent-pc1, the bot joins, sets its display
 name and marks the DM in m.direct, `!ping` in the unencrypted DM gets one `pong` notice (with
-formatted_body), `!help` and `!status` answer, the alerts room exists under
+formatted_body) and a read receipt, `!help` and `!status` answer, the alerts room exists under
 its alias with the operator invited, SIGTERM exits 0 within 5 s, and the
 debug log holds no password or access token."""
 
@@ -26,6 +26,10 @@ def test():
                   f"pong lacks an HTML formatted_body: {content}")
             check(reply["origin_server_ts"] >= op.event(room, ping)["origin_server_ts"],
                   "pong is older than the ping")
+
+            # read receipt once handled
+            mxtest.wait_until(lambda: op.read_receipts(room).get(uid) == ping, 30,
+                              f"the bot's read receipt on the handled !ping {ping}")
 
             op.send_text(room, "!help")
             op.wait_messages(room, uid, lambda c: is_notice(c) and "!ping" in c.get("body", ""),
