@@ -1,5 +1,6 @@
-"""Acceptance: a command sent while the bot was down is answered after the
-restart (exactly once), along with nothing else."""
+"""Acceptance: commands sent while the bot was down are answered after the
+restart (exactly once), along with nothing else; an operator's invite sent
+while it was down is accepted after the restart."""
 
 import mxtest
 
@@ -16,7 +17,10 @@ def test():
             bot.stop()
 
             while_down = [op.send_text(room, "!ping"), op.send_text(room, "!ping")]
+            room2 = op.create_dm(uid)
             bot.start()
+            op.wait_membership(room2, uid, "join", timeout=60, forbidden=("leave",))
+            mxtest.assert_exactly_once(op, room2, uid, [mxtest.ping_and_wait(op, room2, uid, 1)])
             op.wait_messages(room, uid, mxtest.is_pong, count=3, timeout=60)
             last = mxtest.ping_and_wait(op, room, uid, 4)
             mxtest.assert_exactly_once(op, room, uid, [first] + while_down + [last])
