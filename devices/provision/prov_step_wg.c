@@ -179,6 +179,7 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
   if (!rc && strcmp(hash, there) == 0)
     return mx_buf_addf(note, "%s:%s holds bundle %.12s", c->ssh_host, c->remote_dir, hash);
   snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 0755 %s", c->remote_dir, c->remote_dir);
+  *created = !rc; /* from here a failure leaves partial files: undo this step too */
   if (!rc)
     rc = prov_ssh_cmd(c, cmd, NULL, err);
   if (!rc)
@@ -187,7 +188,6 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
     rc = prov_scp(c, (const char *const *)local, n, c->remote_dir, err);
   for (int i = 0; i < PROV_BUNDLE_MAX; i++)
     free(local[i]);
-  *created = !rc;
   return rc ? rc : mx_buf_addf(note, "bundle %.12s to %s:%s", hash, c->ssh_host, c->remote_dir);
 }
 
@@ -231,8 +231,8 @@ static mx_err start_run(struct prov_ctx *c, int *created, struct mx_buf *note, c
     return mx_buf_addf(note, "http://%s:7443/v1/health ok", c->address);
   snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh start", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
            c->remote_dir);
+  *created = 1; /* a half-started agent or interface is undone with the step */
   mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
-  *created = !rc;
   if (!rc)
     rc = wait_health(c, err);
   return rc ? rc : mx_buf_addf(note, "started; http://%s:7443/v1/health ok", c->address);

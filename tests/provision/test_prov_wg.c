@@ -187,6 +187,9 @@ static void remote_dir(const char *name, char *out, size_t n)
   snprintf(out, n, "%s/remote-%s", W.dir, name); /* the namespaces share the file system */
 }
 
+static const char *g_agent_bin; /* overrides W.agent for the next add() */
+static int g_wait_s = 20;
+
 static mx_err add(const char *name, int k, int fail_at, char **out, char *err)
 {
   char *text = NULL, rdir[400], dif[40];
@@ -196,8 +199,8 @@ static mx_err add(const char *name, int k, int fail_at, char **out, char *err)
   snprintf(dif, sizeof(dif), "mxpv%s%d", W.tag, k);
   struct dev_prov_add_opts o = {
     .config_path = W.config, .name = name, .via = DEV_PROV_VIA_WG, .ssh_target = "root@192.0.2.2",
-    .key_file = W.key, .templates_dir = W.templates, .hub_endpoint = "192.0.2.1:51820", .agent_bin = W.agent,
-    .remote_dir = rdir, .device_if = dif, .health_wait_s = 20, .fail_at = fail_at, .out = f,
+    .key_file = W.key, .templates_dir = W.templates, .hub_endpoint = "192.0.2.1:51820", .agent_bin = g_agent_bin ? g_agent_bin : W.agent,
+    .remote_dir = rdir, .device_if = dif, .health_wait_s = g_wait_s, .fail_at = fail_at, .out = f,
     .no_systemd = 1, /* the namespaces share the host's file system: never touch its systemd */
   };
   int64_t t0 = mx_mono_ms();
@@ -377,11 +380,48 @@ static void test_wg_failure_at_every_step(void **state)
   }
 }
 
+/* A real failure inside the last device-side step: the agent never
+ * becomes healthy. Its own half-done effect (interface up, files on the
+ * device) is undone along with everything before it. */
+static void test_agent_that_never_answers_is_rolled_back(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL, rdir[400];
+  snprintf(name, sizeof(name), "%s-dead", W.prefix);
+  remote_dir(name, rdir, sizeof(rdir));
+  char *cfg0 = read_all(W.config), *files0 = file_list(W.data), *peers0 = hub_peers();
+  g_agent_bin = "/bin/false";
+  g_wait_s = 2;
+  mx_err rc = add(name, 20, 0, &out, err);
+  g_agent_bin = NULL;
+  g_wait_s = 20;
+  assert_int_equal(rc, MX_ERR_UNAVAILABLE);
+  assert_non_null(strstr(err, "no healthy /v1/health within 2 s"));
+  assert_non_null(strstr(out, "undo [12/13] start the agent and wait for /v1/health: done"));
+  free(out);
+  char *cfg1 = read_all(W.config), *files1 = file_list(W.data), *peers1 = hub_peers();
+  assert_string_equal(cfg0, cfg1);
+  assert_string_equal(files0, files1);
+  assert_string_equal(peers0, peers1);
+  assert_false(prov_file_exists(rdir));
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "ip netns exec mxpd%s ip link show mxpv%s20 >/dev/null 2>&1", W.tag, W.tag);
+  assert_int_not_equal(system(cmd), 0); /* the device's interface is gone again */
+  assert_int_equal(user_state(name), 2);
+  free(cfg0);
+  free(cfg1);
+  free(files0);
+  free(files1);
+  free(peers0);
+  free(peers1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_add_wg_end_to_end),
     cmocka_unit_test(test_wg_failure_at_every_step),
+    cmocka_unit_test(test_agent_that_never_answers_is_rolled_back),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
