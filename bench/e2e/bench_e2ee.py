@@ -3,11 +3,14 @@
 
 Element's crypto (matrix-js-sdk + Rust crypto, tests/e2e/peer) sends N
 encrypted "!ping" messages one after another in an encrypted DM and waits for
-each decrypted "pong"; the bot side is the echo bot built on mx_api +
-mx_e2ee (tests/e2e/e2ee_echo_bot.c), which decrypts, checks sender trust,
-encrypts and sends. Prints p50/p95/max latency and the bot's CPU time per
-message (utime+stime from /proc over the measured messages only).
-Usage: bench_e2ee.py ECHO_BOT_BINARY [N=200]
+each decrypted reply. The bot side is either
+  --echo BIN    the echo bot on mx_api + mx_e2ee only (tests/e2e/e2ee_echo_bot.c):
+                decrypt, sender trust check, encrypt, send - the crypto path;
+  --daemon BIN  the real mxfleet daemon (curl_multi sync loop, worker pool,
+                ledger, require_verified_sender on).
+Prints p50/p95/max latency and the bot's CPU time per message (utime+stime
+of the bot process from /proc over the measured messages only).
+Usage: bench_e2ee.py --echo|--daemon BIN [N=200]
 """
 import os
 import signal
@@ -17,7 +20,9 @@ import sys
 import tempfile
 import shutil
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "homeserver"))
 import e2ee_interop as it  # noqa: E402
 
 
@@ -27,45 +32,75 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure(peer, bot_uid, pid, n):
+    room = peer("a", "create_dm", bot_uid)["room_id"]
+    peer("a", "wait_join", room, bot_uid, "60")
+    peer("a", "bench", room, bot_uid, "5", "!ping")  # warm-up: sessions, key shares
+    cpu0 = cpu_seconds(pid)
+    lat = peer("a", "bench", room, bot_uid, str(n), "!ping")["latencies_ms"]
+    cpu1 = cpu_seconds(pid)
+    return sorted(lat), 1000 * (cpu1 - cpu0) / n
+
+
+def report(what, n, lat, cpu_ms):
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+    print(f"encrypted !ping round trip over {n} messages (js-sdk Rust crypto <-> {what}, Synapse):")
+    print(f"  p50 {p(0.50):.1f} ms  p95 {p(0.95):.1f} ms  max {lat[-1]:.1f} ms  mean {statistics.mean(lat):.1f} ms")
+    print(f"  bot CPU {cpu_ms:.2f} ms per message")
+
+
+def run_echo(binary, n, work, url, peer):
+    for u, pw in (("bot", "botpw"), ("alice", "alicepw")):
+        subprocess.run([it.SYNAPSE, "register", os.path.join(work, "hs"), u, pw], check=True)
+    env = dict(os.environ, MX_HS_URL=url, BOT_DIR=os.path.join(work, "bot"), BOT_USER="bot", BOT_PW="botpw",
+               OPERATORS="@alice:mxfleet.test")
+    os.makedirs(env["BOT_DIR"])
+    bot = it.Bot(binary, env, env["BOT_DIR"])
+    bot.start()
+    try:
+        peer("a", "login", "alice", "alicepw")
+        peer("a", "xsign", "alicepw")
+        lat, cpu = measure(peer, "@bot:mxfleet.test", bot.p.pid, n)
+        report("the mx_e2ee echo bot", n, lat, cpu)
+    finally:
+        bot.p.send_signal(signal.SIGTERM)
+        bot.p.wait(timeout=30)
+
+
+def run_daemon(binary, n, work, url, peer):
+    import mxtest
+    os.environ["MXFLEET_BIN"] = binary
+    hs = mxtest.Homeserver(os.path.join(work, "hs", "env"))
+    op = hs.new_user("alice")
+    with mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
+                    bot_opts={"require_verified_sender": True}) as bot:
+        bot.start(log_level="info")
+        peer("a", "login", op.user_id[1:].split(":", 1)[0], op.password)
+        peer("a", "xsign", op.password)
+        lat, cpu = measure(peer, bot.user_id(), bot.proc.pid, n)
+        report("the mxfleet daemon", n, lat, cpu)
+        bot.stop()
+
+
 def main():
-    binary = os.path.abspath(sys.argv[1])
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    if len(sys.argv) < 3 or sys.argv[1] not in ("--echo", "--daemon"):
+        sys.exit("usage: bench_e2ee.py --echo|--daemon BIN [N]")
+    mode, binary = sys.argv[1], os.path.abspath(sys.argv[2])
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     peer_dir = subprocess.run([os.path.join(it.HERE, "setup-peer")], check=True, capture_output=True,
                               text=True).stdout.strip()
     work = tempfile.mkdtemp(prefix="mxfleet-e2ee-bench-")
     hsdir = os.path.join(work, "hs")
     url = subprocess.run([it.SYNAPSE, "start", hsdir], check=True, capture_output=True, text=True).stdout.strip()
-    bot = peer = None
+    peer_log = open(os.path.join(work, "peer.log"), "w")
+    peer = None
     try:
-        for u, pw in (("bot", "botpw"), ("alice", "alicepw")):
-            subprocess.run([it.SYNAPSE, "register", hsdir, u, pw], check=True)
-        env = dict(os.environ, MX_HS_URL=url, BOT_DIR=os.path.join(work, "bot"), BOT_USER="bot", BOT_PW="botpw",
-                   OPERATORS="@alice:mxfleet.test")
-        os.makedirs(env["BOT_DIR"])
-        bot = it.Bot(binary, env, env["BOT_DIR"])
-        bot.start()
-        peer_log = open(os.path.join(work, "peer.log"), "w")
         peer = it.Peer(peer_dir, dict(os.environ, MX_HS_URL=url), peer_log)
-        peer("a", "login", "alice", "alicepw")
-        peer("a", "xsign", "alicepw")
-        room = peer("a", "create_dm", "@bot:mxfleet.test")["room_id"]
-        peer("a", "wait_join", room, "@bot:mxfleet.test", "60")
-        peer("a", "bench", room, "@bot:mxfleet.test", "5", "!ping")  # warm-up: sessions, key shares
-        cpu0 = cpu_seconds(bot.p.pid)
-        lat = peer("a", "bench", room, "@bot:mxfleet.test", str(n), "!ping")["latencies_ms"]
-        cpu1 = cpu_seconds(bot.p.pid)
-        lat.sort()
-        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-        print(f"encrypted !ping round trip over {n} messages (js-sdk Rust crypto <-> mx_e2ee echo bot, Synapse):")
-        print(f"  p50 {p(0.50):.1f} ms  p95 {p(0.95):.1f} ms  max {lat[-1]:.1f} ms  mean {statistics.mean(lat):.1f} ms")
-        print(f"  bot CPU {1000 * (cpu1 - cpu0) / n:.2f} ms per message (decrypt + trust check + encrypt + send)")
-        print(f"  replies with 'pong': {bot.text().count(chr(39) + 'pong' + chr(39))}")
+        (run_echo if mode == "--echo" else run_daemon)(binary, n, work, url, peer)
     finally:
         if peer:
             peer.close()
-        if bot and bot.p:
-            bot.p.send_signal(signal.SIGTERM)
-            bot.p.wait(timeout=30)
+        peer_log.close()
         subprocess.run([it.SYNAPSE, "stop", hsdir])
         shutil.rmtree(work, ignore_errors=True)
 
