@@ -195,6 +195,7 @@ static int rollback(struct prov_ctx *c, const struct prov_step *s, int n, int la
 static mx_err run_step(struct prov_ctx *c, const struct prov_step *s, int k, int n, int *created, char *err)
 {
   struct mx_buf note = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  c->skipped = 0;
   fprintf(c->out, "[%d/%d] %s ... ", k + 1, n, s->title);
   fflush(c->out);
   mx_err rc = s->run(c, created, &note, err);
@@ -203,7 +204,8 @@ static mx_err run_step(struct prov_ctx *c, const struct prov_step *s, int k, int
   if (rc)
     fprintf(c->out, "failed\n");
   else
-    fprintf(c->out, "%s%s\n", s->is_check ? "ok: " : *created ? "" : "already done: ", mx_buf_cstr(&note));
+    fprintf(c->out, "%s%s\n", c->skipped ? "" : s->is_check ? "ok: " : *created ? "" : "already done: ",
+            mx_buf_cstr(&note));
   mx_buf_release(&note);
   return rc;
 }

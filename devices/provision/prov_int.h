@@ -53,6 +53,7 @@ struct prov_ctx {
   char *config_written; /* config bytes this run wrote; NULL if none */
   int files_created;    /* bit 0 manifest, bit 1 prompt, written by this run */
   int lock_fd;          /* data_dir/provision, flock'd for the run; -1 = none */
+  int skipped;          /* set by a step that had nothing to do it (no callback) */
   /* --via wg */
   const char *wg_if, *remote_dir, *device_if;
   uint32_t mesh_net;    /* host order */

@@ -121,8 +121,10 @@ mx_err prov_step_identity_run(struct prov_ctx *c, int *created, struct mx_buf *n
   free(tok);
   if (rc)
     return rc;
-  if (!c->ops || !c->ops->bootstrap_identity)
+  if (!c->ops || !c->ops->bootstrap_identity) {
+    c->skipped = 1;
     return mx_buf_adds(note, "login works; E2EE bootstrap skipped (no E2EE client linked)");
+  }
   rc = c->ops->bootstrap_identity(c->ops->ctx, c->cfg.homeserver, c->user_id, c->pw_fs, c->cfg.data_fs, created,
                                   err);
   if (rc)
@@ -146,8 +148,10 @@ static mx_err greeting(struct prov_ctx *c, struct mx_buf *g)
 
 mx_err prov_step_greet_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
 {
-  if (!c->ops || !c->ops->open_dm_and_greet)
+  if (!c->ops || !c->ops->open_dm_and_greet) {
+    c->skipped = 1;
     return mx_buf_adds(note, "skipped (no Matrix client linked)");
+  }
   struct mx_buf g = MX_BUF_INIT(MX_BUF_MAX_SMALL);
   mx_err rc = greeting(c, &g);
   int n = 0;

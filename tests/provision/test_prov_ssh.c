@@ -634,6 +634,26 @@ static void test_wrong_host_key_is_not_pinned(void **state)
   assert_int_equal(user_state(name), U_ABSENT);
 }
 
+/* Without Matrix callbacks (a build without the bot's E2EE client) the
+ * account and config are still made; the two callback steps say skipped. */
+static void test_without_callbacks_steps_say_skipped(void **state)
+{
+  (void)state;
+  char name[32], err[MX_ERRBUF_LEN] = "", *out = NULL;
+  name_for(name, sizeof(name), "bare");
+  const struct dev_prov_matrix_ops saved = W.ops;
+  memset(&W.ops, 0, sizeof(W.ops));
+  mx_err rc = add(W.config, name, W.templates, 0, &out, err);
+  W.ops = saved;
+  assert_int_equal(rc, MX_OK);
+  assert_non_null(strstr(out, "[4/7] log in and bootstrap the E2EE identity ... login works; E2EE bootstrap skipped"));
+  assert_non_null(strstr(out, "[7/7] open a DM with each operator and greet ... skipped (no Matrix client linked)"));
+  assert_null(strstr(out, "already done: skipped"));
+  free(out);
+  assert_user_logs_in(name);
+  assert_int_equal(dev_prov_revoke(W.config, name, NULL, stdout, err), MX_OK);
+}
+
 static void test_cli_usage_errors(void **state)
 {
   (void)state;
@@ -668,6 +688,7 @@ int main(void)
     cmocka_unit_test(test_killed_run_is_completed_by_rerun),
     cmocka_unit_test(test_concurrent_run_is_refused),
     cmocka_unit_test(test_wrong_host_key_is_not_pinned),
+    cmocka_unit_test(test_without_callbacks_steps_say_skipped),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
