@@ -623,6 +623,96 @@ static void tampered_device_keys_and_changed_ed25519_are_ignored(void **state)
   mx_e2ee_close(bot);
 }
 
+
+/* Untrusted sync input of every wrong shape: skipped with no crash, no
+ * leak and no error (one bad event must not block a whole sync). */
+static void malformed_sync_input_is_skipped(void **state)
+{
+  (void)state;
+  struct mx_e2ee *bot = open_id("@fuzz:test", "FZ");
+  static const char *const bodies[] = {
+    "{}",
+    "{\"to_device\":7}",
+    "{\"to_device\":{\"events\":{}}}",
+    "{\"to_device\":{\"events\":[1,\"x\",null,{},{\"type\":\"m.room.encrypted\"}]}}",
+    "{\"to_device\":{\"events\":[{\"type\":\"m.room.encrypted\",\"sender\":\"@a:t\",\"content\":{}}]}}",
+    "{\"to_device\":{\"events\":[{\"type\":\"m.room.encrypted\",\"sender\":\"@a:t\",\"content\":"
+    "{\"sender_key\":\"k\",\"ciphertext\":{\"x\":{\"type\":0,\"body\":\"AAAA\"}}}}]}}",
+    "{\"to_device\":{\"events\":[{\"type\":\"m.room_key.withheld\",\"sender\":\"@a:t\",\"content\":7}]}}",
+    "{\"device_lists\":{\"changed\":[1,null,\"@x:t\"],\"left\":\"no\"}}",
+    "{\"device_one_time_keys_count\":{\"signed_curve25519\":\"many\"},\"device_unused_fallback_key_types\":7}",
+    "{\"rooms\":{\"join\":{\"!r:t\":{\"timeline\":{\"events\":[{\"type\":\"m.room.member\",\"state_key\":\"@x:t\","
+    "\"content\":{\"membership\":3}},{\"type\":\"m.room.history_visibility\",\"state_key\":\"\",\"content\":[]}]}},"
+    "\"!s:t\":7}}}",
+  };
+  for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+    cJSON *j = cJSON_Parse(bodies[i]);
+    assert_non_null(j);
+    assert_int_equal(in_tx(bot, 0, j, NULL, NULL), MX_OK);
+    cJSON_Delete(j);
+  }
+  /* a pre-key message whose ciphertext is for our key but is garbage:
+   * dropped, no one-time key spent, the device marked for unwedging */
+  char body[512];
+  snprintf(body, sizeof(body), "{\"to_device\":{\"events\":[{\"type\":\"m.room.encrypted\",\"sender\":\"@a:t\","
+                               "\"content\":{\"sender_key\":\"%s\",\"ciphertext\":{\"%s\":{\"type\":1,\"body\":\"AAAA\"}}}}]}}",
+           mx_e2ee_curve25519(bot), mx_e2ee_curve25519(bot));
+  cJSON *j = cJSON_Parse(body);
+  assert_int_equal(in_tx(bot, 0, j, NULL, NULL), MX_OK);
+  cJSON_Delete(j);
+  const char *v[] = { bot->user_id };
+  assert_int_equal(e2ee_db_int(bot->db, "SELECT count(*) FROM e2ee_dummy WHERE acct=? AND wanted=1", 1, v, -1), 1);
+  /* malformed encrypted room events: a clear error naming the event */
+  static const char *const evs[] = {
+    "{\"event_id\":\"$1\",\"sender\":\"@a:t\",\"content\":{}}",
+    "{\"event_id\":\"$2\",\"sender\":\"@a:t\",\"content\":{\"algorithm\":\"m.olm.v1.curve25519-aes-sha2\"}}",
+    "{\"sender\":\"@a:t\",\"content\":{\"algorithm\":\"m.megolm.v1.aes-sha2\",\"session_id\":\"s\",\"ciphertext\":\"c\"}}",
+  };
+  for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+    cJSON *ev = cJSON_Parse(evs[i]), *plain = NULL;
+    struct mx_e2ee_sender s;
+    assert_int_equal(in_tx(bot, 1, ev, &plain, &s), MX_ERR_INVALID);
+    assert_null(plain);
+    cJSON_Delete(ev);
+  }
+  mx_e2ee_close(bot);
+}
+
+/* Two connections write the same session out of order: the newer ratchet
+ * state (higher generation) always survives. */
+static void older_generation_never_overwrites_newer(void **state)
+{
+  (void)state;
+  struct mx_e2ee *a = open_id("@gen-a:test", "GA"), *b = open_id("@gen-b:test", "GB");
+  uint8_t rnd[512];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  olm_account_generate_one_time_keys(b->acct, 1, rnd, olm_account_generate_one_time_keys_random_length(b->acct, 1));
+  char buf[1024], err[MX_ERRBUF_LEN];
+  size_t r = olm_account_one_time_keys(b->acct, buf, sizeof(buf));
+  cJSON *otks = cJSON_ParseWithLength(buf, r);
+  struct e2ee_olm *o = NULL;
+  pthread_mutex_lock(&a->lock);
+  assert_int_equal(e2ee_olm_new_outbound(a, mx_e2ee_curve25519(b), mx_json_obj(otks, "curve25519")->child->valuestring,
+                                         &o, err), MX_OK);
+  o->gen = 10;
+  o->dirty = 1;
+  assert_int_equal(e2ee_flush_unlocked_write(a, err), MX_OK);
+  o->gen = 7; /* a late write of an older state */
+  o->dirty = 1;
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  assert_int_equal(mx_db_begin(db, NULL), MX_OK);
+  assert_int_equal(e2ee_persist_dirty(a, db, err), MX_OK);
+  assert_int_equal(mx_db_commit(db, NULL), MX_OK);
+  mx_db_close(db);
+  pthread_mutex_unlock(&a->lock);
+  const char *v[] = { a->user_id };
+  assert_int_equal(e2ee_db_int(a->db, "SELECT gen FROM e2ee_olm WHERE acct=?", 1, v, -1), 10);
+  cJSON_Delete(otks);
+  mx_e2ee_close(a);
+  mx_e2ee_close(b);
+}
+
 static void attachment_round_trip_and_tamper(void **state)
 {
   (void)state;
@@ -680,6 +770,8 @@ int main(void)
     cmocka_unit_test(cross_signed_operator_device_is_trusted),
     cmocka_unit_test(unsigned_or_badly_chained_device_is_refused),
     cmocka_unit_test(tampered_device_keys_and_changed_ed25519_are_ignored),
+    cmocka_unit_test(malformed_sync_input_is_skipped),
+    cmocka_unit_test(older_generation_never_overwrites_newer),
     cmocka_unit_test(attachment_round_trip_and_tamper),
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
   };
