@@ -185,8 +185,7 @@ static int rollback(struct prov_ctx *c, const struct prov_step *s, int n, int la
       continue;
     char err[MX_ERRBUF_LEN] = "";
     mx_err rc = s[j].undo(c, err);
-    fprintf(c->out, "  undo [%d/%d] %s: %s%s%s\n", j + 1, n, s[j].title, rc ? "FAILED: " : "done", rc ? err : "",
-            "");
+    fprintf(c->out, "  undo [%d/%d] %s: %s%s\n", j + 1, n, s[j].title, rc ? "FAILED: " : "done", rc ? err : "");
     failed |= rc != MX_OK;
   }
   return failed;

@@ -1,5 +1,5 @@
 /*
- * prov_step_files.c - onboarding steps 5-6: the device's manifest (copied
+ * prov_step_files.c - the shared file steps of onboarding: the device's manifest (copied
  * from the OS template tools/templates/<os>.json) and prompt file under
  * data_dir, and its entry in the config file, added by a text edit (temp +
  * rename, same mode) that keeps every other byte. Undo restores the config's

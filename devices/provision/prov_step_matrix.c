@@ -1,5 +1,5 @@
 /*
- * prov_step_matrix.c - onboarding steps 3, 4 and 7: the device's Matrix
+ * prov_step_matrix.c - the Matrix steps of onboarding (both paths): the device's Matrix
  * account (random password kept 0600 in data_dir/secrets, created by
  * shared-secret registration or the admin API), a verifying login plus the
  * E2EE bootstrap callback, and the DM greeting callback. Layer:

@@ -1,5 +1,5 @@
 /*
- * prov_step_ssh.c - onboarding steps 1-2: pin the device's SSH host key into
+ * prov_step_ssh.c - the first two steps of both paths: pin the device's SSH host key into
  * its own known_hosts file under data_dir/ssh/, then check a batch-mode
  * (key-only, no prompt) login. Both go through devices/ssh (libssh), which
  * owns the pinning rules. Layer: devices/provision.
