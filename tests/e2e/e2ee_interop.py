@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,6 +164,24 @@ def http(url, method, path, token, body):
         return json.loads(r.read())
 
 
+def quote(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def upload_keyless_device(url, login):
+    """Device keys (python-olm, self-signed) but no one-time or fallback keys."""
+    import olm
+    acc = olm.Account()
+    dev, uid = login["device_id"], login["user_id"]
+    keys = {"user_id": uid, "device_id": dev,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {f"curve25519:{dev}": acc.identity_keys["curve25519"],
+                     f"ed25519:{dev}": acc.identity_keys["ed25519"]}}
+    canonical = json.dumps(keys, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    keys["signatures"] = {uid: {f"ed25519:{dev}": acc.sign(canonical)}}
+    http(url, "POST", "/_matrix/client/v3/keys/upload", login["access_token"], {"device_keys": keys})
+
+
 def bot_token(bot):
     import sqlite3
     db = sqlite3.connect(os.path.join(bot.dir, "bot.db"))
@@ -182,7 +201,7 @@ def round_trip(peer, bot, name, room, text, expect, secs=60):
 def scenario(work, binary, peer_dir):
     hsdir = os.path.join(work, "hs")
     url = subprocess.run([SYNAPSE, "start", hsdir], check=True, capture_output=True, text=True).stdout.strip()
-    for u, pw in (("bot", "botpw"), ("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")):
+    for u, pw in (("bot", "botpw"), ("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw"), ("dave", "davepw")):
         subprocess.run([SYNAPSE, "register", hsdir, u, pw], check=True)
     env = dict(os.environ, MX_HS_URL=url, BOT_DIR=os.path.join(work, "bot"), BOT_USER="bot", BOT_PW="botpw",
                OPERATORS="@alice:mxfleet.test,@carol:mxfleet.test", REQUIRE_VERIFIED="1",
@@ -271,6 +290,29 @@ def scenario(work, binary, peer_dir):
         check(res.get("body", "").startswith("refused: @bob:mxfleet.test is not an operator"),
               f"nio peer decrypts the bot's refusal; nothing executed: {res}")
         peer("a1", "wait_reply", room, "@bot:mxfleet.test", "60")  # the same refusal, seen by alice
+
+        # a device with no one-time and no fallback key: the bot tells it
+        # m.no_olm exactly once (no room_id/session_id), and keeps going
+        dave = http(url, "POST", "/_matrix/client/v3/login", None, {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dave"},
+            "password": "davepw"})
+        upload_keyless_device(url, dave)
+        peer("a1", "invite", room, "@dave:mxfleet.test")
+        http(url, "POST", f"/_matrix/client/v3/rooms/{quote(room)}/join", dave["access_token"], {})
+        since = None
+        withheld = []
+        for i in range(2):
+            peer("a1", "mark_seen", room)
+            round_trip(peer, bot, "a1", room, "!ping", "pong")
+            sync = http(url, "GET", "/_matrix/client/v3/sync?timeout=0" + (f"&since={quote(since)}" if since else ""),
+                        dave["access_token"], None)
+            since = sync["next_batch"]
+            withheld += [e for e in sync.get("to_device", {}).get("events", [])
+                         if e["type"] == "m.room_key.withheld" and e["sender"] == "@bot:mxfleet.test"]
+        check(len(withheld) == 1 and withheld[0]["content"].get("code") == "m.no_olm"
+              and "session_id" not in withheld[0]["content"],
+              f"a keyless device got exactly one m.no_olm: {[w['content'] for w in withheld]}")
+        peer("a1", "kick", room, "@dave:mxfleet.test")
 
         # a member leaves -> the bot's outbound session rotates
         before = bot.text().count("new outbound megolm session")
