@@ -173,9 +173,6 @@ static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
     rc = mx_api_call(e->api, "POST", "/_matrix/client/v3/keys/device_signing/upload", body, NULL, &status, NULL,
                      err);
   cJSON_Delete(body);
-  if (rc && status == 401)
-    mx_warn(e->user_id, "cross-signing keys exist already for this account and replacing them needs "
-                        "interactive auth: the bot device will show as unverified");
   return rc;
 }
 
@@ -200,6 +197,24 @@ static mx_err sign_own_device(struct mx_e2ee *e, const struct seeds *sd, char *e
   return rc;
 }
 
+/* 1 when the server already holds our master key (an upload that reached
+ * the server before a crash): replacing "them" needs no auth, nothing to do. */
+static int server_has_master(struct mx_e2ee *e, const char *mpub)
+{
+  cJSON *body = cJSON_CreateObject(), *resp = NULL;
+  cJSON_AddItemToObject(cJSON_AddObjectToObject(body, "device_keys"), e->user_id, cJSON_CreateArray());
+  char err[MX_ERRBUF_LEN], kid[96];
+  int have = 0;
+  if (mx_api_call(e->api, "POST", "/_matrix/client/v3/keys/query", body, NULL, NULL, &resp, err) == MX_OK) {
+    snprintf(kid, sizeof(kid), "ed25519:%s", mpub);
+    const char *k = mx_json_str(mx_json_obj(mx_json_obj(mx_json_obj(resp, "master_keys"), e->user_id), "keys"), kid);
+    have = k && strcmp(k, mpub) == 0;
+  }
+  cJSON_Delete(body);
+  cJSON_Delete(resp);
+  return have;
+}
+
 mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err)
 {
   struct seeds sd;
@@ -207,6 +222,8 @@ mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err)
   mx_err rc = load_or_create(e, &sd, err);
   if (!rc && !sd.uploaded) {
     rc = upload_keys(e, &sd, err);
+    if (rc == MX_ERR_AUTH && server_has_master(e, sd.mpub))
+      rc = MX_OK; /* our own earlier upload: carry on and sign the device */
     const char *v[] = { e->user_id };
     if (!rc)
       rc = e2ee_db_run(e->db, err, "UPDATE e2ee_xsign SET uploaded=1 WHERE acct=?", 1, v);
@@ -222,6 +239,9 @@ mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err)
     rc = sign_own_device(e, &sd, err);
   if (!rc)
     mx_info(e->user_id, "cross-signing ready, own device signed (master key %s)", sd.mpub);
+  else if (rc == MX_ERR_AUTH)
+    mx_warn(e->user_id, "this account has cross-signing keys we do not hold and replacing them needs "
+                        "interactive auth: the bot device will show as unverified");
   memset(&sd, 0, sizeof(sd));
   return rc;
 }

@@ -222,9 +222,19 @@ def scenario(work, binary, peer_dir):
         round_trip(peer, bot, "a1", room, "!ping", "pong")
         round_trip(peer, bot, "a1", room, "hello", "echo: hello")
 
-        # restart: same device, same keys, no UTD either way, no double reply
+        # restart: same device, same keys, no UTD either way, no double reply.
+        # Also pretend the cross-signing upload's 200 was lost in a crash:
+        # the bot re-uploads the same keys and still signs its device.
         bot.stop(signal.SIGTERM)
+        import sqlite3
+        db = sqlite3.connect(os.path.join(bot.dir, "bot.db"))
+        db.execute("UPDATE e2ee_xsign SET uploaded=0")
+        db.commit()
+        db.close()
         bot.start()
+        check("cross-signing ready" in bot.text()[bot.run_start:], "cross-signing re-upload after a lost 200 is fine")
+        st = peer("a1", "verify_status", "@bot:mxfleet.test", device)
+        check(st["signedByOwner"], "the bot device is still signed by its owner after the restart")
         round_trip(peer, bot, "a1", room, "!ping", "pong")
         check(bot.text().count("replied 'pong'") == 2, "no double reply after a restart")
 
