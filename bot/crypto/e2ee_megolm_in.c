@@ -213,6 +213,17 @@ static void fill_sender(struct mx_e2ee *e, sqlite3 *db, const struct inbound *in
   free(dev);
 }
 
+/* Relations (reactions, replies, edits) travel in the cleartext content of
+ * m.room.encrypted so servers can aggregate them; clients put them back
+ * into the decrypted content when it has none of its own. */
+static void keep_relation(cJSON *plain, const cJSON *wire_content)
+{
+  const cJSON *rel = mx_json_obj(wire_content, "m.relates_to");
+  cJSON *content = cJSON_GetObjectItemCaseSensitive(plain, "content");
+  if (rel && cJSON_IsObject(content) && !cJSON_GetObjectItemCaseSensitive(content, "m.relates_to"))
+    cJSON_AddItemToObject(content, "m.relates_to", cJSON_Duplicate(rel, 1));
+}
+
 static mx_err decrypt_locked(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const cJSON *ev, cJSON **plain,
                              struct mx_e2ee_sender *sender, char *err)
 {
@@ -246,6 +257,8 @@ static mx_err decrypt_locked(struct mx_e2ee *e, sqlite3 *db, const char *room_id
   const char *proom = mx_json_str(p, "room_id");
   if (!rc && (!proom || strcmp(proom, room_id) != 0))
     rc = mx_fail(MX_ERR_CRYPTO, err, "event %s: decrypted room_id '%s' is not the event's room", eid, proom ? proom : "");
+  if (!rc)
+    keep_relation(p, c);
   if (!rc) {
     fill_sender(e, db, &in, c, sender);
     sender->message_index = idx;

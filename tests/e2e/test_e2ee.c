@@ -713,6 +713,35 @@ static void older_generation_never_overwrites_newer(void **state)
   mx_e2ee_close(b);
 }
 
+
+/* A reaction's relation travels in cleartext; the decrypted content gets it. */
+static void cleartext_relation_is_kept(void **state)
+{
+  (void)state;
+  struct mx_e2ee *alice = open_id("@rel-a:test", "RA"), *bot = open_id("@rel-b:test", "RB");
+  OlmOutboundGroupSession *g = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
+  uint8_t rnd[256];
+  assert_int_equal(mx_random_bytes(rnd, sizeof(rnd)), MX_OK);
+  olm_init_outbound_group_session(g, rnd, olm_init_outbound_group_session_random_length(g));
+  cJSON *sync = to_device_room_key(alice, bot, "!r:test", g);
+  assert_int_equal(in_tx(bot, 0, sync, NULL, NULL), MX_OK);
+  cJSON *ev = megolm_event(alice, g, "!r:test", "$rel1", "x");
+  cJSON *rel = cJSON_AddObjectToObject(cJSON_GetObjectItem(ev, "content"), "m.relates_to");
+  cJSON_AddStringToObject(rel, "rel_type", "m.annotation");
+  cJSON_AddStringToObject(rel, "event_id", "$target");
+  cJSON *plain = NULL;
+  struct mx_e2ee_sender s;
+  assert_int_equal(in_tx(bot, 1, ev, &plain, &s), MX_OK);
+  assert_string_equal(mx_json_str(mx_json_obj(mx_json_obj(plain, "content"), "m.relates_to"), "event_id"), "$target");
+  cJSON_Delete(plain);
+  cJSON_Delete(ev);
+  cJSON_Delete(sync);
+  olm_clear_outbound_group_session(g);
+  free(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+}
+
 static void attachment_round_trip_and_tamper(void **state)
 {
   (void)state;
@@ -772,6 +801,7 @@ int main(void)
     cmocka_unit_test(tampered_device_keys_and_changed_ed25519_are_ignored),
     cmocka_unit_test(malformed_sync_input_is_skipped),
     cmocka_unit_test(older_generation_never_overwrites_newer),
+    cmocka_unit_test(cleartext_relation_is_kept),
     cmocka_unit_test(attachment_round_trip_and_tamper),
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
   };
