@@ -2,7 +2,8 @@
  * test_prov_wg.c - `mxfleet device add --via wg` end to end, run inside the
  * hub namespace of tests/provision/wgnet-prov: a real Synapse, the hub's
  * wireguard-go, and a device namespace reached over SSH where onboarding
- * brings up WireGuard and mxfleet-agent. Checks: the agent answers signed
+ * brings up WireGuard and mxfleet-agent with the real tools/templates
+ * manifest. Checks: the agent answers signed
  * /v1/health through the tunnel, a re-run changes nothing, a killed agent
  * is repaired by a re-run, a failure at every step leaves no hub peer,
  * account, config change, local or remote file, and revoke removes the peer.
@@ -29,7 +30,7 @@
 
 static struct {
   char hs[256], server[128], secret[128], op[256], op_token[256], admin_token[256];
-  char dir[300], config[320], data[320], templates[320], key[320], agent[512], wg_if[32], tag[16], prefix[8];
+  char dir[300], config[320], data[320], key[320], agent[512], wg_if[32], tag[16], prefix[8];
   struct pt_matrix m;
   struct dev_prov_matrix_ops ops;
 } W;
@@ -91,12 +92,6 @@ static void load_env(void)
   snprintf(W.key, sizeof(W.key), "%s/user_ed25519", d);
 }
 
-/* The agent's own manifest format (docs/agent.md). */
-static const char manifest[] =
-  "{\"version\": 1, \"paths\": {\"read\": [\"/etc\"], \"write\": []},\n"
-  " \"tools\": {\"fs.read\": {}, \"fs.list\": {}},\n"
-  " \"commands\": {\"allow\": []}, \"defaults\": {\"timeout_ms\": 10000, \"max_output\": 65536}}\n";
-
 static int group_setup(void **state)
 {
   (void)state;
@@ -106,10 +101,6 @@ static int group_setup(void **state)
   assert_int_equal(mx_mkdir_p(W.dir, 0755, err), MX_OK);
   snprintf(W.config, sizeof(W.config), "%s/mxfleet.json", W.dir);
   snprintf(W.data, sizeof(W.data), "%s/data", W.dir);
-  snprintf(W.templates, sizeof(W.templates), "%s/templates", W.dir);
-  assert_int_equal(mx_mkdir_p(W.templates, 0700, err), MX_OK);
-  snprintf(buf, sizeof(buf), "%s/linux.json", W.templates);
-  write_text(buf, manifest);
   assert_int_equal(mx_random_alnum(W.prefix, 4), MX_OK);
   for (char *c = W.prefix; *c; c++)
     *c = (char)((*c >= 'A' && *c <= 'Z') ? *c - 'A' + 'a' : *c);
@@ -199,7 +190,7 @@ static mx_err add(const char *name, int k, int fail_at, char **out, char *err)
   snprintf(dif, sizeof(dif), "mxpv%s%d", W.tag, k);
   struct dev_prov_add_opts o = {
     .config_path = W.config, .name = name, .via = DEV_PROV_VIA_WG, .ssh_target = "root@192.0.2.2",
-    .key_file = W.key, .templates_dir = W.templates, .hub_endpoint = "192.0.2.1:51820", .agent_bin = g_agent_bin ? g_agent_bin : W.agent,
+    .key_file = W.key, .templates_dir = NULL /* the real tools/templates */, .hub_endpoint = "192.0.2.1:51820", .agent_bin = g_agent_bin ? g_agent_bin : W.agent,
     .remote_dir = rdir, .device_if = dif, .health_wait_s = g_wait_s, .fail_at = fail_at, .out = f,
     .no_systemd = 1, /* the namespaces share the host's file system: never touch its systemd */
   };
