@@ -635,7 +635,8 @@ static void test_wrong_host_key_is_not_pinned(void **state)
 }
 
 /* Without Matrix callbacks (a build without the bot's E2EE client) the
- * account and config are still made; the two callback steps say skipped. */
+ * account and config are still made; the two callback steps say skipped.
+ * No --templates: the manifest comes from the source tree's templates. */
 static void test_without_callbacks_steps_say_skipped(void **state)
 {
   (void)state;
@@ -643,9 +644,17 @@ static void test_without_callbacks_steps_say_skipped(void **state)
   name_for(name, sizeof(name), "bare");
   const struct dev_prov_matrix_ops saved = W.ops;
   memset(&W.ops, 0, sizeof(W.ops));
-  mx_err rc = add(W.config, name, W.templates, 0, &out, err);
+  mx_err rc = add(W.config, name, NULL, 0, &out, err); /* the real tools/templates */
   W.ops = saved;
   assert_int_equal(rc, MX_OK);
+  char p[512];
+  snprintf(p, sizeof(p), "%s/tools/templates/linux.json", getenv("MXF_PROV_SRC"));
+  char *want = read_all(p);
+  snprintf(p, sizeof(p), "%s/manifests/%s.json", W.data, name);
+  char *got = read_all(p);
+  assert_string_equal(got, want);
+  free(want);
+  free(got);
   assert_non_null(strstr(out, "[4/7] log in and bootstrap the E2EE identity ... login works; E2EE bootstrap skipped"));
   assert_non_null(strstr(out, "[7/7] open a DM with each operator and greet ... skipped (no Matrix client linked)"));
   assert_null(strstr(out, "already done: skipped"));
