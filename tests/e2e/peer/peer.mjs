@@ -11,6 +11,8 @@
 //   NAME wait_join ROOM USER SECS       until USER's membership is join
 //   NAME send ROOM TEXT...              encrypted m.text -> event_id
 //   NAME wait_reply ROOM SENDER SECS    next decrypted message from SENDER -> body
+//   NAME react ROOM EVENT KEY...        m.reaction (annotation) to EVENT -> event_id
+//   NAME reply ROOM EVENT TEXT...       m.text replying to EVENT -> event_id
 //   NAME send_file ROOM PATH [tamper]   encrypted attachment (v2, AES-CTR) -> sha256 of plaintext
 //   NAME send_voice ROOM PATH MS [tamper]  the same as an Element voice message (m.audio, MSC3245)
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
@@ -304,6 +306,21 @@ async function run(name, cmd, args) {
     }
     case "wait_reply":
       return waitReply(name, args[0], args[1], args[2]);
+    case "react": {
+      // note: matrix-js-sdk sends reactions unencrypted even in encrypted rooms
+      const r = await client.sendEvent(args[0], "m.reaction", {
+        "m.relates_to": { rel_type: "m.annotation", event_id: args[1], key: args.slice(2).join(" ") },
+      });
+      return { event_id: r.event_id };
+    }
+    case "reply": {
+      const r = await client.sendMessage(args[0], {
+        msgtype: "m.text",
+        body: args.slice(2).join(" "),
+        "m.relates_to": { "m.in_reply_to": { event_id: args[1] } },
+      });
+      return { event_id: r.event_id };
+    }
     case "send_file":
       return sendFile(name, args[0], args[1], args[2] === "tamper");
     case "send_voice":
