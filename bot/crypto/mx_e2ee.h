@@ -43,15 +43,18 @@ struct mx_e2ee_opts {
 /* Who sent a decrypted event, as proven by the Megolm session's Olm delivery. */
 struct mx_e2ee_sender {
   char user_id[256];
-  char device_id[128];       /* claimed in the event; checked by sender_trusted */
+  char device_id[128];       /* the stored device whose keys carried the session;
+                                else the id claimed in the event (checked by
+                                mx_e2ee_sender_trusted) */
   char sender_key[64];       /* curve25519 of the device that shared the session */
   char ed25519[64];          /* ed25519 claimed when the session was shared */
-  int verified;              /* 1: device known, keys match, cross-signed by the pinned master key */
+  int verified;              /* advisory: device known, keys match, cross-signed under the
+                                pinned master key; mx_e2ee_sender_trusted decides */
   uint32_t message_index;
 };
 
 /* Loads or creates the Olm account (pickle key from data_dir), applies the
- * "e2ee" migrations. No network. */
+ * "e2ee" migrations. No network. Exactly one per identity per process. */
 mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *err);
 void mx_e2ee_close(struct mx_e2ee *e);
 /* Identity keys of this device (valid while e lives). */
