@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mx_log.h"
 #include "prov.h"
 
 static struct dev_prov_matrix_ops g_ops;
@@ -40,12 +41,13 @@ static const char usage[] =
   "list    the fleet table from the config and data_dir\n"
   "show    one device in detail\n"
   "revoke  removes the WireGuard peer, deactivates the Matrix user and removes the\n"
-  "        config entry and secrets; keeps the audit (asks first unless --yes)\n";
+  "        config entry and secrets; keeps the audit (asks first unless --yes)\n"
+  "--verbose (-v) also prints the info log lines of the SSH and Matrix clients\n";
 
 struct cli {
   const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
   const char *mesh, *wg_if, *hub, *agent_bin, *remote_dir, *device_if, *wait;
-  int json, yes, help, fail_at, no_systemd;
+  int json, yes, help, fail_at, no_systemd, verbose;
 };
 
 /* Options taking a value, and where each goes. */
@@ -86,6 +88,8 @@ static int parse_flag(struct cli *c, const char *a)
     c->help = 1;
   else if (strcmp(a, "--no-systemd") == 0)
     c->no_systemd = 1;
+  else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0)
+    c->verbose = 1;
   else
     return 0;
   return 1;
@@ -203,6 +207,10 @@ int dev_provision_cli(int argc, char **argv)
     return 2;
   }
   char err[MX_ERRBUF_LEN] = "";
+  /* Info lines from libssh sessions and the Matrix client would land in
+   * the middle of the "[k/N] ... result" lines; --verbose keeps them. */
+  if (!c.verbose && mx_log_get_level() < MX_LOG_WARN)
+    mx_log_set_level(MX_LOG_WARN);
   fflush(stdout);
   rc = dispatch(&c, err);
   fflush(stdout);
