@@ -209,8 +209,14 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
       rc = MX_OK;
     }
   }
-  if (!rc && since_token && *since_token)
-    rc = e2ee_devices_changes(e, since_token, err);
+  if (!rc && since_token && *since_token && e2ee_devices_changes(e, since_token, err) != MX_OK) {
+    /* cannot learn what changed while we were away: distrust every cached
+     * device list instead (each is re-queried before its next use) */
+    mx_warn(e->user_id, "keys/changes failed (%s): re-querying every tracked user", err);
+    const char *v[] = { e->user_id, e->user_id };
+    rc = e2ee_db_run(e->db, err, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id<>? AND tracking=1",
+                     2, v);
+  }
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }
