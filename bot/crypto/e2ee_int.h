@@ -52,6 +52,7 @@ struct mx_e2ee {
   sqlite3 *db;               /* private connection for worker-side work */
   struct mx_api *api;
   char *user_id, *device_id;
+  char *password;            /* optional, for UIA when cross-signing keys must be replaced */
   char **operators;
   size_t n_operators;
   int require_verified;

@@ -156,9 +156,26 @@ static mx_err load_or_create(struct mx_e2ee *e, struct seeds *sd, char *err)
   return rc;
 }
 
+/* User-interactive auth for replacing existing cross-signing keys (the
+ * store was lost): m.login.password with the identity's own password, in
+ * the UIA session the server's 401 opened. Without a password: no auth. */
+static cJSON *uia_auth(struct mx_e2ee *e, const cJSON *challenge)
+{
+  const char *session = mx_json_str(challenge, "session");
+  if (!e->password || !session)
+    return NULL;
+  cJSON *a = cJSON_CreateObject(), *id = cJSON_AddObjectToObject(a, "identifier");
+  cJSON_AddStringToObject(a, "type", "m.login.password");
+  cJSON_AddStringToObject(id, "type", "m.id.user");
+  cJSON_AddStringToObject(id, "user", e->user_id);
+  cJSON_AddStringToObject(a, "password", e->password);
+  cJSON_AddStringToObject(a, "session", session);
+  return a;
+}
+
 static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
 {
-  cJSON *body = cJSON_CreateObject();
+  cJSON *body = cJSON_CreateObject(), *resp = NULL;
   cJSON *m = xkey(e->user_id, "master", sd->mpub);
   cJSON *s = xkey(e->user_id, "self_signing", sd->spub);
   cJSON *u = xkey(e->user_id, "user_signing", sd->upub);
@@ -169,9 +186,20 @@ static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
   cJSON_AddItemToObject(body, "self_signing_key", s);
   cJSON_AddItemToObject(body, "user_signing_key", u);
   long status = 0;
+  static const char path[] = "/_matrix/client/v3/keys/device_signing/upload";
   if (!rc)
-    rc = mx_api_call(e->api, "POST", "/_matrix/client/v3/keys/device_signing/upload", body, NULL, &status, NULL,
-                     err);
+    rc = mx_api_call(e->api, "POST", path, body, NULL, &status, &resp, err);
+  cJSON *auth = rc == MX_ERR_AUTH && status == 401 ? uia_auth(e, resp) : NULL;
+  if (auth) {
+    cJSON_AddItemToObject(body, "auth", auth);
+    cJSON_Delete(resp);
+    resp = NULL;
+    rc = mx_api_call(e->api, "POST", path, body, NULL, &status, &resp, err);
+    if (!rc)
+      mx_warn(e->user_id, "replaced this account's cross-signing keys (the crypto store was lost): "
+                          "operators see a new identity for it");
+  }
+  cJSON_Delete(resp);
   cJSON_Delete(body);
   return rc;
 }

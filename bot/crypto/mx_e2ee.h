@@ -31,6 +31,8 @@ struct mx_e2ee_opts {
   const char *user_id;
   const char *device_id;
   struct mx_api *api;       /* borrowed, thread-safe, must outlive the struct */
+  const char *password;     /* optional (copied): lets start() replace cross-signing
+                               keys it no longer holds (store lost) via UIA */
   const char *const *operators;
   size_t n_operators;
   int require_verified_sender; /* 1 (default on in config) */

@@ -324,7 +324,7 @@ int main(void)
   if (mx_db_open(dbp, &db, err) || setup(db, api, &user_id, &device_id))
     goto cleanup;
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = user_id, .device_id = device_id,
-                            .api = api, .operators = oplist, .n_operators = nops,
+                            .api = api, .password = env("BOT_PW", "pw"), .operators = oplist, .n_operators = nops,
                             .require_verified_sender = atoi(env("REQUIRE_VERIFIED", "1")),
                             .exclude_insecure_devices = atoi(env("EXCLUDE_INSECURE", "0")) };
   char *since = kv_get(db, "next_batch");

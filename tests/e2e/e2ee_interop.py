@@ -399,6 +399,23 @@ def scenario(work, binary, peer_dir):
         js_rotates(2)
         peer("a1", "mark_seen", room)
         round_trip(peer, bot, "a1", room, "after-unwedge", "echo: after-unwedge")
+
+        # the whole store is lost: the bot logs in as a new device, replaces
+        # its cross-signing keys with its password (UIA) and signs the new
+        # device; Element's crypto trusts it and talks to it again
+        bot.stop(signal.SIGTERM)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(os.path.join(bot.dir, "bot.db" + suffix)):
+                os.unlink(os.path.join(bot.dir, "bot.db" + suffix))
+        bot.start()
+        new_device = bot.text()[bot.run_start:].split("echo-bot: ready @bot:mxfleet.test ")[1].split()[0]
+        check(new_device != device, f"a new bot device after the store was lost: {new_device}")
+        check("replaced this account's cross-signing keys" in bot.text()[bot.run_start:],
+              "the bot replaced its cross-signing keys with UIA")
+        st = peer("a1", "verify_status", "@bot:mxfleet.test", new_device)
+        check(st["signedByOwner"], f"the new bot device is signed by its (new) owner keys: {st}")
+        peer("a1", "mark_seen", room)
+        round_trip(peer, bot, "a1", room, "after-store-loss", "echo: after-store-loss")
     finally:
         peer.close()
         peer_log.close()
