@@ -53,6 +53,7 @@ struct mx_e2ee {
   struct mx_api *api;
   char *user_id, *device_id;
   char *password;            /* optional, for UIA when cross-signing keys must be replaced */
+  char *password_file;       /* optional, read only when UIA needs it */
   char **operators;
   size_t n_operators;
   int require_verified;

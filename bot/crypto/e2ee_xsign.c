@@ -162,15 +162,40 @@ static mx_err load_or_create(struct mx_e2ee *e, struct seeds *sd, char *err)
 static cJSON *uia_auth(struct mx_e2ee *e, const cJSON *challenge)
 {
   const char *session = mx_json_str(challenge, "session");
-  if (!e->password || !session)
+  struct mx_buf pw = MX_BUF_INIT(4096);
+  char ferr[MX_ERRBUF_LEN];
+  if (!session)
     return NULL;
-  cJSON *a = cJSON_CreateObject(), *id = cJSON_AddObjectToObject(a, "identifier");
-  cJSON_AddStringToObject(a, "type", "m.login.password");
-  cJSON_AddStringToObject(id, "type", "m.id.user");
-  cJSON_AddStringToObject(id, "user", e->user_id);
-  cJSON_AddStringToObject(a, "password", e->password);
-  cJSON_AddStringToObject(a, "session", session);
+  if (!e->password && e->password_file) { /* read only now, wiped below */
+    if (mx_file_read(e->password_file, 4096, &pw, ferr) != MX_OK) {
+      mx_warn(e->user_id, "cross-signing: %s", ferr);
+      return NULL;
+    }
+    mx_rtrim(pw.buf ? pw.buf : (char *)"");
+  }
+  const char *password = e->password ? e->password : pw.buf;
+  cJSON *a = NULL;
+  if (password && *password) {
+    a = cJSON_CreateObject();
+    cJSON *id = cJSON_AddObjectToObject(a, "identifier");
+    cJSON_AddStringToObject(a, "type", "m.login.password");
+    cJSON_AddStringToObject(id, "type", "m.id.user");
+    cJSON_AddStringToObject(id, "user", e->user_id);
+    cJSON_AddStringToObject(a, "password", password);
+    cJSON_AddStringToObject(a, "session", session);
+  }
+  if (pw.buf)
+    memset(pw.buf, 0, pw.len);
+  mx_buf_release(&pw);
   return a;
+}
+
+/* The request body holds the password after uia_auth: wipe it. */
+static void wipe_auth(cJSON *body)
+{
+  cJSON *p = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "auth"), "password");
+  if (cJSON_IsString(p))
+    memset(p->valuestring, 0, strlen(p->valuestring));
 }
 
 static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
@@ -195,6 +220,7 @@ static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
     cJSON_Delete(resp);
     resp = NULL;
     rc = mx_api_call(e->api, "POST", path, body, NULL, &status, &resp, err);
+    wipe_auth(body);
     if (!rc)
       mx_warn(e->user_id, "replaced this account's cross-signing keys (the crypto store was lost): "
                           "operators see a new identity for it");

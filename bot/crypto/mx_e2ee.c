@@ -104,6 +104,8 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   e->device_id = mx_strdup(o->device_id);
   if (o->password && !(e->password = mx_strdup(o->password)))
     return MX_ERR_NOMEM;
+  if (o->password_file && !(e->password_file = mx_strdup(o->password_file)))
+    return MX_ERR_NOMEM;
   e->operators = calloc(o->n_operators + 1, sizeof(char *));
   if (!e->user_id || !e->device_id || !e->operators)
     return MX_ERR_NOMEM;
@@ -177,6 +179,7 @@ void mx_e2ee_close(struct mx_e2ee *e)
     memset(e->password, 0, strlen(e->password));
     free(e->password);
   }
+  free(e->password_file);
   free(e->user_id);
   free(e->device_id);
   memset(e->pickle_key, 0, sizeof(e->pickle_key));

@@ -33,6 +33,7 @@ struct mx_e2ee_opts {
   struct mx_api *api;       /* borrowed, thread-safe, must outlive the struct */
   const char *password;     /* optional (copied): lets start() replace cross-signing
                                keys it no longer holds (store lost) via UIA */
+  const char *password_file; /* optional alternative: read only when UIA needs it */
   const char *const *operators;
   size_t n_operators;
   int require_verified_sender; /* 1 (default on in config) */

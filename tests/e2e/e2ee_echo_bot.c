@@ -7,7 +7,7 @@
  *   "!ping" -> "pong" (trusted operator device) or a refusal notice
  *   encrypted file -> "file sha256 <hex>" or "file rejected: ..."
  *   "quiet:..." -> decrypted and logged, no reply
- * Environment: MX_HS_URL, BOT_USER, BOT_PW, BOT_DIR, OPERATORS (comma list),
+ * Environment: MX_HS_URL, BOT_USER, BOT_PW, [BOT_PW_FILE], BOT_DIR, OPERATORS (comma list),
  * REQUIRE_VERIFIED (default 1), EXCLUDE_INSECURE (default 0), CRASH_ON (body that triggers one SIGKILL
  * mid-transaction when BOT_DIR/crash-once exists). Stops on SIGTERM.
  */
@@ -324,7 +324,10 @@ int main(void)
   if (mx_db_open(dbp, &db, err) || setup(db, api, &user_id, &device_id))
     goto cleanup;
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = user_id, .device_id = device_id,
-                            .api = api, .password = env("BOT_PW", "pw"), .operators = oplist, .n_operators = nops,
+                            .api = api, .operators = oplist, .n_operators = nops,
+                            /* UIA for cross-signing: from a file when BOT_PW_FILE is set */
+                            .password = getenv("BOT_PW_FILE") ? NULL : env("BOT_PW", "pw"),
+                            .password_file = getenv("BOT_PW_FILE"),
                             .require_verified_sender = atoi(env("REQUIRE_VERIFIED", "1")),
                             .exclude_insecure_devices = atoi(env("EXCLUDE_INSECURE", "0")) };
   char *since = kv_get(db, "next_batch");

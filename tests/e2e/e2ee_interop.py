@@ -404,6 +404,10 @@ def scenario(work, binary, peer_dir):
         # its cross-signing keys with its password (UIA) and signs the new
         # device; Element's crypto trusts it and talks to it again
         bot.stop(signal.SIGTERM)
+        pw_file = os.path.join(bot.dir, "bot.pw")
+        with open(pw_file, "w") as f:
+            f.write("botpw\n")
+        bot.env["BOT_PW_FILE"] = pw_file  # UIA password read from a file, only when needed
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(os.path.join(bot.dir, "bot.db" + suffix)):
                 os.unlink(os.path.join(bot.dir, "bot.db" + suffix))
