@@ -37,7 +37,7 @@
 static const char *const k_top[] = {"homeserver", "data_dir", "operators", "alerts_room", "devices",
                                     "bot", "health", "redact", "llm", "speech", "registration", NULL};
 static const char *const k_bot[] = {"command_max_age_s", "require_verified_sender", "sync_timeout_ms",
-                                    "http_listen", NULL};
+                                    "http_listen", "exclude_insecure_devices", NULL};
 static const char *const k_health[] = {"interval_s", "wg_interface", "stale_after_s", "repeat_s", "pending_s",
                                        "keep_firing_s", NULL};
 static const char *const k_registration[] = {"shared_secret_file", "admin_token_file", NULL};
@@ -492,6 +492,8 @@ static mx_err parse_bot(const struct cfg *c, const cJSON *root, struct mx_config
   rc = get_int(c, b, "bot", "command_max_age_s", 1, 7 * 86400, &age_s);
   if (!rc)
     rc = get_bool(c, b, "bot", "require_verified_sender", &cfg->require_verified_sender);
+  if (!rc)
+    rc = get_bool(c, b, "bot", "exclude_insecure_devices", &cfg->exclude_insecure_devices);
   if (!rc)
     rc = get_int32(c, b, "bot", "sync_timeout_ms", 1000, 300000, &cfg->sync_timeout_ms);
   if (!rc)

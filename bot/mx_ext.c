@@ -98,6 +98,10 @@ mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
     o.operators = (const char *const *)id->bot->cfg->operators;
     o.n_operators = id->bot->cfg->n_operators;
     o.require_verified_sender = id->bot->cfg->require_verified_sender;
+    o.exclude_insecure_devices = id->bot->cfg->exclude_insecure_devices;
+    /* only read if the store was lost and cross-signing must be replaced
+     * (user-interactive auth); wiped after use */
+    o.password_file = id->dev->password_file;
     mx_err rc = mx_e2ee_open(&o, &ix->e2ee, err);
     if (rc)
       return rc;
