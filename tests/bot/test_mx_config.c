@@ -132,7 +132,7 @@ static const struct bad_case bad_cases[] = {
    "bot, health, redact, llm, speech, registration"},
   {"unknown key in bot", "{" BASE "\"bot\": {\"sync_timeout\": 5}, " DEVS1 "}",
    "mxfleet.json: bot.sync_timeout: unknown key, expected one of command_max_age_s, require_verified_sender, "
-   "sync_timeout_ms, http_listen"},
+   "sync_timeout_ms, http_listen, exclude_insecure_devices"},
   {"backend key of another kind", WITH_BACKEND("{\"kind\": \"local\", \"host\": \"x\"}"),
    "mxfleet.json: devices[0].backend.host: unknown key for kind 'local', expected one of kind"},
   {"duplicate device",
