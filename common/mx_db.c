@@ -80,29 +80,28 @@ mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration 
       "CREATE TABLE IF NOT EXISTS schema_versions(module TEXT PRIMARY KEY, version INTEGER NOT NULL)", err);
   if (rc)
     return rc;
-  int have = current_version(db, module);
-  if (have < 0)
-    return mx_fail(MX_ERR_DB, err, "cannot read schema version of '%s'", module);
   for (int i = 0; i < n; i++) {
     if (m[i].version != i + 1)
       return mx_fail(MX_ERR_INTERNAL, err, "migration %d of '%s' is numbered %d", i + 1, module, m[i].version);
-    if (m[i].version <= have)
-      continue;
+    /* The version is read inside the write transaction: several threads
+     * (identities starting at once) may migrate the same database, and only
+     * the first may apply a step. */
     rc = mx_db_begin(db, err);
+    if (rc)
+      return rc;
+    int have = current_version(db, module);
+    if (have < 0)
+      rc = mx_fail(MX_ERR_DB, err, "cannot read schema version of '%s'", module);
+    else if (m[i].version <= have) {
+      mx_db_rollback(db);
+      continue;
+    }
     if (!rc)
       rc = mx_db_exec(db, m[i].sql, err);
-    if (!rc) {
-      sqlite3_stmt *st = NULL;
-      rc = mx_db_prepare(db, "INSERT INTO schema_versions(module, version) VALUES(?, ?) "
-                             "ON CONFLICT(module) DO UPDATE SET version=excluded.version", &st, err);
-      if (!rc) {
-        sqlite3_bind_text(st, 1, module, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, m[i].version);
-        if (sqlite3_step(st) != SQLITE_DONE)
-          rc = mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-      }
-    }
+    if (!rc)
+      rc = mx_db_run(db, err, "INSERT INTO schema_versions(module, version) VALUES(?, ?) "
+                              "ON CONFLICT(module) DO UPDATE SET version=excluded.version",
+                     "sd", module, m[i].version);
     if (!rc)
       rc = mx_db_commit(db, err);
     if (rc) {
