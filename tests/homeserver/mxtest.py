@@ -141,6 +141,14 @@ class Homeserver:
         self._owned_dir = owned_dir
 
     @classmethod
+    def at(cls, url, name, secret=""):
+        """A homeserver known only by URL and server name (e.g. one that does
+        not answer, or one started outside mxtest); register() needs secret."""
+        hs = cls.__new__(cls)
+        hs.url, hs.name, hs.secret, hs._owned_dir = url, name, secret, None
+        return hs
+
+    @classmethod
     def from_env(cls):
         """The shared fixture instance (ctest passes MX_HS_ENV), or, when run
         by hand without one, a private instance stopped by stop()."""
@@ -339,17 +347,18 @@ class Client:
             raise TestFailure(f"{e}; memberships seen: {seen}") from None
         return seen[-1]
 
+    def _full_sync(self, room_filter):
+        flt = json.dumps({"room": room_filter, "presence": {"types": []}})
+        return self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
+
     def invites(self):
         """Room IDs this user is currently invited to (from a full /sync)."""
-        flt = json.dumps({"room": {"timeline": {"limit": 0}}, "presence": {"types": []}})
-        resp = self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
+        resp = self._full_sync({"timeline": {"limit": 0}})
         return set(resp.get("rooms", {}).get("invite", {}).keys())
 
     def read_receipts(self, room_id):
         """{user_id: event_id} of the m.read receipts in room_id (full /sync)."""
-        flt = json.dumps({"room": {"rooms": [room_id], "timeline": {"limit": 1}},
-                          "presence": {"types": []}})
-        resp = self.request("GET", "/sync", query={"timeout": 0, "filter": flt}, timeout=60)
+        resp = self._full_sync({"rooms": [room_id], "timeline": {"limit": 1}})
         room = resp.get("rooms", {}).get("join", {}).get(room_id, {})
         out = {}
         for ev in room.get("ephemeral", {}).get("events", []):
@@ -539,7 +548,7 @@ class Bot:
         if self.proc.poll() is not None:
             raise TestFailure(f"mxfleet exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
 
-    def wait_healthy(self, timeout=90):
+    def wait_healthy(self, timeout=90, interval=0.2):
         last = {}
 
         def probe():
@@ -547,7 +556,7 @@ class Bot:
             last["h"] = self.health()
             return last["h"][0] == 200
         try:
-            wait_until(probe, timeout, "mxfleet /health to answer 200")
+            wait_until(probe, timeout, "mxfleet /health to answer 200", interval=interval)
         except TestFailure as e:
             raise TestFailure(f"{e}; last /health: {last.get('h')}; log tail:\n{self.log_tail()}") from None
         self.healthy_after = time.monotonic() - self.started_at

@@ -47,9 +47,7 @@ def test():
 
         # An identity whose homeserver does not answer: 503 with a JSON reason,
         # and the daemon keeps running (it retries instead of exiting).
-        dead = mxtest.Homeserver.__new__(mxtest.Homeserver)
-        dead.url, dead.name, dead.secret, dead._owned_dir = (
-            f"http://127.0.0.1:{mxtest.free_port()}", hs.name, "", None)
+        dead = mxtest.Homeserver.at(f"http://127.0.0.1:{mxtest.free_port()}", hs.name)
         with mxtest.Bot(dead, [op.user_id], [("pc1", "agent-pc1")], register=False) as bot:
             bot.start(wait_healthy=False)
             seen = {}
