@@ -1,7 +1,9 @@
 """The local HTTP endpoint: /health is 200 once every identity syncs and 503
-with a JSON reason while an identity cannot reach its homeserver; /metrics
+with a JSON reason while an identity cannot reach its homeserver or cannot
+log in (naming it, while the other identities keep answering); /metrics
 serves Prometheus text that names the identities and counts handled messages."""
 
+import json
 import re
 
 import mxtest
@@ -60,6 +62,21 @@ def test():
             body = seen["h"][1]
             check(isinstance(body, dict) and body, f"503 body is not a JSON object: {body!r}")
             bot.stop()
+
+        # One identity with a wrong password: 503 naming it, the other serves.
+        good, bad = mxtest.unique("agent-pc1"), mxtest.unique("agent-pc2")
+        _, pw = hs.register(good)
+        hs.register(bad)
+        with mxtest.Bot(hs, [op.user_id], [("pc1", good), ("pc2", bad)],
+                        passwords={good: pw, bad: "not-the-password"}) as bot:
+            bot.start(wait_healthy=False)
+            room = mxtest.open_dm(op, bot, "pc1")
+            mxtest.ping_and_wait(op, room, bot.user_id("pc1"), 1)
+            status, body = bot.health()
+            check(status == 503, f"/health with a failing identity: {status} {body}")
+            check("pc2" in json.dumps(body), f"503 reason does not name pc2: {body}")
+            bot.stop()
+            check("not-the-password" not in bot.log_text(), "the bot logged a rejected password")
 
 
 mxtest.run(test)
