@@ -51,6 +51,15 @@ static const struct mx_migration migrations[] = {
     /* m.unverified is per session: told once per (session, device) */
     "CREATE TABLE e2ee_withheld_session(acct TEXT, room_id TEXT, session_id TEXT, user_id TEXT, device_id TEXT,"
     " PRIMARY KEY(acct, room_id, session_id, user_id, device_id));" },
+  { 3,
+    /* outgoing m.room_key_request per missing session; state 0 to send,
+     * 1 sent (sent_ms), 2 key arrived: cancel. Incoming requests from our
+     * own devices wait in e2ee_key_shares until maintain answers them. */
+    "CREATE TABLE e2ee_key_requests(acct TEXT, room_id TEXT, session_id TEXT, sender_user TEXT NOT NULL,"
+    " sender_key TEXT NOT NULL, request_id TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+    " sent_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(acct, room_id, session_id));"
+    "CREATE TABLE e2ee_key_shares(acct TEXT, user_id TEXT, device_id TEXT, request_id TEXT,"
+    " room_id TEXT NOT NULL, session_id TEXT NOT NULL, PRIMARY KEY(acct, user_id, device_id, request_id));" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

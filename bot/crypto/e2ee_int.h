@@ -23,6 +23,7 @@
 #define E2EE_DUMMY_INTERVAL_MS (3600 * 1000)
 #define E2EE_FALLBACK_FORGET_MS (3600 * 1000)
 #define E2EE_PENDING_MAX_AGE_MS ((int64_t)7 * 24 * 3600 * 1000)
+#define E2EE_KEYREQ_RETRY_MS ((int64_t)10 * 60 * 1000)
 
 struct e2ee_olm {            /* one Olm session with one remote device */
   struct e2ee_olm *next;
@@ -74,6 +75,9 @@ struct mx_e2ee {
   int fallback_missing;
   int lists_changed;
   int64_t fallback_replaced_ms; /* 0: nothing to forget */
+  /* tests only: replaces the PUT /sendToDevice (messages borrowed) */
+  mx_err (*to_device_hook)(void *ctx, const char *type, const cJSON *messages, char *err);
+  void *to_device_ctx;
 };
 
 /* e2ee_core.c */
@@ -162,6 +166,26 @@ mx_err e2ee_olm_new_outbound(struct mx_e2ee *e, const char *their_curve, const c
 mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender,
                               const char *sender_key, const char *ed25519, const cJSON *content,
                               char *err);
+
+int e2ee_inbound_id_is(OlmInboundGroupSession *s, const char *want);
+/* Stores an inbound session under (room, sid) unless a copy from another
+ * original device is already there or the stored one reaches as far back;
+ * marks queued events ready and settles the key request. s is borrowed. */
+mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, const char *sender,
+                          const char *sender_key, const char *ed25519, OlmInboundGroupSession *s, char *err);
+
+/* e2ee_forward.c (sync side, caller's transaction) */
+mx_err e2ee_forwarded_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender, const char *olm_key,
+                                   const char *olm_ed25519, const cJSON *content, char *err);
+/* maintain side: answers recorded requests of our own verified devices */
+mx_err e2ee_forward_answer(struct mx_e2ee *e, char *err);
+
+/* e2ee_keyreq.c: sync side records, maintain side (e->lock NOT held) sends */
+mx_err e2ee_keyreq_want(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, const char *sender,
+                        const char *sender_key, char *err);
+mx_err e2ee_keyreq_arrived(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, char *err);
+mx_err e2ee_keyreq_incoming(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, char *err);
+mx_err e2ee_keyreq_maintain(struct mx_e2ee *e, char *err);
 
 /* e2ee_megolm_out.c */
 mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why);

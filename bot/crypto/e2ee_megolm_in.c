@@ -34,7 +34,7 @@ static OlmInboundGroupSession *from_key(const char *session_key)
   return s;
 }
 
-static int session_id_is(OlmInboundGroupSession *s, const char *want)
+int e2ee_inbound_id_is(OlmInboundGroupSession *s, const char *want)
 {
   char id[128];
   size_t n = olm_inbound_group_session_id_length(s);
@@ -42,6 +42,43 @@ static int session_id_is(OlmInboundGroupSession *s, const char *want)
     return 0;
   id[n] = '\0';
   return strcmp(id, want) == 0;
+}
+
+mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, const char *sender,
+                          const char *sender_key, const char *ed25519, OlmInboundGroupSession *s, char *err)
+{
+  uint32_t first = olm_inbound_group_session_first_known_index(s);
+  const char *k[] = { e->user_id, room, sid };
+  int64_t have = e2ee_db_int(db, "SELECT first_index FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3,
+                             k, -1);
+  mx_err rc = MX_OK;
+  char *had_key = have < 0 ? NULL : e2ee_db_text(db, "SELECT sender_key FROM e2ee_inbound WHERE acct=? AND "
+                                                     "room_id=? AND session_id=?", 3, k);
+  /* keep what we have unless the new copy reaches further back AND comes
+   * from the same device: nobody else may re-attribute a session */
+  if (had_key && strcmp(had_key, sender_key) != 0) {
+    mx_warn(e->user_id, "room key from %s for session %s that another device shared first; ignored", sender, sid);
+  } else if (have < 0 || (int64_t)first < have) {
+    char *pickle = e2ee_pickle_inbound(e, s);
+    char fi[16];
+    snprintf(fi, sizeof(fi), "%" PRIu32, first);
+    const char *v[] = { e->user_id, room, sid, sender, sender_key, ed25519, fi, pickle };
+    rc = pickle ? e2ee_db_run(db, err, "INSERT OR REPLACE INTO e2ee_inbound(acct, room_id, session_id, sender_user, "
+                                       "sender_key, ed25519, first_index, pickle) VALUES(?,?,?,?,?,?,?,?)", 8, v)
+                : mx_fail(MX_ERR_CRYPTO, err, "room key: cannot pickle session");
+    free(pickle);
+  } else {
+    mx_info(e->user_id, "room key for session %s starts at %" PRIu32 ", ours at %" PRId64 "; kept ours", sid, first,
+            have);
+  }
+  free(had_key);
+  if (!rc)
+    rc = e2ee_db_run(db, err, "UPDATE e2ee_pending SET ready=1 WHERE acct=? AND room_id=? AND session_id=?", 3, k);
+  if (!rc)
+    rc = e2ee_keyreq_arrived(e, db, room, sid, err);
+  if (!rc)
+    mx_info(e->user_id, "room key for %s session %s from %s (first index %" PRIu32 ")", room, sid, sender, first);
+  return rc;
 }
 
 mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender, const char *sender_key,
@@ -53,36 +90,11 @@ mx_err e2ee_room_key_received(struct mx_e2ee *e, sqlite3 *db, const char *sender
     return mx_fail(MX_ERR_INVALID, err, "m.room_key from %s: expected m.megolm.v1.aes-sha2 with room_id, session_id "
                                         "and session_key", sender);
   OlmInboundGroupSession *s = from_key(skey);
-  if (!s || !session_id_is(s, sid)) {
+  if (!s || !e2ee_inbound_id_is(s, sid)) {
     e2ee_free_inbound(s);
     return mx_fail(MX_ERR_CRYPTO, err, "m.room_key from %s: session key does not match session_id '%s'", sender, sid);
   }
-  uint32_t first = olm_inbound_group_session_first_known_index(s);
-  const char *k[] = { e->user_id, room, sid };
-  int64_t have = e2ee_db_int(db, "SELECT first_index FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3,
-                             k, -1);
-  mx_err rc = MX_OK;
-  char *had_key = have < 0 ? NULL : e2ee_db_text(db, "SELECT sender_key FROM e2ee_inbound WHERE acct=? AND "
-                                                     "room_id=? AND session_id=?", 3, k);
-  /* keep what we have unless the new copy reaches further back AND comes
-   * from the same device: nobody else may re-attribute a session */
-  if (had_key && strcmp(had_key, sender_key) != 0) {
-    mx_warn(e->user_id, "m.room_key from %s for session %s that another device shared first; ignored", sender, sid);
-  } else if (have < 0 || (int64_t)first < have) {
-    char *pickle = e2ee_pickle_inbound(e, s);
-    char fi[16];
-    snprintf(fi, sizeof(fi), "%" PRIu32, first);
-    const char *v[] = { e->user_id, room, sid, sender, sender_key, ed25519, fi, pickle };
-    rc = pickle ? e2ee_db_run(db, err, "INSERT OR REPLACE INTO e2ee_inbound(acct, room_id, session_id, sender_user, "
-                                       "sender_key, ed25519, first_index, pickle) VALUES(?,?,?,?,?,?,?,?)", 8, v)
-                : mx_fail(MX_ERR_CRYPTO, err, "m.room_key: cannot pickle session");
-    free(pickle);
-  }
-  free(had_key);
-  if (!rc)
-    rc = e2ee_db_run(db, err, "UPDATE e2ee_pending SET ready=1 WHERE acct=? AND room_id=? AND session_id=?", 3, k);
-  if (!rc)
-    mx_info(e->user_id, "room key for %s session %s from %s (first index %" PRIu32 ")", room, sid, sender, first);
+  mx_err rc = e2ee_inbound_store(e, db, room, sid, sender, sender_key, ed25519, s, err);
   e2ee_free_inbound(s);
   return rc;
 }
@@ -107,6 +119,9 @@ static mx_err queue_event(struct mx_e2ee *e, sqlite3 *db, const char *room_id, c
                                           "event, ts) VALUES(?,?,?,?,?,?)", 6, v)
                    : MX_ERR_NOMEM;
   cJSON_free(text);
+  if (!rc) /* the request itself goes out from mx_e2ee_maintain */
+    rc = e2ee_keyreq_want(e, db, room_id, sid, mx_json_str(ev, "sender"),
+                          mx_json_str(mx_json_obj(ev, "content"), "sender_key"), err);
   if (!rc)
     mx_info(e->user_id, "event %s waits for room key %s", eid, sid);
   return rc;

@@ -254,6 +254,8 @@ static mx_err claim_missing(struct mx_e2ee *e, const struct targets *ts, char *e
 
 mx_err e2ee_send_to_device(struct mx_e2ee *e, const char *type, cJSON *messages, char *err)
 {
+  if (e->to_device_hook)
+    return e->to_device_hook(e->to_device_ctx, type, messages, err);
   char txn[33];
   mx_err rc = mx_random_alnum(txn, 32);
   struct mx_buf path = MX_BUF_INIT(1024);

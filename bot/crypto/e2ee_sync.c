@@ -28,6 +28,8 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
             mx_json_str(c, "code") ? mx_json_str(c, "code") : "?");
     return MX_OK;
   }
+  if (strcmp(type, "m.room_key_request") == 0)
+    return e2ee_keyreq_incoming(e, db, ev, err) == MX_ERR_DB ? MX_ERR_DB : MX_OK;
   if (strcmp(type, "m.room.encrypted") != 0)
     return MX_OK;
   cJSON *p = NULL;
@@ -45,6 +47,13 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
                                 mx_json_obj(p, "content"), err);
     if (rc && rc != MX_ERR_DB) {
       mx_warn(e->user_id, "room key from %s rejected: %s", sender, err);
+      rc = MX_OK;
+    }
+  } else if (strcmp(inner, "m.forwarded_room_key") == 0) {
+    rc = e2ee_forwarded_key_received(e, db, sender, sk, mx_json_str(mx_json_obj(p, "keys"), "ed25519"),
+                                     mx_json_obj(p, "content"), err);
+    if (rc && rc != MX_ERR_DB) {
+      mx_warn(e->user_id, "%s", err);
       rc = MX_OK;
     }
   } else if (strcmp(inner, "m.dummy") != 0) {

@@ -341,6 +341,10 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
     const char *v[] = { e->user_id, old };
     e2ee_db_run(e->db, NULL, "DELETE FROM e2ee_pending WHERE acct=? AND ts < ?", 2, v);
   }
+  char kerr[MX_ERRBUF_LEN] = "";
+  /* key requests are best effort: a failed send is retried next time */
+  if (!rc && e2ee_keyreq_maintain(e, kerr) != MX_OK)
+    mx_warn(e->user_id, "key requests: %s", kerr);
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }
