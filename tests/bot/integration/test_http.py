@@ -40,6 +40,8 @@ def test():
             check("# TYPE" in text, "/metrics has no # TYPE lines")
             check(re.search(r'^[a-z_:][a-z0-9_:]*\{[^}]*pc1', text, re.M),
                   f"/metrics has no per-identity series for pc1:\n{text[:2000]}")
+            check(re.search(r'^[a-z_:][a-z0-9_:]*_bucket\{[^}]*pc1[^}]*le="\+Inf"\} [1-9]', text, re.M),
+                  f"/metrics has no filled latency histogram for pc1:\n{text[:2000]}")
             check(metric_sum(text, "sync") > 0, f"/metrics counts no syncs:\n{text[:2000]}")
             check(metric_sum(text, "message") > 0, f"/metrics counts no messages:\n{text[:2000]}")
             status, _, _ = mxtest.http("GET", f"http://127.0.0.1:{bot.http_port}/no-such-path",
