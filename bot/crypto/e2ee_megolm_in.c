@@ -1,8 +1,10 @@
 /*
  * bot/crypto/e2ee_megolm_in.c - inbound Megolm: room keys accepted only when
  * they arrived over Olm (keyed by room and session, with the Olm sender's
- * curve25519, claimed ed25519 and user), decryption with replay protection
- * by message index, and the queue of events whose key has not arrived yet.
+ * curve25519, claimed ed25519 and user), the store rule shared with
+ * forwarded keys (e2ee_inbound_store), decryption with replay protection
+ * by message index, and the queue of events whose key has not arrived yet
+ * (each queued session also records a key request, e2ee_keyreq.c).
  * Everything goes through the caller's connection inside its sync
  * transaction, so a room key, a queued event and next_batch commit together.
  * Layer: bot/crypto. Ownership: *plain and *events are owned by the caller.

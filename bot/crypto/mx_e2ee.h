@@ -78,7 +78,8 @@ mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync_re
 void mx_e2ee_sync_aborted(struct mx_e2ee *e);
 /* After each committed sync (blocking while it works): replenish one-time
  * keys, replace a used fallback key, forget the previous one after an hour,
- * unwedge (m.dummy). Cheap when there is nothing to do; returns at once when
+ * unwedge (m.dummy), send/retry/cancel m.room_key_request for queued events
+ * and answer our own verified devices' requests. Cheap when there is nothing to do; returns at once when
  * an encrypt is sharing keys (the next call catches up). */
 mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err);
 
