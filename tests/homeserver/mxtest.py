@@ -452,7 +452,7 @@ def mxfleet_bin():
     path = os.environ.get("MXFLEET_BIN")
     check(path and os.access(path, os.X_OK),
           f"MXFLEET_BIN: expected the path of the built mxfleet binary, got '{path}'")
-    return path
+    return os.path.abspath(path)  # the daemon runs with its work dir as cwd
 
 
 def _die_with_parent():
