@@ -40,6 +40,13 @@ def test():
                   f"the answer does not carry the real listing of /var/log: {body[:300]}")
             check(answer["content"].get("format") == "org.matrix.custom.html",
                   "the final answer has no HTML rendering")
+            # one status message, edited in place (m.replace) as the turn went on
+            msgs = op.messages_from(room, uid)
+            status = [e for e in msgs if e["content"].get("body", "").startswith("running fs.list")]
+            check(len(status) == 1, f"expected one progress message, got {[e['content'].get('body') for e in msgs]}")
+            edits = [e for e in msgs if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+                     and e["content"]["m.relates_to"].get("event_id") == status[0]["event_id"]]
+            check(edits and "m.new_content" in edits[-1]["content"], "the progress message was never edited")
 
             primary = llm.requests("r1")
             kinds = [(r["scenario"], r["step"]) for r in primary]
