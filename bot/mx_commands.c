@@ -71,8 +71,7 @@ static void cmd_help(struct mx_msg *m, const char *args)
 {
   (void)args;
   struct mx_buf b = MX_BUF_INIT(MX_BUF_MAX_SMALL), h = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  if (!mx_commands_help(&b, 0) && !mx_buf_adds(&h, "<pre><code>") && !mx_html_escape(mx_buf_cstr(&b), &h)
-      && !mx_buf_adds(&h, "</code></pre>"))
+  if (!mx_commands_help(&b, 0) && !mx_html_code_block(mx_buf_cstr(&b), &h))
     mx_msg_reply(m, mx_buf_cstr(&b), mx_buf_cstr(&h), NULL);
   mx_buf_release(&b);
   mx_buf_release(&h);
@@ -94,7 +93,7 @@ static void cmd_status(struct mx_msg *m, const char *args)
   if (!rc)
     mx_ext_status(id, &b);
   struct mx_buf h = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  if (!rc && !mx_buf_adds(&h, "<pre><code>") && !mx_html_escape(mx_buf_cstr(&b), &h) && !mx_buf_adds(&h, "</code></pre>"))
+  if (!rc && !mx_html_code_block(mx_buf_cstr(&b), &h))
     mx_msg_reply(m, mx_buf_cstr(&b), mx_buf_cstr(&h), NULL);
   mx_buf_release(&b);
   mx_buf_release(&h);

@@ -144,11 +144,7 @@ static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notic
   struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL), html = MX_BUF_INIT(MX_BUF_MAX_SMALL);
   mx_err rc = tools_render_notice(p, &text);
   if (!rc)
-    rc = mx_buf_adds(&html, "<pre><code>");
-  if (!rc)
-    rc = mx_html_escape(mx_buf_cstr(&text), &html);
-  if (!rc)
-    rc = mx_buf_adds(&html, "</code></pre>");
+    rc = mx_html_code_block(mx_buf_cstr(&text), &html);
   char key[64], ev[MX_EVENT_ID_LEN] = "";
   snprintf(key, sizeof(key), "approval:%s", p->id);
   if (!rc)

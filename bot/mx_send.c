@@ -13,7 +13,8 @@
 #include "mx_store.h"
 #include "mx_util.h"
 
-mx_err mx_html_escape(const char *text, struct mx_buf *out)
+/* br: newlines become <br> (prose); inside <pre> they stay newlines. */
+static mx_err escape(const char *text, int br, struct mx_buf *out)
 {
   mx_err rc = mx_buf_add(out, "", 0);
   for (const char *p = text; !rc && *p; p++) {
@@ -22,11 +23,24 @@ mx_err mx_html_escape(const char *text, struct mx_buf *out)
     case '>': rc = mx_buf_adds(out, "&gt;"); break;
     case '&': rc = mx_buf_adds(out, "&amp;"); break;
     case '"': rc = mx_buf_adds(out, "&quot;"); break;
-    case '\n': rc = mx_buf_adds(out, "<br>"); break;
+    case '\n': rc = br ? mx_buf_adds(out, "<br>") : mx_buf_addc(out, '\n'); break;
     default: rc = mx_buf_addc(out, *p);
     }
   }
   return rc;
+}
+
+mx_err mx_html_escape(const char *text, struct mx_buf *out)
+{
+  return escape(text, 1, out);
+}
+
+mx_err mx_html_code_block(const char *text, struct mx_buf *out)
+{
+  mx_err rc = mx_buf_adds(out, "<pre><code>");
+  if (!rc)
+    rc = escape(text, 0, out);
+  return rc ? rc : mx_buf_adds(out, "</code></pre>");
 }
 
 static mx_err put_event(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,

@@ -31,7 +31,9 @@ mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const
                     const char *orig_event_id, const char *text, const char *html, char *err);
 void mx_send_typing(struct mx_ident *id, const char *room_id, int typing);
 void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event_id);
-/* HTML-escapes text into out. */
+/* HTML-escapes text into out; newlines become <br>. */
 mx_err mx_html_escape(const char *text, struct mx_buf *out);
+/* text as an HTML code block (<pre><code>), escaped, newlines kept as is. */
+mx_err mx_html_code_block(const char *text, struct mx_buf *out);
 
 #endif

@@ -97,8 +97,8 @@ static void start_sync(void *ud)
     mx_sync_schedule(id, 1000);
     return;
   }
-  mx_buf_reset(&id->sync_body);
-  mx_buf_init(&id->sync_body, MX_BUF_MAX_HTTP);
+  /* the body of a failed sync is still held: free it, keep the cap */
+  mx_buf_release(&id->sync_body);
   char auth[2048];
   mx_api_bearer_header(id->api, auth, sizeof(auth));
   id->sync_headers = curl_slist_append(NULL, auth);
