@@ -1,37 +1,88 @@
 /* mx_db.c - SQLite open + migrations; see mx_db.h. */
 #include "mx_db.h"
+#include "mx_util.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-mx_err mx_db_open(const char *path, sqlite3 **out, char *err)
+/* WAL is persistent, so only the first open of a new file switches it. That
+ * switch needs the exclusive lock, and connections racing for it (identities
+ * starting together on one new file) get SQLITE_BUSY without the busy
+ * handler (SQLite's deadlock rule): retry within the busy timeout. */
+static mx_err set_wal(sqlite3 *db, char *err)
 {
-  /* Create the file 0600 ourselves so SQLite never makes it world-readable. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return mx_fail(MX_ERR_IO, err, "cannot open database '%s'", path);
-  fchmod(fd, 0600);
-  close(fd);
+  int64_t deadline = mx_mono_ms() + 5000;
+  for (;;) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+      return MX_OK;
+    mx_err e = mx_fail(MX_ERR_DB, err, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    if ((rc & 0xff) != SQLITE_BUSY || mx_mono_ms() > deadline)
+      return e;
+    sqlite3_sleep(5);
+  }
+}
+
+mx_err mx_db_open_paged(const char *path, int page_size, sqlite3 **out, char *err)
+{
+  /* SQLite creates the file; we never open() it ourselves. On Linux,
+   * close() of *any* descriptor of a file drops every POSIX lock the process
+   * holds on it, SQLite's included: a daemon opening one more connection
+   * would silently lose its WAL read lock, and a CLI run beside it could
+   * then checkpoint and delete the -wal/-shm files still in use (SQLite's
+   * "how to corrupt" list). The mode is narrowed by path right after the
+   * open, before anything is written; -wal and -shm copy it from the
+   * database file when SQLite creates them. */
   sqlite3 *db = NULL;
-  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+      SQLITE_OK) {
     mx_err rc = mx_fail(MX_ERR_DB, err, "cannot open database '%s': %s", path,
                         db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);
     return rc;
   }
+  if (sqlite3_db_readonly(db, "main") == 1) { /* SQLite falls back to read-only silently */
+    sqlite3_close(db);
+    return mx_fail(MX_ERR_DB, err, "cannot open database '%s' for writing: %s", path, strerror(EACCES));
+  }
+  struct stat st;
+  if (stat(path, &st) == 0 && (st.st_mode & 077) && chmod(path, 0600) != 0) {
+    mx_err rc = mx_fail(MX_ERR_IO, err, "cannot make database '%s' private (mode 0600): %s", path, strerror(errno));
+    sqlite3_close(db);
+    return rc;
+  }
   sqlite3_busy_timeout(db, 5000);
-  mx_err rc = mx_db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;", err);
+  mx_err rc = MX_OK;
+  if (page_size > 0) {
+    /* Takes effect only while the file is still empty, i.e. before WAL mode
+     * writes the first page; an existing database keeps its size. */
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA page_size=%d", page_size);
+    rc = mx_db_exec(db, sql, err);
+  }
+  if (!rc)
+    rc = set_wal(db, err);
+  if (!rc)
+    rc = mx_db_exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;", err);
   if (rc) {
     sqlite3_close(db);
     return rc;
   }
   *out = db;
   return MX_OK;
+}
+
+mx_err mx_db_open(const char *path, sqlite3 **out, char *err)
+{
+  return mx_db_open_paged(path, 0, out, err);
 }
 
 void mx_db_close(sqlite3 *db)

@@ -21,6 +21,8 @@ struct mx_migration {
 /* Opens (creating with mode 0600) path; WAL, foreign keys, 5 s busy timeout.
  * Each thread opens its own handle. */
 mx_err mx_db_open(const char *path, sqlite3 **out, char *err);
+/* Same, and a new (empty) database gets page_size-byte pages. */
+mx_err mx_db_open_paged(const char *path, int page_size, sqlite3 **out, char *err);
 void mx_db_close(sqlite3 *db);
 mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration *m, int n, char *err);
 mx_err mx_db_exec(sqlite3 *db, const char *sql, char *err);

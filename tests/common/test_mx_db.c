@@ -8,6 +8,9 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mx_db.h"
@@ -64,10 +67,91 @@ static void concurrent_migrations_apply_each_step_once(void **state)
   unlink(p2);
 }
 
-int main(void)
+/* The child of second_open_keeps_the_wal_lock: another process (a CLI run
+ * beside the daemon) reads and closes. SQLite deletes -wal on close only
+ * when it gets the exclusive lock, i.e. when no other process holds one. */
+static int child_read_and_close(const char *db_path)
 {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    return 2;
+  int rc = sqlite3_exec(db, "SELECT COUNT(*) FROM t", NULL, NULL, NULL) == SQLITE_OK ? 0 : 3;
+  sqlite3_close(db);
+  return rc;
+}
+
+static void remove_db(const char *p)
+{
+  char side[300];
+  unlink(p);
+  snprintf(side, sizeof(side), "%s-wal", p);
+  unlink(side);
+  snprintf(side, sizeof(side), "%s-shm", p);
+  unlink(side);
+}
+
+/* A daemon connection keeps its WAL lock when the same process opens one
+ * more connection: mx_db_open once did open()+close() on the file, which on
+ * Linux drops every POSIX lock the process holds on it, and a CLI run
+ * beside the daemon then deleted the -wal the daemon was using. */
+static void second_open_keeps_the_wal_lock(void **state)
+{
+  (void)state;
+  char p[256], wal[300];
+  snprintf(p, sizeof(p), "/tmp/mx-db-lock-%d.db", (int)getpid());
+  snprintf(wal, sizeof(wal), "%s-wal", p);
+  remove_db(p);
+  sqlite3 *a = NULL, *b = NULL;
+  assert_int_equal(mx_db_open(p, &a, NULL), MX_OK);
+  assert_int_equal(mx_db_exec(a, "CREATE TABLE t(x); INSERT INTO t VALUES (1); SELECT COUNT(*) FROM t", NULL), MX_OK);
+  assert_int_equal(access(wal, F_OK), 0);
+  assert_int_equal(mx_db_open(p, &b, NULL), MX_OK); /* every LLM turn does this */
+
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "/proc/%d/exe --child-read-and-close '%s'", (int)getpid(), p);
+  assert_int_equal(system(cmd), 0);
+  assert_int_equal(access(wal, F_OK), 0); /* still ours: the child could not take it away */
+  assert_int_equal(mx_db_exec(a, "INSERT INTO t VALUES (2)", NULL), MX_OK);
+  assert_int_equal(mx_db_exec(b, "INSERT INTO t VALUES (3)", NULL), MX_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(mx_db_query(a, &st, NULL, "PRAGMA integrity_check", ""), MX_OK);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+  sqlite3_finalize(st);
+  mx_db_close(b);
+  mx_db_close(a);
+  remove_db(p);
+}
+
+/* A new database is private from its first byte, and so are -wal/-shm. */
+static void new_database_is_private(void **state)
+{
+  (void)state;
+  char p[256], side[300];
+  snprintf(p, sizeof(p), "/tmp/mx-db-mode-%d.db", (int)getpid());
+  remove_db(p);
+  mode_t old = umask(022);
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(p, &db, NULL), MX_OK);
+  assert_int_equal(mx_db_exec(db, "CREATE TABLE t(x)", NULL), MX_OK);
+  umask(old);
+  struct stat st;
+  assert_int_equal(stat(p, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  snprintf(side, sizeof(side), "%s-wal", p);
+  assert_int_equal(stat(side, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  mx_db_close(db);
+  remove_db(p);
+}
+
+int main(int argc, char **argv)
+{
+  if (argc == 3 && strcmp(argv[1], "--child-read-and-close") == 0)
+    return child_read_and_close(argv[2]);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(concurrent_migrations_apply_each_step_once),
+    cmocka_unit_test(second_open_keeps_the_wal_lock),
+    cmocka_unit_test(new_database_is_private),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,24 +56,11 @@ static char *path_fmt(const char *dir, const char *device, const char *suffix)
 
 /* A read-only file (or directory) still opens, read-only, so verify and show
  * work; appends then fail and the engine refuses to run anything. */
-/* A new chain gets 16 KiB pages (fixed once the file has content): records
- * are ~600 bytes, and bigger pages make verify's full scans much faster. */
-static void create_with_page_size(const char *path)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return; /* exists (or cannot be made: mx_db_open reports it) */
-  close(fd);
-  sqlite3 *db = NULL;
-  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
-    sqlite3_exec(db, "PRAGMA page_size=16384; VACUUM;", NULL, NULL, NULL);
-  sqlite3_close(db);
-}
-
 static mx_err open_db(struct tools_audit *a, char *err)
 {
-  create_with_page_size(a->db_path);
-  mx_err rc = mx_db_open(a->db_path, &a->db, err);
+  /* A new chain gets 16 KiB pages: records are ~600 bytes, and bigger
+   * pages make verify's full scans much faster. */
+  mx_err rc = mx_db_open_paged(a->db_path, 16384, &a->db, err);
   /* FULL: an intent must survive a power cut once the call has started
    * (NORMAL in WAL mode only survives a crash of the process). */
   if (rc == MX_OK)
