@@ -124,7 +124,9 @@ static mx_err cfg_bad(const struct cfg *c, const char *path, const char *expect,
  * unknown key cannot break the one-line error. */
 static void path_key(char *out, const char *parent, const char *key)
 {
-  snprintf(out, CFG_PATH_LEN, "%s%s%s", parent, *parent ? "." : "", key);
+  /* A path longer than CFG_PATH_LEN is shown cut, ending in "..." */
+  if (snprintf(out, CFG_PATH_LEN, "%s%s%s", parent, *parent ? "." : "", key) >= CFG_PATH_LEN)
+    memcpy(out + CFG_PATH_LEN - 4, "...", 4);
   for (char *p = out; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f)
       *p = '?';
