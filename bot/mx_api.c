@@ -168,30 +168,26 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
   return mx_buf_add(&a->body, data, n) ? 0 : n;
 }
 
+void mx_api_header_value(const char *data, size_t n, const char *name, char *out, size_t cap)
+{
+  size_t k = strlen(name);
+  if (n <= k || strncasecmp(data, name, k) != 0 || data[k] != ':' || cap == 0)
+    return;
+  size_t i = k + 1;
+  while (i < n && (data[i] == ' ' || data[i] == '\t'))
+    i++;
+  size_t o = 0;
+  while (i < n && data[i] != '\r' && data[i] != '\n' && o + 1 < cap)
+    out[o++] = data[i++];
+  out[o] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
   struct attempt *a = ud;
   size_t n = size * nmemb;
-  char *dst = NULL;
-  size_t cap = 0, skip = 0;
-  if (n > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-    dst = a->retry_after;
-    cap = sizeof(a->retry_after);
-    skip = 12;
-  } else if (n > 13 && strncasecmp(data, "content-type:", 13) == 0) {
-    dst = a->content_type;
-    cap = sizeof(a->content_type);
-    skip = 13;
-  }
-  if (dst) {
-    size_t i = skip;
-    while (i < n && (data[i] == ' ' || data[i] == '\t'))
-      i++;
-    size_t k = 0;
-    while (i < n && data[i] != '\r' && data[i] != '\n' && k + 1 < cap)
-      dst[k++] = data[i++];
-    dst[k] = '\0';
-  }
+  mx_api_header_value(data, n, "retry-after", a->retry_after, sizeof(a->retry_after));
+  mx_api_header_value(data, n, "content-type", a->content_type, sizeof(a->content_type));
   return n;
 }
 

@@ -65,6 +65,11 @@ char *mx_api_escape(const char *s);
  * the deprecated body field retry_after_ms. Returns ms, or -1. Exposed for
  * tests. */
 int64_t mx_api_retry_after_ms(const char *retry_after_header, const cJSON *body);
+/* When the raw header line data (n bytes, as curl hands it over) is
+ * `name: value` (name lowercase, matched case-insensitively), copies the
+ * trimmed value into out (size cap, always NUL-terminated); else leaves out
+ * alone. Used by every curl header callback of the bot. */
+void mx_api_header_value(const char *data, size_t n, const char *name, char *out, size_t cap);
 /* Backoff for attempt n (0-based): min(500*2^n, 30000) ms with +-25% jitter. */
 int64_t mx_api_backoff_ms(int attempt);
 

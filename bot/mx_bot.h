@@ -46,6 +46,7 @@ struct mx_ident {
   CURL *sync_easy;
   struct curl_slist *sync_headers;
   struct mx_buf sync_body;
+  char sync_retry_after[32]; /* Retry-After header of the last /sync answer */
   int sync_failures;
   long retry_timer;
   int64_t sync_started_ms;

@@ -24,6 +24,16 @@ static size_t on_sync_body(char *data, size_t size, size_t nmemb, void *ud)
   return mx_buf_add(&id->sync_body, data, n) ? 0 : n;
 }
 
+/* Keeps Retry-After: a 429 may carry the wait only there (the spec's
+ * preferred place since v1.10; retry_after_ms in the body is deprecated). */
+static size_t on_sync_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+  struct mx_ident *id = ud;
+  size_t n = size * nmemb;
+  mx_api_header_value(data, n, "retry-after", id->sync_retry_after, sizeof(id->sync_retry_after));
+  return n;
+}
+
 struct sync_job {
   struct mx_ident *id;
   cJSON *resp; /* owned */
@@ -108,6 +118,9 @@ static void start_sync(void *ud)
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_sync_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, id);
+  id->sync_retry_after[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_sync_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, id);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   /* the server holds the request up to `timeout`; give it 30 s on top */
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout + 30000L);
@@ -171,7 +184,7 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
     int64_t retry_after = -1;
     if (status == 429) {
       cJSON *j = cJSON_ParseWithLength(mx_buf_cstr(&id->sync_body), id->sync_body.len);
-      retry_after = mx_api_retry_after_ms(NULL, j);
+      retry_after = mx_api_retry_after_ms(id->sync_retry_after, j);
       cJSON_Delete(j);
     }
     if (res != CURLE_OK)

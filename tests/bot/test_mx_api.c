@@ -142,6 +142,21 @@ static void retry_after_prefers_header_then_body(void **state)
   cJSON_Delete(b);
 }
 
+static void header_value_takes_the_named_header_only(void **state)
+{
+  (void)state;
+  char v[8] = "keep";
+  const char *h = "Retry-After:  12\r\n";
+  mx_api_header_value(h, strlen(h), "retry-after", v, sizeof(v));
+  assert_string_equal(v, "12");
+  const char *other = "Retry-After-Ms: 5\r\n";
+  mx_api_header_value(other, strlen(other), "retry-after", v, sizeof(v));
+  assert_string_equal(v, "12"); /* a longer name is another header */
+  const char *longv = "retry-after: 123456789012\r\n";
+  mx_api_header_value(longv, strlen(longv), "retry-after", v, sizeof(v));
+  assert_string_equal(v, "1234567"); /* capped, NUL-terminated */
+}
+
 static void backoff_grows_with_jitter_and_is_capped(void **state)
 {
   (void)state;
@@ -168,6 +183,7 @@ int main(void)
     cmocka_unit_test(rate_limit_then_error_then_success_is_retried_with_the_same_txn),
     cmocka_unit_test(forbidden_is_final_and_reports_errcode),
     cmocka_unit_test(retry_after_prefers_header_then_body),
+    cmocka_unit_test(header_value_takes_the_named_header_only),
     cmocka_unit_test(backoff_grows_with_jitter_and_is_capped),
     cmocka_unit_test(escape_encodes_reserved_characters),
   };
