@@ -18,17 +18,26 @@
 #include "mx_util.h"
 #include "tools_audit.h"
 
-static void post_alert(void *ctx, const char *text, const char *html)
+/* Posts into the alerts room as its owner (the first identity). Alerts
+ * notify every operator; audit checkpoints are quiet notices. */
+static void post_to_alerts_room(struct mx_bot *bot, const char *text, const char *html, int notify)
 {
-  struct mx_bot *bot = ctx;
   struct mx_ident *owner = bot->n_idents ? &bot->idents[0] : NULL;
   struct mx_worker *w = mx_ext_current_worker;
-  mx_warn(NULL, "%s", text);
   if (!owner || !owner->alerts_room_id || !w)
     return;
   char err[MX_ERRBUF_LEN];
-  if (mx_send_notice(owner, w->db, owner->alerts_room_id, NULL, text, html, NULL, NULL, err))
+  mx_err rc = notify ? mx_send_alert(owner, w->db, owner->alerts_room_id, text, html,
+                                     (const char *const *)bot->cfg->operators, bot->cfg->n_operators, err)
+                     : mx_send_notice(owner, w->db, owner->alerts_room_id, NULL, text, html, NULL, NULL, err);
+  if (rc)
     mx_error(NULL, "cannot post alert to %s: %s", owner->alerts_room_id, err);
+}
+
+static void post_alert(void *ctx, const char *text, const char *html)
+{
+  mx_warn(NULL, "%s", text);
+  post_to_alerts_room(ctx, text, html, 1);
 }
 
 static int probe_backend(void *ctx, char *detail, size_t n)
@@ -145,8 +154,10 @@ static void post_checkpoints(struct mx_bot *bot)
     struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL);
     if (!tools_audit_checkpoint_text(&now, &text)) {
       struct mx_buf msg = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-      if (!mx_buf_addf(&msg, "[CHECKPOINT] device_id=%s\n%s", bot->idents[i].dev->name, mx_buf_cstr(&text)))
-        post_alert(bot, mx_buf_cstr(&msg), NULL);
+      if (!mx_buf_addf(&msg, "[CHECKPOINT] device_id=%s\n%s", bot->idents[i].dev->name, mx_buf_cstr(&text))) {
+        mx_info(NULL, "%s", mx_buf_cstr(&msg));
+        post_to_alerts_room(bot, mx_buf_cstr(&msg), NULL, 0);
+      }
       mx_buf_release(&msg);
     }
     mx_buf_release(&text);

@@ -165,6 +165,41 @@ static mx_err invite_operators(struct mx_ident *id, const char *room_id)
   return MX_OK;
 }
 
+static cJSON *encryption_content(void)
+{
+  cJSON *c = cJSON_CreateObject();
+  cJSON_AddStringToObject(c, "algorithm", "m.megolm.v1.aes-sha2");
+  return c;
+}
+
+/* An alerts room made before it was created encrypted (or by hand) gets
+ * encryption switched on: unencrypted, every command there is refused with
+ * require_verified_sender on. Encryption cannot be switched off again, so
+ * this is done once and logged. The store flag is set here rather than left
+ * to sync, so the first alert is already encrypted. */
+static mx_err ensure_encrypted(struct mx_ident *id, sqlite3 *db, const char *room_id, char *err)
+{
+  char *er = mx_api_escape(room_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  mx_err rc = er ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/state/m.room.encryption/", er) : MX_ERR_NOMEM;
+  free(er);
+  cJSON *cur = NULL;
+  if (!rc)
+    rc = mx_api_call(id->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &cur, err);
+  cJSON_Delete(cur);
+  if (rc == MX_ERR_NOT_FOUND) {
+    cJSON *c = encryption_content();
+    rc = mx_api_call(id->api, "PUT", mx_buf_cstr(&path), c, NULL, NULL, NULL, err);
+    cJSON_Delete(c);
+    if (!rc)
+      mx_info(id->dev->name, "alerts room %s was not encrypted: enabled end-to-end encryption in it", room_id);
+  }
+  mx_buf_release(&path);
+  if (rc)
+    return rc;
+  return mx_store_room_set_int(db, id->user_id, room_id, "encrypted", 1, err);
+}
+
 mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err)
 {
   const char *alias = id->bot->cfg->alerts_room;
@@ -197,6 +232,13 @@ mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err)
       cJSON_AddStringToObject(b, "name", "mxfleet operator alerts");
       cJSON_AddStringToObject(b, "topic", "Health alerts and audit checkpoints from mxfleet");
       cJSON_AddStringToObject(b, "preset", "private_chat");
+      /* encrypted from the start: commands there come from verified
+       * operator sessions only (require_verified_sender), as in the DMs */
+      cJSON *st = cJSON_CreateObject();
+      cJSON_AddStringToObject(st, "type", "m.room.encryption");
+      cJSON_AddStringToObject(st, "state_key", "");
+      cJSON_AddItemToObject(st, "content", encryption_content());
+      cJSON_AddItemToArray(cJSON_AddArrayToObject(b, "initial_state"), st);
       cJSON *inv = cJSON_AddArrayToObject(b, "invite");
       for (size_t i = 0; i < id->bot->cfg->n_operators; i++)
         cJSON_AddItemToArray(inv, cJSON_CreateString(id->bot->cfg->operators[i]));
@@ -221,7 +263,14 @@ mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err)
   rc = mx_store_room_upsert(db, id->user_id, room_id, "join", err);
   if (!rc)
     rc = mx_store_room_set_int(db, id->user_id, room_id, "is_alerts", 1, err);
+  char e2[MX_ERRBUF_LEN];
+  /* alerts still go out when this fails (a room the bot may not change) */
+  if (!rc && ensure_encrypted(id, db, room_id, e2))
+    mx_warn(id->dev->name, "alerts room %s: cannot enable encryption, commands there will be refused: %s",
+            room_id, e2);
   free(id->alerts_room_id);
   id->alerts_room_id = mx_strdup(room_id);
+  if (!rc)
+    mx_debug(id->dev->name, "alerts room %s is %s", alias, room_id);
   return rc;
 }

@@ -145,6 +145,23 @@ mx_err mx_send_notice(struct mx_ident *id, sqlite3 *db, const char *room_id, con
   return rc;
 }
 
+mx_err mx_send_alert(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *text, const char *html,
+                     const char *const *mention, size_t n_mention, char *err)
+{
+  cJSON *c = notice_content(text, html);
+  if (!c)
+    return MX_ERR_NOMEM;
+  /* m.text, not m.notice: .m.rule.suppress_notices runs before the mention
+   * rule, so a notice is silent on the phone whatever it mentions. */
+  cJSON_ReplaceItemInObjectCaseSensitive(c, "msgtype", cJSON_CreateString("m.text"));
+  cJSON *ids = cJSON_AddArrayToObject(cJSON_AddObjectToObject(c, "m.mentions"), "user_ids");
+  for (size_t i = 0; i < n_mention; i++)
+    cJSON_AddItemToArray(ids, cJSON_CreateString(mention[i]));
+  mx_err rc = mx_send_event(id, db, room_id, "m.room.message", c, NULL, NULL, err);
+  cJSON_Delete(c);
+  return rc;
+}
+
 mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key,
                     const char *orig_event_id, const char *text, const char *html, char *err)
 {

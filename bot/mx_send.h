@@ -26,6 +26,11 @@ mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, cons
 /* An m.notice; html NULL = escaped text. reply_to may be NULL. */
 mx_err mx_send_notice(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key, const char *text,
                       const char *html, const char *reply_to, char *event_id_out, char *err);
+/* An alert that must reach the operators' phones: m.text (default push
+ * rules silence m.notice) mentioning each of mention[0..n) in m.mentions,
+ * which the default .m.rule.is_user_mention turns into a notification. */
+mx_err mx_send_alert(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *text, const char *html,
+                     const char *const *mention, size_t n_mention, char *err);
 /* Replaces the text of an earlier notice (progress updates). */
 mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key,
                     const char *orig_event_id, const char *text, const char *html, char *err);

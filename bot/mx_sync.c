@@ -301,10 +301,12 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
   int64_t ts = 0;
   if (!type || !sender || !event_id || !mx_json_int(ev, "origin_server_ts", &ts))
     return MX_OK; /* malformed: nothing we could act on */
-  if (strcmp(sender, id->user_id) == 0)
-    return MX_OK;
+  /* before the own-sender skip: the room may be one this identity made
+   * encrypted (the alerts room) */
   if (strcmp(type, "m.room.encryption") == 0)
     return mx_store_room_set_int(db, id->user_id, room_id, "encrypted", 1, err);
+  if (strcmp(sender, id->user_id) == 0)
+    return MX_OK;
   cJSON *plain = NULL;
   struct mx_sender_info si;
   memset(&si, 0, sizeof(si));

@@ -1,21 +1,45 @@
-"""Issue 7's alerts through Matrix: the health monitor runs on its interval,
-audit checkpoints are posted to the operator-alerts room, and when a record
-of a device's audit chain is edited behind the bot's back the room gets
-`[ALERT] device_id=pc1 status=hash_chain_corrupted (seq=N)` naming that
-record - once, not on every check. `!devices` in the alerts room shows the
-fleet table."""
+"""Issue 7's alerts through Matrix, as an operator on Element sees them with
+the default settings (require_verified_sender on, Element's crypto,
+cross-signed): the operator-alerts room is created end-to-end encrypted
+(issue 10.4), the health monitor posts audit checkpoints there, and when a
+record of a device's audit chain is edited behind the bot's back the room
+gets `[ALERT] device_id=pc1 status=hash_chain_corrupted (seq=N)` naming that
+record - once, not on every check. The alert notifies the operator (issue
+10.5): Synapse lists it in the operator's /notifications, and Element's push
+rules on the decrypted event say notify + highlight (an m.notice would be
+silenced by .m.rule.suppress_notices). `!devices` and `!health` from the
+verified operator answer there."""
 
 import os
 import re
 import sqlite3
+import sys
+import time
 
 import mxtest
 from mxtest import check
 from llmfix import ScriptedLLM, llm_block, write_manifest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "e2e"))
+from peerlib import Peer  # noqa: E402
 
-def alerts(op, room, uid, pattern):
-    return [e["content"]["body"] for e in op.messages_from(room, uid) if re.search(pattern, e["content"].get("body", ""))]
+
+def next_matching(peer, room, sender, pred, secs, seen):
+    """The next decrypted message from sender whose body matches pred; every
+    message read on the way is appended to seen."""
+    deadline = time.monotonic() + secs
+    while True:
+        left = int(deadline - time.monotonic())
+        check(left > 0, f"no matching message from {sender} within {secs} s; got {[s['body'][:60] for s in seen]}")
+        r = peer("a", "wait_reply", room, sender, left)
+        seen.append(r)
+        if pred(r.get("body", "")):
+            return r
+
+
+def notified_event_ids(client):
+    return {n["event"]["event_id"] for n in client.request("GET", "/notifications", query={"limit": "100"})
+            .get("notifications", [])}
 
 
 def test():
@@ -25,25 +49,34 @@ def test():
         op = hs.new_user("alice")
         alias = f"#alerts-{mxtest.unique('t')}:{hs.name}"
         bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))], alerts_room=alias,
+                         bot_opts={"require_verified_sender": True},
                          extra={"llm": llm_block([llm.provider("p", "tool_single", "a1")], ["p"]),
                                 "health": {"interval_s": 5, "pending_s": 0, "keep_firing_s": 0}})
         bot.config["devices"][0]["manifest"] = write_manifest(bot.dir, {
             "version": 1, "platform": "linux", "paths": {"read": ["/var/log"], "write": []},
             "tools": {"fs.list": {}}})
         bot.write_config()
-        with bot:
+        work = mxtest.workdir("alerts-")
+        with bot, Peer(hs.url, os.path.join(work, "peer.log")) as peer:
             bot.start()
             uid = bot.user_id()
-            room = mxtest.open_dm(op, bot)
+            alice = op.user_id.split(":")[0][1:]
+            peer("a", "login", alice, op.password)
+            peer("a", "xsign", op.password)
+            dm = peer("a", "create_dm", uid)["room_id"]
+            peer("a", "wait_join", dm, uid, 60)
             # two audit records (intent + result) for one tool call
-            op.send_text(room, "list the logs")
-            op.wait_messages(room, uid, lambda c: "Tool results" in c.get("body", ""), count=1, timeout=90)
+            peer("a", "send", dm, "list the logs")
+            next_matching(peer, dm, uid, lambda b: "Tool results" in b, 90, [])
 
             alerts_room = mxtest.wait_until(lambda: op.resolve_alias(alias), 30, "the alerts room")
             mxtest.wait_until(lambda: alerts_room in op.invites(), 30, "the invite to the alerts room")
-            op.join(alerts_room)
-            op.wait_messages(alerts_room, uid, lambda c: c.get("body", "").startswith("[CHECKPOINT] device_id=pc1"),
-                             count=1, timeout=60)
+            # joins and waits for the room's encryption state (fails on an unencrypted room)
+            peer("a", "join", alerts_room)
+            enc = op.request("GET", f"/rooms/{mxtest.q(alerts_room)}/state/m.room.encryption/")
+            check(enc.get("algorithm") == "m.megolm.v1.aes-sha2", f"the alerts room is not encrypted: {enc}")
+            seen = []
+            next_matching(peer, alerts_room, uid, lambda b: b.startswith("[CHECKPOINT] device_id=pc1"), 60, seen)
 
             db = os.path.join(bot.dir, "data", "audit", "pc1.db")
             con = sqlite3.connect(db)
@@ -59,18 +92,27 @@ def test():
             con.close()
 
             want = rf"^\[ALERT\] device_id=pc1 status=hash_chain_corrupted \(seq={victim}\)"
-            op.wait_messages(alerts_room, uid, lambda c: re.search(want, c.get("body", "")), count=1, timeout=60)
-            # more checks run; the alert is not repeated while it keeps firing
-            op.send_text(alerts_room, "!devices")
-            table = op.wait_messages(alerts_room, uid, lambda c: "pc1" in c.get("body", "") and
-                                     "[ALERT]" not in c.get("body", "") and "[CHECKPOINT]" not in c.get("body", ""),
-                                     count=1, timeout=60)[0]["content"]
-            check("local" in table["body"], f"the fleet table does not show the backend: {table['body']}")
-            check("<table" in table.get("formatted_body", ""), "the fleet table has no HTML table")
-            op.send_text(alerts_room, "!health")
-            op.wait_messages(alerts_room, uid, lambda c: "hash_chain_corrupted" in c.get("body", "") and
-                             "[ALERT]" not in c.get("body", ""), count=1, timeout=60)
-            check(len(alerts(op, alerts_room, uid, want)) == 1, "the corruption alert was posted more than once")
+            alert = next_matching(peer, alerts_room, uid, lambda b: re.search(want, b), 60, seen)
+            check(alert["encrypted"], "the alert was sent in clear")
+            # the phone: Element evaluates the account's push rules on the
+            # decrypted event; Synapse's /notifications is what was pushed
+            acts = peer("a", "push_actions", alerts_room, alert["event_id"])
+            check(acts["notify"] and acts["highlight"],
+                  f"Element's default push rules do not notify for the alert: {acts}")
+            mxtest.wait_until(lambda: alert["event_id"] in notified_event_ids(op), 30,
+                              "the alert in the operator's /notifications")
+
+            # commands from the verified operator answer in the encrypted room
+            peer("a", "send", alerts_room, "!devices")
+            table = next_matching(peer, alerts_room, uid, lambda b: "pc1" in b and "local" in b and
+                                  "[ALERT]" not in b and "[CHECKPOINT]" not in b, 60, seen)
+            check("Refused" not in table["body"], f"!devices was refused: {table['body']}")
+            peer("a", "send", alerts_room, "!health")
+            next_matching(peer, alerts_room, uid, lambda b: "hash_chain_corrupted" in b and "[ALERT]" not in b,
+                          60, seen)
+            # more checks ran meanwhile; the alert is not repeated while it keeps firing
+            check(len([s for s in seen if re.search(want, s["body"])]) == 1,
+                  "the corruption alert was posted more than once")
             bot.stop()
 
 

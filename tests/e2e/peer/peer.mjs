@@ -17,6 +17,8 @@
 //   NAME send_voice ROOM PATH MS [tamper]  the same as an Element voice message (m.audio, MSC3245)
 //   NAME verify_status USER DEVICE      getDeviceVerificationStatus -> flags
 //   NAME devices USER                   device ids js-sdk knows for USER
+//   NAME push_actions ROOM EVENT        this account's push rules on the decrypted EVENT
+//                                       (what Element decides for the phone) -> notify, highlight
 //   NAME wait_utd ROOM SENDER SECS CODE next undecryptable message -> failure reason
 //   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
 //   NAME stop                           stop the client
@@ -334,6 +336,13 @@ async function run(name, cmd, args) {
     case "devices": {
       const m = await client.getCrypto().getUserDeviceInfo([args[0]], true);
       return { devices: [...(m.get(args[0]) || new Map()).keys()] };
+    }
+    case "push_actions": {
+      const ev = client.getRoom(args[0])?.findEventById(args[1]);
+      if (!ev) throw new Error(`event ${args[1]} not in the timeline of ${args[0]}`);
+      await client.decryptEventIfNeeded(ev);
+      const a = client.getPushActionsForEvent(ev, true);
+      return { notify: !!a?.notify, highlight: !!a?.tweaks?.highlight, msgtype: ev.getContent().msgtype };
     }
     case "stop":
       client.stopClient();
