@@ -136,6 +136,22 @@ static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon,
   return MX_ERR_DENIED;
 }
 
+/* 1 when a JSON string holds "\u0000": cJSON keeps the text after it, but
+ * every C consumer (paths, argv, file content) would stop at the NUL, so
+ * what ran would differ from what the notice and the audit show. */
+static int has_nul_escape(const char *json)
+{
+  for (const char *p = json; p && *p; p++) {
+    if (*p != '\\')
+      continue;
+    if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
+      return 1;
+    if (p[1])
+      p++; /* the escaped character: "\\u0000" is a backslash, then text */
+  }
+  return 0;
+}
+
 /* Schema validation and canonical form; NULL *args means *out was filled. */
 static void parse_args(struct tools_engine *e, const struct tools_spec *spec, const char *args_json, cJSON **args,
                        struct mx_buf *canon, struct tools_outcome *out)
@@ -145,6 +161,9 @@ static void parse_args(struct tools_engine *e, const struct tools_spec *spec, co
   *args = cJSON_Parse(args_json && *args_json ? args_json : "{}");
   if (!*args)
     engine_outcome(e, out, TOOLS_OUT_INVALID, "%s: args: expected a JSON object, got text that is not JSON",
+                   spec->name);
+  else if (has_nul_escape(args_json))
+    engine_outcome(e, out, TOOLS_OUT_INVALID, "%s: args: expected strings without NUL characters, got '\\u0000'",
                    spec->name);
   else if (tools_schema_validate(schema, *args, verr) != MX_OK || mx_json_canonical(*args, canon, verr) != MX_OK)
     engine_outcome(e, out, TOOLS_OUT_INVALID, "%s: %s", spec->name, verr);

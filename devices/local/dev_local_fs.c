@@ -2,7 +2,9 @@
  * devices/local/dev_local_fs.c - fs.read, fs.list, fs.stat, fs.write. Every
  * path is opened through the open_path callback (the manifest's confined
  * opener), and all I/O goes through the fd it returns, so a path cannot be
- * swapped for a symlink between the check and the use.
+ * swapped for a symlink between the check and the use. Nothing is opened
+ * in a way that can block (FIFOs, devices); fs.write lives in
+ * dev_local_write.c.
  * Layer: devices/; common/ only. Output: file bytes (fs.read) or JSON text.
  */
 #include "dev_local_int.h"
@@ -17,8 +19,9 @@
 #include <unistd.h>
 
 #include "mx_json.h"
+#include "mx_util.h"
 
-static mx_err open_arg(struct dev_local *l, const struct dev_call *c, int write, int flags, mode_t mode, int *fd,
+mx_err dev_local_open_arg(struct dev_local *l, const struct dev_call *c, int write, int flags, mode_t mode, int *fd,
                        struct dev_result *r)
 {
   const char *path = mx_json_str(c->args, "path");
@@ -39,24 +42,43 @@ static const char *type_of(mode_t m)
          : S_ISSOCK(m) ? "socket" : "device";
 }
 
+/* Opens without blocking (a FIFO or device node would otherwise hold the
+ * worker forever inside open()) and refuses anything but a regular file
+ * before a single byte is read. */
+static mx_err open_regular(struct dev_local *l, const struct dev_call *c, int *fd, struct stat *st,
+                           struct dev_result *r)
+{
+  if (dev_local_open_arg(l, c, 0, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, fd, r))
+    return MX_ERR_DENIED;
+  if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    close(*fd);
+    *fd = -1;
+    dev_result_set(r, DEV_REFUSED, "path '%s' is not a regular file (%s)", mx_json_str(c->args, "path"),
+                   type_of(st->st_mode));
+    return MX_ERR_DENIED;
+  }
+  return MX_OK;
+}
+
 static mx_err fs_read(struct dev_local *l, const struct dev_call *c, struct dev_result *r)
 {
   int fd = -1;
-  struct stat st;
+  struct stat st = {0};
   int64_t offset = 0, max = (int64_t)c->max_output;
+  int64_t deadline = mx_mono_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 30000);
   mx_json_int(c->args, "offset", &offset);
   if (mx_json_int(c->args, "max_bytes", &max) && (size_t)max > c->max_output)
     max = (int64_t)c->max_output;
-  if (open_arg(l, c, 0, O_RDONLY, 0, &fd, r))
+  if (open_regular(l, c, &fd, &st, r))
     return MX_OK;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return dev_result_set(r, DEV_FAILED, "path '%s' is not a regular file", mx_json_str(c->args, "path"));
-  }
   char buf[65536];
   int64_t pos = offset;
   mx_err rc = MX_OK;
   for (;;) {
+    if (mx_mono_ms() >= deadline) { /* a slow network file system: stop at the call's limit */
+      dev_result_set(r, DEV_TIMEOUT, "stopped reading after %d ms", c->timeout_ms);
+      break;
+    }
     ssize_t n = pread(fd, buf, sizeof(buf), pos);
     if (n <= 0)
       break;
@@ -129,7 +151,7 @@ static mx_err put_json(struct dev_result *r, size_t max, cJSON *v)
 static mx_err fs_list(struct dev_local *l, const struct dev_call *c, struct dev_result *r)
 {
   int fd = -1;
-  if (open_arg(l, c, 0, O_RDONLY | O_DIRECTORY, 0, &fd, r))
+  if (dev_local_open_arg(l, c, 0, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, &fd, r))
     return MX_OK;
   cJSON *arr = cJSON_CreateArray();
   if (!arr || list_dir(fd, arr, 10000)) {
@@ -143,7 +165,7 @@ static mx_err fs_stat(struct dev_local *l, const struct dev_call *c, struct dev_
 {
   int fd = -1;
   struct stat st;
-  if (open_arg(l, c, 0, O_PATH, 0, &fd, r))
+  if (dev_local_open_arg(l, c, 0, O_PATH, 0, &fd, r))
     return MX_OK;
   int ok = fstat(fd, &st) == 0;
   close(fd);
@@ -161,34 +183,6 @@ static mx_err fs_stat(struct dev_local *l, const struct dev_call *c, struct dev_
   return put_json(r, c->max_output, o);
 }
 
-static mx_err fs_write(struct dev_local *l, const struct dev_call *c, struct dev_result *r)
-{
-  const char *content = mx_json_str(c->args, "content");
-  const char *how = mx_json_str(c->args, "mode");
-  int flags = O_WRONLY | O_CREAT;
-  flags |= how && strcmp(how, "append") == 0 ? O_APPEND : how && strcmp(how, "create") == 0 ? O_EXCL : O_TRUNC;
-  int fd = -1;
-  if (!content)
-    return dev_result_set(r, DEV_FAILED, "content: missing");
-  if (open_arg(l, c, 1, flags, 0644, &fd, r))
-    return MX_OK;
-  size_t n = strlen(content), off = 0;
-  while (off < n) {
-    ssize_t w = write(fd, content + off, n - off);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      break;
-    off += (size_t)w;
-  }
-  int ok = off == n && fsync(fd) == 0;
-  close(fd);
-  if (!ok)
-    return dev_result_set(r, DEV_FAILED, "write to '%s' failed after %zu bytes", mx_json_str(c->args, "path"), off);
-  r->exit_code = 0;
-  return mx_buf_addf(&r->out, "wrote %zu bytes to %s", n, mx_json_str(c->args, "path"));
-}
-
 mx_err dev_local_fs(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
 {
   (void)err;
@@ -198,5 +192,5 @@ mx_err dev_local_fs(struct dev_local *l, const struct dev_call *c, struct dev_re
     return fs_list(l, c, r);
   if (strcmp(c->tool, "fs.stat") == 0)
     return fs_stat(l, c, r);
-  return fs_write(l, c, r);
+  return dev_local_fs_write(l, c, r);
 }

@@ -23,6 +23,14 @@ mx_err dev_local_fs(struct dev_local *l, const struct dev_call *c, struct dev_re
 mx_err dev_local_cmd(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err);
 mx_err dev_local_proc(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err);
 
+/* Opens the call's "path" argument through the confined opener; on a
+ * refusal r says why and the error is returned. */
+mx_err dev_local_open_arg(struct dev_local *l, const struct dev_call *c, int write, int flags, mode_t mode, int *fd,
+                          struct dev_result *r);
+
+/* fs.write: temp file beside the target, fsync, rename (dev_local_write.c). */
+mx_err dev_local_fs_write(struct dev_local *l, const struct dev_call *c, struct dev_result *r);
+
 /* Appends at most what fits under max_output to r->out; sets truncated. */
 mx_err dev_local_out(struct dev_result *r, size_t max_output, const void *data, size_t n);
 

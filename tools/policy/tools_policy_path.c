@@ -203,8 +203,10 @@ mx_err tools_policy_open(const struct tools_manifest *cm, const char *path, enum
     rc = mx_fail(MX_ERR_UNAVAILABLE, err, "root '%s' is not available on this host", roots[r].path);
     goto cleanup;
   }
-  if (access == TOOLS_ACCESS_WRITE)
-    flags |= O_NOFOLLOW; /* never write through a final symlink */
+  /* Never write through a final symlink. A directory (fs.write's parent)
+   * may be reached through one: RESOLVE_BENEATH still keeps it inside. */
+  if (access == TOOLS_ACCESS_WRITE && !(flags & O_DIRECTORY))
+    flags |= O_NOFOLLOW;
   int got = open_beneath(dfd, comps + roots[r].ncomps, n - roots[r].ncomps, flags, mode);
   if (got < 0) {
     rc = open_errno(errno, path, err);
