@@ -291,16 +291,83 @@ static struct mx_msg *new_msg(struct mx_ident *id, const char *room_id, const ch
   return m;
 }
 
+/* The Matrix spec caps an event at 65536 bytes of canonical JSON; a
+ * homeserver must refuse anything bigger, so a bigger one is not genuine. */
+#define MX_EVENT_MAX_BYTES 65536
+
+/* Adds a rough count of j's JSON bytes to *n, stopping once past limit
+ * (so a hostile 50 MB event costs no more than the limit to measure). */
+static void json_size(const cJSON *j, size_t limit, size_t *n)
+{
+  for (; j && *n <= limit; j = j->next) {
+    *n += (j->string ? strlen(j->string) + 4 : 0) + 2;
+    if (cJSON_IsString(j))
+      *n += strlen(j->valuestring);
+    else if (cJSON_IsNumber(j))
+      *n += 20;
+    json_size(j->child, limit, n);
+  }
+}
+
+/* NULL when ev has what every event must have with the right JSON types,
+ * else the name of the first field that does not (for the log line). */
+static const char *malformed_field(const cJSON *ev)
+{
+  static const char *const strings[] = { "type", "sender", "event_id" };
+  if (!cJSON_IsObject(ev))
+    return "the event itself (not a JSON object)";
+  for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ev, strings[i])))
+      return strings[i];
+  }
+  if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(ev, "origin_server_ts")))
+    return "origin_server_ts";
+  const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+  if (content && !cJSON_IsObject(content))
+    return "content";
+  /* absent (a redacted message) is fine; present with another type is not */
+  const cJSON *msgtype = cJSON_GetObjectItemCaseSensitive(content, "msgtype");
+  const cJSON *body = cJSON_GetObjectItemCaseSensitive(content, "body");
+  if (msgtype && !cJSON_IsString(msgtype))
+    return "content.msgtype";
+  if (body && !cJSON_IsString(body))
+    return "content.body";
+  return NULL;
+}
+
+/* Hostile or corrupt input gets a clear log line and is skipped; the rest
+ * of the sync goes on. Returns 1 when ev must be skipped. */
+static int skip_bad_event(struct mx_ident *id, const char *room_id, const cJSON *ev)
+{
+  const char *event_id = cJSON_IsObject(ev) ? mx_json_str(ev, "event_id") : NULL;
+  const char *bad = malformed_field(ev);
+  if (bad) {
+    mx_warn(id->dev->name, "sync: skipped a malformed event in %s: expected %s of the right JSON type (event %s)",
+            room_id, bad, event_id ? event_id : "without an ID");
+    return 1;
+  }
+  size_t n = 0;
+  json_size(ev->child, MX_EVENT_MAX_BYTES, &n);
+  if (n > MX_EVENT_MAX_BYTES) {
+    mx_warn(id->dev->name, "sync: skipped event %s in %s: over the %d-byte limit of a Matrix event", event_id,
+            room_id, MX_EVENT_MAX_BYTES);
+    return 1;
+  }
+  return 0;
+}
+
 /* One timeline event: decrypt if needed, record in the ledger, and queue
  * it for handling when it is a new command from an operator. */
 static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *ev,
                              struct batch *b, char *err)
 {
+  if (skip_bad_event(id, room_id, ev))
+    return MX_OK;
   const char *type = mx_json_str(ev, "type"), *sender = mx_json_str(ev, "sender");
   const char *event_id = mx_json_str(ev, "event_id");
   int64_t ts = 0;
-  if (!type || !sender || !event_id || !mx_json_int(ev, "origin_server_ts", &ts))
-    return MX_OK; /* malformed: nothing we could act on */
+  if (!mx_json_int(ev, "origin_server_ts", &ts))
+    return MX_OK;
   /* before the own-sender skip: the room may be one this identity made
    * encrypted (the alerts room) */
   if (strcmp(type, "m.room.encryption") == 0)
@@ -342,6 +409,8 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
     int is_new = 0;
     rc = mx_store_inbox_add(db, id->user_id, &it, &is_new, err);
     cJSON_free(content_json);
+    if (!rc && !is_new)
+      mx_debug(id->dev->name, "sync: event %s delivered again: already in the ledger, skipped", event_id);
     if (!rc && is_new) {
       mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_MESSAGES_RECEIVED);
       if (strcmp(state, "new") == 0) {
