@@ -18,6 +18,8 @@
 #define DEV (TOOLS_BACKEND_LOCAL | TOOLS_BACKEND_WG)
 #define PATH_POLICY "path must be under one of the manifest's readable roots (paths.read); resolved with openat2 RESOLVE_BENEATH where the file is"
 #define CMD_POLICY "argv[0] (absolute) and each argument must match a commands rule: deny rules first, then ask, then allow; no match is denied; interpreters always ask"
+#define GIT_POLICY "repo must be a work tree with a .git directory under a readable root; git runs without system or global config, with the repository's filter drivers, hooks, fsmonitor, external diff, textconv, pager, signature checks and transports switched off, and never looks for a repository above repo"
+#define GIT_ERRORS "'repo ... is outside every readable root'; 'repo ...: expected a git work tree with a .git directory'; 'repo ...: .git is a file/symlink'"
 #define PATH_ERRORS "'path ... is outside every readable root'; 'path ... resolves outside its root (symlink or ..)'; 'path ... does not exist'"
 
 static const struct tools_spec catalog[] = {
@@ -35,14 +37,13 @@ static const struct tools_spec catalog[] = {
      TOOLS_RISK_WRITE, DEV, "path must be under a writable root (paths.write); the final component is never followed if it is a symlink; the content goes to a temporary file beside the target, is flushed and renamed over it, so a failed write leaves the old file; a file with several hard links, a FIFO or a device is refused; a replaced file keeps its permission bits, a new file gets 0600; asks for approval unless tools.fs.write.approval is 'auto'",
      "'path ... is outside every writable root'; 'path ... resolves outside its root'; 'path ... has N hard links'; 'path ... is not a regular file'; write failures ('the file is unchanged')", "{\"path\":\"/srv/app/motd\",\"content\":\"hello\\n\"}"},
     {"git.status", "git status", "Branch and changed files of a git work tree (git status --porcelain --branch).",
-     OBJ(REPO_P, "\"repo\""), TOOLS_RISK_READ, DEV, "repo must be under a readable root; repository hooks, fsmonitor and external diff drivers are disabled",
-     "'repo ... is outside every readable root'; git's 'detected dubious ownership' when the repository belongs to another user and is not listed in safe.directory; git's own exit status", "{\"repo\":\"/srv/app\"}"},
+     OBJ(REPO_P, "\"repo\""), TOOLS_RISK_READ, DEV, GIT_POLICY, GIT_ERRORS "; git's 'detected dubious ownership' when the repository belongs to another user; git's own exit status", "{\"repo\":\"/srv/app\"}"},
     {"git.log", "recent commits", "Recent commits of a git work tree, one line each (hash, date, author, subject).",
      OBJ(REPO_P ",\"max_count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000}", "\"repo\""), TOOLS_RISK_READ, DEV,
-     "repo must be under a readable root", "'repo ... is outside every readable root'", "{\"repo\":\"/srv/app\",\"max_count\":10}"},
+     GIT_POLICY, GIT_ERRORS, "{\"repo\":\"/srv/app\",\"max_count\":10}"},
     {"git.diff", "uncommitted changes", "Uncommitted changes of a git work tree (staged ones with staged=true).",
-     OBJ(REPO_P ",\"staged\":{\"type\":\"boolean\"}", "\"repo\""), TOOLS_RISK_READ, DEV, "repo must be under a readable root",
-     "'repo ... is outside every readable root'", "{\"repo\":\"/srv/app\",\"staged\":false}"},
+     OBJ(REPO_P ",\"staged\":{\"type\":\"boolean\"}", "\"repo\""), TOOLS_RISK_READ, DEV, GIT_POLICY,
+     GIT_ERRORS, "{\"repo\":\"/srv/app\",\"staged\":false}"},
     {"docker.ps", "list containers", "Running containers (all=true: also stopped ones), one JSON object per line.",
      OBJ("\"all\":{\"type\":\"boolean\"}", ""), TOOLS_RISK_READ, DEV, "enabled by tools.docker.ps", "docker not installed or not reachable",
      "{\"all\":true}"},

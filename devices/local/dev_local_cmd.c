@@ -1,7 +1,6 @@
 /*
  * devices/local/dev_local_cmd.c - capabilities that run a program: git.*
- * (in the repository's confined dirfd, with repo-controlled hooks, fsmonitor,
- * external diff and textconv turned off), docker.*, pkg.* (dpkg-query,
+ * (hardened, in dev_local_git.c), docker.*, pkg.* (dpkg-query,
  * apt-get), shell.exec (argv as given) and shell.eval (sh -c, reached only
  * after the engine's approval). Never a shell for anything but shell.eval.
  * Layer: devices/; common/ only.
@@ -24,52 +23,6 @@ static mx_err run(const struct dev_call *c, char **argv, int cwd_fd, char *const
                   char *err)
 {
   return dev_local_exec_env(argv, cwd_fd, NULL, env, c->timeout_ms, c->max_output, c->cancel, r, err);
-}
-
-static mx_err git(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
-{
-  static char *const env[] = {"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_PAGER=cat", NULL};
-  const char *repo = mx_json_str(c->args, "repo");
-  char why[MX_ERRBUF_LEN] = "";
-  int fd = -1;
-  if (!repo)
-    return dev_result_set(r, DEV_FAILED, "repo: missing");
-  if (!l->o.open_path)
-    return dev_result_set(r, DEV_REFUSED, "no path policy configured: repository access refused");
-  mx_err rc = l->o.open_path(l->o.open_ctx, repo, 0, O_PATH | O_DIRECTORY, 0, &fd, why);
-  if (rc)
-    return dev_result_set(r, rc == MX_ERR_DENIED ? DEV_REFUSED : DEV_FAILED, "%s", why);
-  char count[32];
-  int64_t n = 20;
-  mx_json_int(c->args, "max_count", &n);
-  snprintf(count, sizeof(count), "-n%lld", (long long)n);
-  const char *gitp = or_default(l->o.git, "/usr/bin/git");
-  /* Repository config can name programs to run. Hooks, fsmonitor, external
-   * diff and textconv are switched off here; git's own ownership check
-   * (safe.directory) stays on, so a repository owned by another user is
-   * refused unless the device's admin trusted it. */
-  char *argv[16] = {(char *)gitp, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--no-pager"};
-  int a = 6;
-  if (strcmp(c->tool, "git.status") == 0) {
-    argv[a++] = "status";
-    argv[a++] = "--porcelain=v1";
-    argv[a++] = "--branch";
-  } else if (strcmp(c->tool, "git.log") == 0) {
-    argv[a++] = "log";
-    argv[a++] = "--format=%h %ad %an: %s";
-    argv[a++] = "--date=short";
-    argv[a++] = count;
-  } else {
-    argv[a++] = "diff";
-    argv[a++] = "--no-ext-diff";
-    argv[a++] = "--no-textconv";
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->args, "staged")))
-      argv[a++] = "--cached";
-  }
-  argv[a] = NULL;
-  rc = run(c, argv, fd, env, r, err);
-  close(fd);
-  return rc;
 }
 
 static mx_err docker(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
@@ -164,7 +117,7 @@ static mx_err shell_eval(struct dev_local *l, const struct dev_call *c, struct d
 mx_err dev_local_cmd(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err)
 {
   if (strncmp(c->tool, "git.", 4) == 0)
-    return git(l, c, r, err);
+    return dev_local_git(l, c, r, err);
   if (strncmp(c->tool, "docker.", 7) == 0)
     return docker(l, c, r, err);
   if (strncmp(c->tool, "pkg.", 4) == 0)

@@ -28,6 +28,9 @@ mx_err dev_local_proc(struct dev_local *l, const struct dev_call *c, struct dev_
 mx_err dev_local_open_arg(struct dev_local *l, const struct dev_call *c, int write, int flags, mode_t mode, int *fd,
                           struct dev_result *r);
 
+/* git.status/log/diff with repository-named programs disabled. */
+mx_err dev_local_git(struct dev_local *l, const struct dev_call *c, struct dev_result *r, char *err);
+
 /* fs.write: temp file beside the target, fsync, rename (dev_local_write.c). */
 mx_err dev_local_fs_write(struct dev_local *l, const struct dev_call *c, struct dev_result *r);
 
