@@ -46,6 +46,7 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   interleave: send fragments of parallel calls interleaved by index
 #   force_whole: answer with one JSON document even to a streaming request
 #   truncated: the answer stops at the output limit (length / max_tokens)
+#   delay_s: wait this long before answering (a slow model; a turn stays in flight)
 SCENARIOS = {
     "text_only": [{"text": "Hello from the **scripted** model."}],
     "stt_ok": [{"stt_text": " reboot pi three"}],
@@ -214,6 +215,8 @@ class Handler(BaseHTTPRequestHandler):
         if step.get("echo"):
             step = {"text": "Tool results: " + " | ".join(tool_results(kind, body))}
         self.in_tokens = max(1, len(raw) // 4)
+        if step.get("delay_s"):
+            time.sleep(float(step["delay_s"]))
         try:
             self.answer(kind, step, bool(body.get("stream")), body.get("model", "m"))
         except (BrokenPipeError, ConnectionResetError):
