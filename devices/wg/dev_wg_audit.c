@@ -29,6 +29,7 @@ static const struct mx_migration migrations[] = {
 struct ckpt {
   int64_t size;
   char head[2 * MX_SHA256_LEN + 1];
+  int anchored; /* a stored checkpoint (not the zero value of a device never checked) */
 };
 
 static mx_err fetch_json(struct dev_wg *w, const char *target, cJSON **out, char *err)
@@ -74,6 +75,7 @@ static mx_err last_stored(sqlite3 *db, const char *device, struct ckpt *c, char 
     return MX_OK;
   if (rc)
     return rc;
+  c->anchored = 1;
   c->size = sqlite3_column_int64(st, 0);
   snprintf(c->head, sizeof(c->head), "%s", (const char *)sqlite3_column_text(st, 1));
   sqlite3_finalize(st);
@@ -102,7 +104,11 @@ static mx_err compare(struct dev_wg *w, const struct ckpt *old, const struct ckp
   struct mx_buf t = MX_BUF_INIT(512);
   mx_err rc = MX_OK;
   int ok = 1;
-  if (now->size < old->size) {
+  if (!old->anchored) {
+    /* A device's first check has nothing to compare with (a fresh agent's
+     * empty chain, size 0 with its genesis head, is not "rewritten"): the
+     * checkpoint becomes the first anchor. */
+  } else if (now->size < old->size) {
     rc = mx_buf_addf(&t, "truncated: have %lld, anchored %lld", (long long)now->size, (long long)old->size);
     ok = 0;
   } else if (now->size == old->size && strcmp(now->head, old->head) != 0) {
@@ -113,7 +119,9 @@ static mx_err compare(struct dev_wg *w, const struct ckpt *old, const struct ckp
     if (!rc && !ok)
       rc = mx_buf_addf(&t, "rewound: record %lld no longer matches the anchored head", (long long)old->size);
   }
-  if (!rc && ok)
+  if (!rc && ok && !old->anchored)
+    rc = mx_buf_addf(&t, "ok: %lld records (first checkpoint)", (long long)now->size);
+  else if (!rc && ok)
     rc = mx_buf_addf(&t, "ok: %lld records (anchored %lld)", (long long)now->size, (long long)old->size);
   if (rc)
     return rc;

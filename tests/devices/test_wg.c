@@ -131,6 +131,23 @@ static mx_err call(const char *tool, const char *args_json, const char *approval
   return rc;
 }
 
+/* Runs first, on the fresh agent of a new fixture: its chain is empty, and
+ * the first audit check of a device never seen before must not call the
+ * empty chain "rewritten" (no stored anchor is not an anchor of size 0). */
+static void first_check_of_fresh_agent(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN] = "", *text = NULL;
+  assert_int_equal(dev_wg_check_audit(wg, &text, err), MX_OK);
+  assert_non_null(text);
+  assert_string_equal(text, "ok: 0 records (first checkpoint)");
+  free(text);
+  text = NULL;
+  assert_int_equal(dev_wg_check_audit(wg, &text, err), MX_OK); /* anchored at 0 now: still consistent */
+  assert_string_equal(text, "ok: 0 records (anchored 0)");
+  free(text);
+}
+
 static void health_through_tunnel(void **state)
 {
   (void)state;
@@ -410,6 +427,7 @@ int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(first_check_of_fresh_agent),
       cmocka_unit_test(health_through_tunnel),   cmocka_unit_test(allowed_calls_run),
       cmocka_unit_test(agent_manifest_wins),     cmocka_unit_test(ask_needs_approval),
       cmocka_unit_test(unauthenticated_refused), cmocka_unit_test(big_body_413),
