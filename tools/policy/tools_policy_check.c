@@ -1,7 +1,7 @@
 /*
  * tools/policy/tools_policy_check.c - deciding one call: the policy meaning
  * of each tool, the interpreter list, command rules (absolute argv[0] plus
- * one fnmatch pattern per argument, deny -> ask -> allow, first match wins,
+ * one pattern per argument (tools_policy_glob.c), deny -> ask -> allow, first match wins,
  * deny by default) and the lexical path check (components under a root, no
  * ".."). The kernel-enforced check happens where the file is opened
  * (tools_policy_open), since for remote devices the path is not here.
@@ -48,7 +48,18 @@ static const char *const interpreters[] = {
     "timeout", "stdbuf", "setsid", "chroot", "unshare", "nsenter", "systemd-run", "script", "strace",
     "ltrace", "gdb", "watch", "flock", "parallel", "find", "awk", "gawk", "mawk", "nawk", "sed", "vi", "vim",
     "nvim", "ex", "ed", "emacs", "less", "more", "man", "make", "git-shell", "docker", "podman", "kubectl",
-    "crontab", "at", "batch", NULL};
+    "crontab", "at", "batch",
+    /* the dynamic loader runs any file it is given; archivers, copiers and
+     * package tools run hooks or helper programs named in their arguments
+     * (tar --to-command, rsync -e, zip -TT, openssl engines, git -c, apt -o,
+     * dpkg maintainer scripts); more wrappers that exec their arguments */
+    "ld-linux*.so*", "ld-*.so*", "ld.so", "git", "tar", "rsync", "zip", "openssl", "rbash", "yash", "posh",
+    "elvish", "nu", "xonsh", "time", "ionice", "chrt", "taskset", "prlimit", "setarch", "linux32", "linux64",
+    "setpriv", "capsh", "sg", "newgrp", "bwrap", "firejail", "systemd-nspawn", "machinectl", "run-parts",
+    "start-stop-daemon", "unbuffer", "sshpass", "rlwrap", "valgrind", "perf", "bpftrace", "ip", "socat", "nc",
+    "ncat", "netcat", "scp", "sftp", "tmux", "screen", "nano", "pico", "mc", "dpkg", "apt", "apt-get",
+    "aptitude", "rpm", "yum", "dnf", "zypper", "pip*", "npm", "npx", "yarn", "gem", "cargo", "go", "cc",
+    "gcc*", "clang*", NULL};
 
 int tools_policy_is_interpreter(const char *argv0)
 {
@@ -96,16 +107,16 @@ static void set(struct tools_policy_result *res, enum tools_decision d, const ch
   snprintf(res->reason, sizeof(res->reason), fmt, a ? a : "", b ? b : "");
 }
 
-/* One argument against one pattern: fnmatch with FNM_PATHNAME|FNM_PERIOD so
- * '*' never crosses '/' or matches a leading dot; an argument with a ".."
- * component only matches a pattern that spells ".." out. */
-static int arg_matches(const char *pat, const char *arg)
+/* One argument against one pattern (tools_policy_glob.c): strict for
+ * allow/ask rules, loose for deny rules. In a strict rule an argument with
+ * a ".." component only matches a pattern that spells ".." out. */
+static int arg_matches(const char *pat, const char *arg, int strict)
 {
-  if (fnmatch(pat, arg, FNM_PATHNAME | FNM_PERIOD) != 0)
+  if (!policy_glob(pat, arg, strict))
     return 0;
   int dotdot = strcmp(arg, "..") == 0 || strncmp(arg, "../", 3) == 0 || strstr(arg, "/../") ||
                (strlen(arg) >= 3 && strcmp(arg + strlen(arg) - 3, "/..") == 0);
-  return !dotdot || strstr(pat, "..") != NULL;
+  return !strict || !dotdot || strstr(pat, "..") != NULL;
 }
 
 static int rule_matches(const struct policy_rule *r, const cJSON *argv, int argc)
@@ -116,9 +127,10 @@ static int rule_matches(const struct policy_rule *r, const cJSON *argv, int argc
     return 1;
   if (argc - 1 < r->npats || (!r->rest && argc - 1 != r->npats))
     return 0;
+  int strict = r->kind != TOOLS_DENY;
   for (int i = 1; i < argc; i++) {
     const char *pat = i - 1 < r->npats ? r->pats[i - 1] : r->rest;
-    if (!arg_matches(pat, cJSON_GetArrayItem(argv, i)->valuestring))
+    if (!arg_matches(pat, cJSON_GetArrayItem(argv, i)->valuestring, strict))
       return 0;
   }
   return 1;

@@ -23,7 +23,7 @@ struct policy_rule {
   enum tools_decision kind; /* deny / ask / allow */
   char *where;              /* "commands.allow[2]" for reasons */
   char *argv0;              /* absolute, exact */
-  char **pats;              /* one fnmatch pattern per argument */
+  char **pats;              /* one pattern per argument (policy_glob) */
   int npats;
   int any_args;             /* deny rules without "args": any arguments */
   char *rest;               /* pattern for further arguments; NULL = exact count */
@@ -66,6 +66,10 @@ const struct policy_kind_entry *policy_kind_of(const char *tool);
  * ".." kept). Returns the count, or -1 when not absolute or too deep.
  * comps point into buf (a modified copy, at least strlen(path)+1). */
 int policy_split(const char *path, int windows, char *buf, char **comps, int max);
+
+/* 1 when arg matches the command-rule pattern pat; strict for allow/ask
+ * rules (see tools_policy_glob.c), loose for deny rules. */
+int policy_glob(const char *pat, const char *arg, int strict);
 
 /* Root index in roots whose components prefix path's (longest first), -1. */
 int policy_find_root(const struct policy_root *roots, int n, char **comps, int ncomps, int windows);
