@@ -83,6 +83,7 @@ static void provider_defaults(struct llm_provider_cfg *pc)
 {
   pc->connect_timeout_ms = 10000;
   pc->timeout_ms = 120000;
+  pc->idle_timeout_ms = -1; /* kind-dependent default, set after parsing */
   pc->max_tokens = 4096;
   pc->stream = 1;
   pc->retry.max_attempts = 3;
@@ -96,7 +97,7 @@ static void provider_defaults(struct llm_provider_cfg *pc)
 static mx_err parse_provider(const cJSON *p, const struct llm_cfg_loc *l, struct llm_provider_cfg *pc, char *err)
 {
   static const char *const keys[] = {"name", "kind", "base_url", "model", "api_key_file", "api_key_env",
-                                     "connect_timeout_ms", "timeout_ms", "max_tokens", "stream",
+                                     "connect_timeout_ms", "timeout_ms", "idle_timeout_ms", "max_tokens", "stream",
                                      "price_input_per_1k", "price_output_per_1k", "retry", "breaker", NULL};
   provider_defaults(pc);
   mx_err rc = llm_cfg_keys(p, l, keys, err);
@@ -115,6 +116,13 @@ static mx_err parse_provider(const cJSON *p, const struct llm_cfg_loc *l, struct
     rc = llm_cfg_int(p, l, "connect_timeout_ms", 100, 600000, &pc->connect_timeout_ms, err);
   if (!rc)
     rc = llm_cfg_int(p, l, "timeout_ms", 100, 3600000, &pc->timeout_ms, err);
+  if (!rc)
+    rc = llm_cfg_int(p, l, "idle_timeout_ms", 100, 3600000, &pc->idle_timeout_ms, err);
+  /* A hosted API sends its first bytes within seconds (and Anthropic pings
+   * while it thinks); a local model may load and read a long prompt for
+   * minutes before its first token. */
+  if (!rc && pc->idle_timeout_ms < 0)
+    pc->idle_timeout_ms = pc->kind == LLM_KIND_OLLAMA ? 300000 : 60000;
   if (!rc)
     rc = llm_cfg_int(p, l, "max_tokens", 1, 1000000, &pc->max_tokens, err);
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "stream");

@@ -38,6 +38,7 @@ struct llm_provider_cfg {
   char *api_key;            /* secret: never logged, may be NULL (ollama) */
   int64_t connect_timeout_ms;
   int64_t timeout_ms;       /* whole request */
+  int64_t idle_timeout_ms;  /* no byte for this long: the request is stalled */
   int64_t max_tokens;
   int stream;
   double price_in_per_1k;   /* currency units per 1000 tokens */

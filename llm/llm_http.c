@@ -24,6 +24,8 @@ struct xfer {
   int streaming;   /* decided on the first body byte */
   int decided;
   int aborted;
+  int64_t last_byte_ms; /* mono time of the last byte sent or received */
+  curl_off_t last_up;
 };
 
 void llm_http_resp_init(struct llm_http_resp *r)
@@ -84,6 +86,7 @@ static size_t on_header(char *h, size_t size, size_t nitems, void *ud)
   struct xfer *x = ud;
   size_t n = size * nitems;
   char v[128];
+  x->last_byte_ms = mx_mono_ms();
   /* retry-after-ms is more precise, so it wins over retry-after. */
   header_value(h, n, "retry-after-ms", v, sizeof(v));
   if (v[0]) {
@@ -130,6 +133,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
   struct xfer *x = ud;
   size_t n = size * nmemb;
+  x->last_byte_ms = mx_mono_ms();
   if (!x->decided) {
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
     x->streaming = x->req->on_line && x->resp->status >= 200 && x->resp->status < 300;
@@ -149,6 +153,27 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return 0;
   }
   return n;
+}
+
+/* The idle timeout: curl's own limits are for the whole request, so a
+ * provider that keeps the connection open and stops sending (before its
+ * headers or mid-stream) would hold the turn and its worker until
+ * timeout_ms. curl calls this at least once a second while idle. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+  struct xfer *x = ud;
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  int64_t now = mx_mono_ms();
+  if (ulnow != x->last_up) { /* still sending a long prompt */
+    x->last_up = ulnow;
+    x->last_byte_ms = now;
+  }
+  if (now - x->last_byte_ms < x->req->idle_timeout_ms)
+    return 0;
+  x->resp->stalled = 1;
+  return 1; /* non-zero aborts the transfer */
 }
 
 /* At debug level the request headers are logged one by one, each through
@@ -196,6 +221,12 @@ mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp,
   curl_easy_setopt(x.curl, CURLOPT_HEADERDATA, &x);
   curl_easy_setopt(x.curl, CURLOPT_ERRORBUFFER, resp->curl_msg);
   curl_easy_setopt(x.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (req->idle_timeout_ms > 0) {
+    x.last_byte_ms = mx_mono_ms();
+    curl_easy_setopt(x.curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(x.curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(x.curl, CURLOPT_XFERINFODATA, &x);
+  }
   if (mx_log_get_level() == MX_LOG_DEBUG) {
     curl_easy_setopt(x.curl, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(x.curl, CURLOPT_VERBOSE, 1L);
@@ -209,6 +240,9 @@ mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp,
   resp->curl_code = (int)cc;
   curl_easy_cleanup(x.curl);
   mx_buf_release(&x.line);
+  if (resp->stalled)
+    return mx_fail(MX_ERR_TIMEOUT, err, "the provider sent nothing for %lld ms (idle_timeout_ms), request abandoned",
+                   (long long)req->idle_timeout_ms);
   if (cc == CURLE_OK || (x.aborted && resp->status))
     return MX_OK;
   if (cc == CURLE_OPERATION_TIMEDOUT)

@@ -27,6 +27,7 @@ struct llm_http_req {
   const char *body;
   int64_t connect_timeout_ms;
   int64_t timeout_ms;
+  int64_t idle_timeout_ms;          /* 0: none; else abort after that long without a byte */
   llm_line_fn on_line;              /* NULL: collect the whole body */
   void *ctx;
 };
@@ -39,6 +40,7 @@ struct llm_http_resp {
   int should_retry;           /* -1 absent, 0 false, 1 true */
   char request_id[80];
   int curl_code;              /* CURLcode of the transfer */
+  int stalled;                /* ended by idle_timeout_ms */
   char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -46,7 +48,9 @@ void llm_http_resp_init(struct llm_http_resp *r);
 void llm_http_resp_release(struct llm_http_resp *r);
 
 /* MX_OK when an HTTP status came back (any status); MX_ERR_HTTP/TIMEOUT on
- * transport failure with curl's text in err. */
+ * transport failure with curl's text in err. A provider that sends nothing
+ * for idle_timeout_ms (before its headers or mid-stream) ends the request
+ * with MX_ERR_TIMEOUT and resp->stalled set, even after a 200. */
 mx_err llm_http_post(const struct llm_http_req *req, struct llm_http_resp *resp, char *err);
 
 /* Parses a Retry-After value (delta seconds or an HTTP date) into ms, -1 if

@@ -137,7 +137,7 @@ static mx_err attempt(const struct llm_provider_cfg *p, const struct llm_call_ct
     timeout = left < timeout ? (left < 100 ? 100 : left) : timeout;
   }
   struct llm_http_req hr = {mx_buf_cstr(&url), hdr, mx_buf_cstr(&body), p->connect_timeout_ms, timeout,
-                            p->stream ? llm_acc_line : NULL, &acc};
+                            p->idle_timeout_ms, p->stream ? llm_acc_line : NULL, &acc};
   if (!rc) {
     mx_debug(NULL, "llm request provider=%s url=%s stream=%d bytes=%zu", p->name, mx_buf_cstr(&url), p->stream,
              body.len);

@@ -42,6 +42,7 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   status/error/headers: an HTTP error answer
 #   sse_error: {type, message}: HTTP 200, some output, then an error event
 #   cut: stop the stream mid-way (after `after_text`) without an end marker
+#   stall_s: with cut, keep the connection open and silent this long first
 #   chunk: argument fragment size when streaming (default 7)
 #   interleave: send fragments of parallel calls interleaved by index
 #   force_whole: answer with one JSON document even to a streaming request
@@ -208,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
             COUNTERS[(scen, run)] = n + 1
             steps = SCENARIOS[scen]
             step = dict(steps[min(n, len(steps) - 1)])
-            rec = {"scenario": scen, "run": run, "step": n, "path": self.path, "kind": kind,
+            rec = {"scenario": scen, "run": run, "step": n, "t": time.time(), "path": self.path, "kind": kind,
                    "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
             RECORD.write(json.dumps(rec) + "\n")
             RECORD.flush()
@@ -313,6 +314,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write((head + "data: " + data + "\n\n").encode())
         self.wfile.flush()
 
+    def stall(self, step):
+        """A provider that stops sending mid-stream and never closes (or not
+        for stall_s): the client's idle timeout has to notice."""
+        time.sleep(float(step.get("stall_s", 0)))
+
     def stream_openai(self, step, model):
         cid = next_id("chatcmpl-")
 
@@ -327,7 +333,7 @@ class Handler(BaseHTTPRequestHandler):
         for piece in frags(text or "", 5) if text else []:
             chunk({"content": piece})
         if step.get("cut"):
-            return
+            return self.stall(step)
         if "sse_error" in step:
             e = step["sse_error"]
             self.sse({"error": {"message": e["message"], "type": e["type"], "code": e["type"]}})
@@ -365,7 +371,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.sse({"type": "content_block_delta", "index": 0,
                           "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
             if step.get("cut"):
-                return
+                return self.stall(step)
             if "sse_error" in step:
                 self.sse({"type": "error", "error": step["sse_error"]}, "error")
                 return
@@ -396,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
         for piece in frags(text, 5) if text else []:
             line({"model": model, "message": {"role": "assistant", "content": piece}, "done": False})
         if step.get("cut"):
-            return
+            return self.stall(step)
         if "sse_error" in step:
             line({"error": step["sse_error"]["message"]})
             return

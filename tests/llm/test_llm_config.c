@@ -51,6 +51,8 @@ static void valid_config_with_defaults(void **state)
   assert_int_equal(cfg->providers[0].retry.max_attempts, 3);
   assert_int_equal(cfg->providers[0].breaker.failure_threshold, 5);
   assert_int_equal(cfg->providers[0].stream, 1);
+  assert_int_equal(cfg->providers[0].idle_timeout_ms, 60000);  /* hosted: seconds to first byte */
+  assert_int_equal(cfg->providers[1].idle_timeout_ms, 300000); /* local: may read a long prompt first */
   assert_int_equal(cfg->agent.max_tool_iterations, 5);
   assert_int_equal(cfg->agent.parallel_tools, 4);
   assert_int_equal(cfg->budgets.device_tokens_per_day, 1000);
@@ -61,6 +63,26 @@ static void valid_config_with_defaults(void **state)
   assert_string_equal(r->device, "default");
   assert_int_equal(r->nchain, 2);
   llm_config_free(cfg);
+}
+
+static void idle_timeout_is_read_and_checked(void **state)
+{
+  (void)state;
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(parse("{\"providers\":[{\"name\":\"b\",\"kind\":\"ollama\",\"base_url\":\"http://127.0.0.1:11434\","
+                         "\"model\":\"qwen\",\"idle_timeout_ms\":2500}],\"routes\":{\"default\":[\"b\"]}}",
+                         &cfg, err),
+                   MX_OK);
+  assert_int_equal(cfg->providers[0].idle_timeout_ms, 2500);
+  llm_config_free(cfg);
+  cfg = NULL;
+  assert_int_not_equal(parse("{\"providers\":[{\"name\":\"b\",\"kind\":\"ollama\",\"base_url\":\"http://127.0.0.1:11434\","
+                             "\"model\":\"qwen\",\"idle_timeout_ms\":0}],\"routes\":{\"default\":[\"b\"]}}",
+                             &cfg, err),
+                       MX_OK);
+  assert_non_null(strstr(err, "idle_timeout_ms"));
+  assert_null(cfg);
 }
 
 static void default_agent_limit_is_8(void **state)
@@ -178,6 +200,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(valid_config_with_defaults),
+      cmocka_unit_test(idle_timeout_is_read_and_checked),
       cmocka_unit_test(default_agent_limit_is_8),
       cmocka_unit_test(key_from_file),
       cmocka_unit_test(relative_paths_follow_the_config_file),
