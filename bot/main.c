@@ -12,6 +12,7 @@
 #include "mx_cli.h"
 #include "mx_daemon.h"
 #include "mx_log.h"
+#include "mx_util.h"
 
 static int cmd_run(int argc, char **argv);
 
@@ -24,6 +25,7 @@ static const struct mx_subcommand {
   { "audit", mx_cli_audit, "verify or show the tamper-evident audit logs" },
   { "llm", mx_cli_llm, "check the configured LLM providers with a live round trip" },
   { "device", mx_cli_device, "add, list, show or revoke managed devices" },
+  { "config", mx_cli_config, "check the configuration the way run reads it (--online: and what it reaches)" },
 };
 
 static void usage(FILE *out)
@@ -55,18 +57,16 @@ static int cmd_run(int argc, char **argv)
         return 2;
       break;
     case 'h':
-      printf("usage: mxfleet run --config FILE [--http IP:PORT] [--log-level debug|info|warn|error]\n\n"
+      printf("usage: mxfleet run [--config FILE] [--http IP:PORT] [--log-level debug|info|warn|error]\n\n"
              "Runs the bot: logs every device identity in (stored token, or the password file on the first\n"
              "run), syncs them on one loop and answers operators in their DMs. --http serves /health and\n"
-             "/metrics on that local address. SIGTERM or SIGINT stop it cleanly.\n");
+             "/metrics on that local address. SIGTERM or SIGINT stop it cleanly.\n"
+             "FILE defaults to $MXFLEET_CONFIG, else " MXFLEET_DEFAULT_CONFIG ".\n");
       return 0;
     default: return 2;
     }
   }
-  if (!o.config) {
-    fprintf(stderr, "mxfleet run: --config FILE is required\n");
-    return 2;
-  }
+  o.config = mx_config_path(o.config);
   return mx_daemon_run(&o);
 }
 

@@ -16,7 +16,9 @@
 #include "mx_config.h"
 #include "mx_crypto.h"
 #include "mx_log.h"
+#include "mx_util.h"
 #include "mx_provision_ops.h"
+#include "prov.h"
 #include "prov_cli.h"
 #include "tools_redact.h"
 #include "tools_render.h"
@@ -52,14 +54,12 @@ void mx_cli_uninstall_redaction(void)
   cli_redactor = NULL;
 }
 
+/* path: --config, else $MXFLEET_CONFIG, else the built-in default. */
 static struct mx_config *load(const char *path)
 {
   struct mx_config *cfg = NULL;
   char err[MX_ERRBUF_LEN] = "";
-  if (!path) {
-    fprintf(stderr, "mxfleet: --config FILE is required\n");
-    return NULL;
-  }
+  path = mx_config_path(path);
   if (mx_config_load(path, &cfg, err)) {
     fprintf(stderr, "mxfleet: %s\n", err);
     return NULL;
@@ -68,12 +68,14 @@ static struct mx_config *load(const char *path)
 }
 
 static const char audit_usage[] =
-    "usage: mxfleet audit verify --config FILE [--device NAME]\n"
-    "       mxfleet audit show --config FILE --device NAME [--since TIME] [--json]\n\n"
+    "usage: mxfleet audit verify [--config FILE] [--device NAME]\n"
+    "       mxfleet audit show [--config FILE] --device NAME [--since TIME] [--json]\n\n"
     "verify relinks every chain from genesis and compares it with its last signed checkpoint;\n"
     "it names the first modified record and reports deletions, reordering and truncation.\n"
     "Exit status: 0 all chains intact, 1 a problem was found, 2 usage or config error.\n"
-    "show prints the records (since TIME: an ISO date/time or a Unix time in seconds).\n";
+    "show prints the records; --since TIME keeps those from TIME on: an ISO time like\n"
+    "2026-11-21T20:00:00Z (UTC) or an age like 90s, 30m, 2h, 7d.\n"
+    "FILE defaults to $MXFLEET_CONFIG, else " MXFLEET_DEFAULT_CONFIG ".\n";
 
 int mx_cli_audit(int argc, char **argv)
 {
@@ -106,7 +108,7 @@ int mx_cli_audit(int argc, char **argv)
     return 2;
   int rc = 2;
   if (device && !mx_config_device(cfg, device)) {
-    fprintf(stderr, "mxfleet audit: no device '%s' in %s\n", device, config);
+    fprintf(stderr, "mxfleet audit: no device '%s' in %s\n", device, cfg->path);
   } else if (strcmp(verb, "verify") == 0) {
     const char **names = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof(*names));
     int n = 0;
@@ -136,9 +138,10 @@ int mx_cli_llm(int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   static const char usage[] =
-      "usage: mxfleet llm test --config FILE [--provider NAME]\n\n"
+      "usage: mxfleet llm test [--config FILE] [--provider NAME]\n\n"
       "Makes a live round trip to each configured provider (or only NAME): reports the latency and\n"
-      "whether the model called a test tool. Exit status 0 when all passed.\n";
+      "whether the model called a test tool. Exit status 0 when all passed.\n"
+      "FILE defaults to $MXFLEET_CONFIG, else " MXFLEET_DEFAULT_CONFIG ".\n";
   if (argc < 2 || strcmp(argv[1], "test") != 0) {
     int help = argc >= 2 && strcmp(argv[1], "--help") == 0;
     fputs(usage, help ? stdout : stderr);
@@ -162,7 +165,7 @@ int mx_cli_llm(int argc, char **argv)
   struct llm_config *lc = NULL;
   char err[MX_ERRBUF_LEN] = "";
   if (!cfg->llm)
-    fprintf(stderr, "mxfleet llm test: %s has no \"llm\" block\n", config);
+    fprintf(stderr, "mxfleet llm test: %s has no \"llm\" block\n", cfg->path);
   else if (llm_config_parse(cfg->llm, cfg->path, &lc, err))
     fprintf(stderr, "mxfleet: %s\n", err);
   else
@@ -172,8 +175,21 @@ int mx_cli_llm(int argc, char **argv)
   return rc;
 }
 
+/* device list/show/revoke read the config through the daemon's own loader
+ * first, so they accept exactly what `mxfleet run` accepts. */
+static mx_err validate_config(const char *path, char *err)
+{
+  struct mx_config *cfg = NULL;
+  mx_err rc = mx_config_load(path, &cfg, err);
+  if (!rc)
+    rc = mx_config_check_blocks(cfg, NULL, err);
+  mx_config_free(cfg);
+  return rc;
+}
+
 int mx_cli_device(int argc, char **argv)
 {
   mx_provision_ops_install();
+  dev_provision_set_config_check(validate_config);
   return dev_provision_cli(argc, argv);
 }

@@ -1,14 +1,24 @@
 /*
- * bot/mx_cli.h - operator subcommands other than `run`: audit, llm, device.
+ * bot/mx_cli.h - operator subcommands other than `run`: audit, llm, device,
+ * config (mx_config_check.c).
  * Each takes (argc, argv) starting at the subcommand name and returns the
  * process exit code (0 ok, 1 failure found, 2 usage or config error).
  */
 #ifndef MX_CLI_H
 #define MX_CLI_H
 
+#include "mx_err.h"
+
+struct mx_config;
+struct llm_config;
+
 int mx_cli_audit(int argc, char **argv);
 int mx_cli_llm(int argc, char **argv);
 int mx_cli_device(int argc, char **argv);
+int mx_cli_config(int argc, char **argv);
+/* The blocks run parses after mx_config_load (llm, speech), first error
+ * in err. *lc (may be NULL) receives the parsed llm config. */
+mx_err mx_config_check_blocks(const struct mx_config *cfg, struct llm_config **lc, char *err);
 /* Parses and applies a --log-level value; prints the error and returns
  * non-zero when it is not debug|info|warn|error. */
 int mx_cli_set_log_level(const char *level);

@@ -241,6 +241,7 @@ void mx_ext_handle_text(struct mx_msg *m)
   req.backend = mx_backend_name(m->id->dev->backend);
   req.os = m->id->dev->os ? m->id->dev->os : "linux";
   req.policy = mx_ext_tools_policy_summary(m->id);
+  req.prompt_file = m->id->dev->prompt; /* what onboarding wrote, else the llm.agent default */
   req.tools = tools;
   req.room_id = m->room_id;
   req.thread_id = "";

@@ -25,7 +25,7 @@ struct mx_ident_ext {
   struct dev_backend *backend;
   struct tools_audit *audit;
   struct tools_engine *engine;
-  char manifest_note[200];           /* why there are no tools, for !status */
+  char manifest_note[200];           /* the manifest's path or "built-in ...", for !status */
   cJSON *specs;                      /* owned: tools offered to the model */
   struct llm_tool_spec *llm_specs;   /* views into specs */
   size_t n_specs;

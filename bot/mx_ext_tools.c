@@ -12,10 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dev_local.h"
-#include "dev_ssh.h"
-#include "dev_wg.h"
 #include "mx_db.h"
+#include "dev_wg.h"
+#include "mx_device.h"
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_send.h"
@@ -76,52 +75,6 @@ void mx_ext_tools_free(struct mx_bot *bot)
   mx_log_set_filter(NULL, NULL);
   tools_approvals_close(x->approvals);
   tools_redact_free(x->redactor);
-}
-
-/* The device's manifest: configured path, else the one onboarding wrote. */
-static char *manifest_path(struct mx_ident *id)
-{
-  if (id->dev->manifest)
-    return mx_strdup(id->dev->manifest);
-  char rel[128];
-  snprintf(rel, sizeof(rel), "manifests/%s.json", id->dev->name);
-  char *p = mx_path_join(id->bot->cfg->data_dir, rel);
-  if (p && access(p, R_OK) != 0) {
-    free(p);
-    p = NULL;
-  }
-  return p;
-}
-
-static mx_err make_backend(struct mx_ident *id, struct mx_ident_ext *ix, char *err)
-{
-  const struct mx_device_config *d = id->dev;
-  switch (d->backend) {
-  case MX_BACKEND_LOCAL: {
-    struct dev_local_opts o;
-    memset(&o, 0, sizeof(o));
-    o.open_path = tools_policy_open_cb;
-    o.open_ctx = ix->manifest;
-    return dev_local_new(&o, &ix->backend, err);
-  }
-  case MX_BACKEND_SSH: {
-    char *kh = d->ssh_known_hosts ? mx_strdup(d->ssh_known_hosts)
-                                  : mx_path_join(id->bot->cfg->data_dir, "ssh_known_hosts");
-    struct dev_ssh_config c = { .host = d->ssh_host, .port = d->ssh_port, .user = d->ssh_user,
-                                .key_file = d->ssh_key_file, .known_hosts = kh, .device = d->name };
-    mx_err rc = kh ? dev_ssh_new(&c, &ix->backend, err) : MX_ERR_NOMEM;
-    free(kh);
-    return rc;
-  }
-  case MX_BACKEND_WG: {
-    char url[160];
-    snprintf(url, sizeof(url), "http://%s:%d", d->wg_address, d->wg_port);
-    struct dev_wg_config c = { .url = url, .key_file = d->wg_hmac_key_file, .data_dir = id->bot->cfg->data_dir,
-                               .device = d->name };
-    return dev_wg_new(&c, &ix->backend, err);
-  }
-  }
-  return mx_fail(MX_ERR_CONFIG, err, "devices.%s.backend: unknown kind", d->name);
 }
 
 /* Called on whichever thread runs the tool call (the LLM runs parallel
@@ -193,18 +146,10 @@ mx_err mx_ext_tools_ident(struct mx_ident *id, char *err)
 {
   struct mx_ident_ext *ix = ident_ext(id);
   struct mx_ext *x = id->bot->ext;
-  char *path = manifest_path(id);
-  if (!path) {
-    snprintf(ix->manifest_note, sizeof(ix->manifest_note),
-             "none (no manifest: set devices[].manifest or run 'mxfleet device add')");
-    mx_info(id->dev->name, "no manifest for this device: no tools are offered");
-    return MX_OK;
-  }
-  mx_err rc = tools_policy_load(path, &ix->manifest, err);
-  snprintf(ix->manifest_note, sizeof(ix->manifest_note), "%s", path);
-  free(path);
+  mx_err rc = mx_device_manifest_load(id->bot->cfg, id->dev, &ix->manifest, ix->manifest_note,
+                                      sizeof(ix->manifest_note), err);
   if (!rc)
-    rc = make_backend(id, ix, err);
+    rc = mx_device_backend_open(id->bot->cfg, id->dev, ix->manifest, &ix->backend, err);
   if (!rc) {
     struct tools_audit_opts ao = { .data_dir = id->bot->cfg->data_dir, .device = id->dev->name };
     rc = tools_audit_open(&ao, &ix->audit, err);

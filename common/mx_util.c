@@ -133,6 +133,14 @@ char *mx_path_join(const char *dir, const char *name)
   return out;
 }
 
+const char *mx_config_path(const char *given)
+{
+  const char *env = getenv("MXFLEET_CONFIG");
+  if (given)
+    return given;
+  return env && *env ? env : MXFLEET_DEFAULT_CONFIG;
+}
+
 char *mx_strdup(const char *s)
 {
   if (!s)

@@ -26,6 +26,11 @@ mx_err mx_mkdir_p(const char *path, mode_t mode, char *err);
 /* Joins dir and name into a malloc'd path; name absolute is returned as is. */
 char *mx_path_join(const char *dir, const char *name);
 
+/* The config file every subcommand reads: given (--config), else
+ * $MXFLEET_CONFIG, else MXFLEET_DEFAULT_CONFIG (/etc/mxfleet/mxfleet.json,
+ * set at build time). Borrowed. */
+const char *mx_config_path(const char *given);
+
 /* strdup that aborts on OOM is not our style: returns NULL on failure. */
 char *mx_strdup(const char *s);
 /* 1 when s is valid UTF-8 without NUL within n bytes. */

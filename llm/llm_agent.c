@@ -159,7 +159,10 @@ static mx_err build_system(struct turn *t, char *err)
   const struct llm_turn_req *q = t->req;
   struct llm_prompt_vars v = {q->device, q->backend, q->os, mx_buf_cstr(&tools), q->policy, now};
   mx_buf_init(&t->system, MX_BUF_MAX_SMALL * 8);
-  rc = llm_prompt_load(t->a->cfg->agent.prompts_dir, t->a->cfg->agent.prompt_file, &v, &t->system, err);
+  if (q->prompt_file)
+    rc = llm_prompt_load(NULL, q->prompt_file, &v, &t->system, err);
+  else
+    rc = llm_prompt_load(t->a->cfg->agent.prompts_dir, t->a->cfg->agent.prompt_file, &v, &t->system, err);
   mx_buf_release(&tools);
   return rc;
 }

@@ -27,6 +27,8 @@ struct llm_turn_req {
   const char *thread_id;    /* "" or NULL outside a thread */
   const char *operator_id;  /* the operator's mxid (operator budget) */
   const char *text;         /* what the operator wrote */
+  const char *prompt_file;  /* this device's template (devices[].prompt, absolute);
+                             * NULL: agent.prompts_dir/agent.prompt_file */
 };
 
 struct llm_sink {

@@ -15,7 +15,9 @@ static const struct llm_tool_spec echo_tool = {
     "echo", "Echoes the given text back. Use it when asked to.",
     "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}},\"required\":[\"text\"]}"};
 
-static int test_one(struct llm_router *r, const struct llm_config *cfg, size_t i, FILE *out)
+/* need_tools: the echo call must come back (llm test); else any answer will
+ * do (config check --online: reachable, key accepted, model known). */
+static int test_one(struct llm_router *r, const struct llm_config *cfg, size_t i, int need_tools, FILE *out)
 {
   struct llm_conv conv;
   llm_conv_init(&conv);
@@ -43,14 +45,14 @@ static int test_one(struct llm_router *r, const struct llm_config *cfg, size_t i
             llm_kind_name(cfg->providers[i].kind), cfg->providers[i].model, (long long)ms,
             tools_ok ? "works" : "DOES NOT WORK (no echo call came back)", (long long)rep.in_tokens,
             (long long)rep.out_tokens);
-    bad = !tools_ok;
+    bad = need_tools && !tools_ok;
     llm_reply_free(&rep);
   }
   llm_conv_free(&conv);
   return bad;
 }
 
-int llm_cli_test(const struct llm_config *cfg, const char *provider_or_null, FILE *out)
+static int test_all(const struct llm_config *cfg, const char *provider_or_null, int need_tools, FILE *out)
 {
   struct llm_router *r = NULL;
   char err[MX_ERRBUF_LEN];
@@ -65,7 +67,17 @@ int llm_cli_test(const struct llm_config *cfg, const char *provider_or_null, FIL
   int failed = 0;
   for (size_t i = 0; i < cfg->nproviders; i++)
     if (!provider_or_null || strcmp(cfg->providers[i].name, provider_or_null) == 0)
-      failed |= test_one(r, cfg, i, out);
+      failed |= test_one(r, cfg, i, need_tools, out);
   llm_router_free(r);
   return failed ? 1 : 0;
+}
+
+int llm_cli_test(const struct llm_config *cfg, const char *provider_or_null, FILE *out)
+{
+  return test_all(cfg, provider_or_null, 1, out);
+}
+
+int llm_cli_ping(const struct llm_config *cfg, FILE *out)
+{
+  return test_all(cfg, NULL, 0, out);
 }

@@ -13,5 +13,8 @@
 /* Returns the process exit code: 0 when every tested provider answered and
  * called the test tool, 1 when any failed, 2 for an unknown provider name. */
 int llm_cli_test(const struct llm_config *cfg, const char *provider_or_null, FILE *out);
+/* The same round trip to every provider, passing when it answers at all
+ * (`mxfleet config check --online`). 0 all answered, 1 any failed. */
+int llm_cli_ping(const struct llm_config *cfg, FILE *out);
 
 #endif

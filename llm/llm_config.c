@@ -188,11 +188,30 @@ static mx_err parse_chain(const cJSON *arr, const struct llm_cfg_loc *l, struct 
   return MX_OK;
 }
 
+/* Without "routes": every device uses the providers in the order listed,
+ * the first as primary, the rest as fallbacks. */
+static mx_err default_route(struct llm_config *cfg)
+{
+  cfg->routes = calloc(1, sizeof(*cfg->routes));
+  if (!cfg->routes)
+    return MX_ERR_NOMEM;
+  struct llm_route *r = &cfg->routes[cfg->nroutes++];
+  r->device = mx_strdup("default");
+  r->chain = calloc(cfg->nproviders, sizeof(size_t));
+  if (!r->device || !r->chain)
+    return MX_ERR_NOMEM;
+  for (size_t i = 0; i < cfg->nproviders; i++)
+    r->chain[r->nchain++] = i;
+  return MX_OK;
+}
+
 static mx_err parse_routes(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_config *cfg, char *err)
 {
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, "routes");
   struct llm_cfg_loc l;
   llm_cfg_sub(&l, root, ".%s", "routes", -1);
+  if (!o)
+    return default_route(cfg);
   if (!cJSON_IsObject(o))
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected an object of device name to provider chain", l.file, l.path);
   size_t n = (size_t)cJSON_GetArraySize(o);

@@ -37,6 +37,11 @@ struct dev_prov_matrix_ops {
  * before dispatching `mxfleet device ...`). ops is copied; NULL clears. */
 void dev_provision_set_matrix_ops(const struct dev_prov_matrix_ops *ops);
 
+/* Validates the whole config before list/show/revoke read the parts they
+ * need (the bot installs its own loader, so these accept exactly what
+ * `mxfleet run` accepts). NULL clears. */
+void dev_provision_set_config_check(mx_err (*check)(const char *config_path, char *err));
+
 enum dev_prov_via { DEV_PROV_VIA_SSH = 0, DEV_PROV_VIA_WG = 1 };
 
 struct dev_prov_add_opts {

@@ -12,10 +12,17 @@
 #include <unistd.h>
 
 #include "mx_log.h"
+#include "mx_util.h"
 #include "prov.h"
 
 static struct dev_prov_matrix_ops g_ops;
 static int g_have_ops;
+static mx_err (*g_config_check)(const char *config_path, char *err);
+
+void dev_provision_set_config_check(mx_err (*check)(const char *config_path, char *err))
+{
+  g_config_check = check;
+}
 
 void dev_provision_set_matrix_ops(const struct dev_prov_matrix_ops *ops)
 {
@@ -25,16 +32,16 @@ void dev_provision_set_matrix_ops(const struct dev_prov_matrix_ops *ops)
 }
 
 static const char usage[] =
-  "usage: mxfleet device add NAME --via ssh --ssh USER@HOST[:PORT] [--key FILE] --config FILE\n"
+  "usage: mxfleet device add NAME --via ssh --ssh USER@HOST[:PORT] [--key FILE] [--config FILE]\n"
   "                          [--os linux|macos|windows] [--templates DIR] [--prompt-template FILE]\n"
   "                          [--server-name NAME] [--host-key SHA256:...]\n"
   "       mxfleet device add NAME --via wg --ssh USER@HOST[:PORT] --hub-endpoint HOST:PORT\n"
   "                          --agent-bin FILE [--mesh CIDR] [--wg-if IF] [--remote-dir DIR]\n"
   "                          [--device-if IF] [--health-wait SECONDS] [--no-systemd]\n"
   "                          (and the options above)\n"
-  "       mxfleet device list [--json] --config FILE\n"
-  "       mxfleet device show NAME [--json] --config FILE\n"
-  "       mxfleet device revoke NAME [--yes] --config FILE\n"
+  "       mxfleet device list [--json] [--config FILE]\n"
+  "       mxfleet device show NAME [--json] [--config FILE]\n"
+  "       mxfleet device revoke NAME [--yes] [--config FILE]\n"
   "\n"
   "add     onboards a device in numbered steps; safe to re-run (steps already in\n"
   "        place say \"already done\"); a failure undoes the steps before it\n"
@@ -42,7 +49,8 @@ static const char usage[] =
   "show    one device in detail\n"
   "revoke  removes the WireGuard peer, deactivates the Matrix user and removes the\n"
   "        config entry and secrets; keeps the audit (asks first unless --yes)\n"
-  "--verbose (-v) also prints the info log lines of the SSH and Matrix clients\n";
+  "--verbose (-v) also prints the info log lines of the SSH and Matrix clients\n"
+  "FILE defaults to $MXFLEET_CONFIG, else " MXFLEET_DEFAULT_CONFIG ".\n";
 
 struct cli {
   const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
@@ -168,6 +176,8 @@ static int run_add(const struct cli *c, char *err)
 
 static int dispatch(const struct cli *c, char *err)
 {
+  if (g_config_check && strcmp(c->sub, "add") != 0 && g_config_check(c->config, err))
+    return 1;
   if (strcmp(c->sub, "list") == 0)
     return dev_prov_list(c->config, c->json, stdout, err) ? 1 : 0;
   if (!c->name) {
@@ -200,12 +210,7 @@ int dev_provision_cli(int argc, char **argv)
     fputs(usage, c.help ? stdout : stderr);
     return c.help ? 0 : 2;
   }
-  if (!c.config)
-    c.config = getenv("MXFLEET_CONFIG");
-  if (!c.config) {
-    fprintf(stderr, "mxfleet device %s: --config FILE is required\n", c.sub);
-    return 2;
-  }
+  c.config = mx_config_path(c.config);
   char err[MX_ERRBUF_LEN] = "";
   /* Info lines from libssh sessions and the Matrix client would land in
    * the middle of the "[k/N] ... result" lines; --verbose keeps them. */

@@ -189,7 +189,7 @@ static void start(struct run *r, const char *const *provs, size_t n, const char 
 static mx_err turn(struct run *r, const char *room, const char *text)
 {
   struct llm_turn_req req = {"pc1", "wg", "Debian 12", "read-only tools only", &r->tools, room, "",
-                             "@op:example.org", text};
+                             "@op:example.org", text, NULL};
   struct llm_sink sink = {&r->prog, on_progress};
   llm_turn_result_free(&r->res);
   return llm_agent_turn(r->agent, &req, &sink, &r->res, r->err);
@@ -247,6 +247,34 @@ static void single_tool_call_round_trip(void **state)
   assert_string_equal(cJSON_GetObjectItem(tool, "tool_call_id")->valuestring, id);
   assert_string_equal(cJSON_GetObjectItem(tool, "content")->valuestring, "listing of /var/log: a b c");
   cJSON_Delete(reqs);
+  finish_run(&r);
+}
+
+/* devices[].prompt (what onboarding writes) is the system prompt of that
+ * device's turns, not llm.agent.prompt_file. */
+static void device_prompt_file_is_the_system_prompt(void **state)
+{
+  (void)state;
+  struct run r;
+  const char *p[] = {"main:openai:text_only"};
+  char path[] = "/tmp/mxfleet-prompt-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  static const char tmpl[] = "Per-device prompt for {{device}} on {{os}}.\n";
+  assert_int_equal(write(fd, tmpl, sizeof(tmpl) - 1), (ssize_t)(sizeof(tmpl) - 1));
+  close(fd);
+  start(&r, p, 1, NULL, NULL, M_NORMAL);
+  struct llm_turn_req req = {"pc1", "wg", "Debian 12", "read-only tools only", &r.tools, "!room9:x", "",
+                             "@op:example.org", "hello", path};
+  struct llm_sink sink = {&r.prog, on_progress};
+  assert_int_equal(llm_agent_turn(r.agent, &req, &sink, &r.res, r.err), MX_OK);
+  cJSON *reqs = llm_ts_requests(&ts, "text_only", r.id);
+  assert_true(cJSON_GetArraySize(reqs) >= 1);
+  cJSON *msgs = cJSON_GetObjectItem(req_body(reqs, 0), "messages");
+  const char *sys = cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")->valuestring;
+  assert_string_equal(sys, "Per-device prompt for pc1 on Debian 12.\n");
+  cJSON_Delete(reqs);
+  unlink(path);
   finish_run(&r);
 }
 
@@ -420,7 +448,7 @@ static void spent_budget_is_a_clear_message(void **state)
   const char *p[] = {"main:openai:text_only"};
   start(&r, p, 1, NULL, "{\"operator_tokens_per_day\":10}", M_NORMAL);
   /* a fresh operator id per run keeps other tests' usage out */
-  struct llm_turn_req req = {"pcB", "ssh", "Alpine", "", &r.tools, "!budget:x", NULL, "@budget:example.org", "hi"};
+  struct llm_turn_req req = {"pcB", "ssh", "Alpine", "", &r.tools, "!budget:x", NULL, "@budget:example.org", "hi", NULL};
   assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_OK);
   llm_turn_result_free(&r.res);
   assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_ERR_UNAVAILABLE);
@@ -493,7 +521,7 @@ static void *worker_main(void *arg)
   for (int k = 0; k < 3; k++) {
     char room[32];
     snprintf(room, sizeof(room), "!par%d:x", w->idx);
-    struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &w->r->tools, room, "", "@op:example.org", "list"};
+    struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &w->r->tools, room, "", "@op:example.org", "list", NULL};
     struct llm_turn_result res;
     char err[MX_ERRBUF_LEN];
     mx_err rc = llm_agent_turn(w->r->agent, &req, NULL, &res, err);
@@ -571,6 +599,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(single_tool_call_round_trip),
+      cmocka_unit_test(device_prompt_file_is_the_system_prompt),
       cmocka_unit_test(parallel_calls_run_together_results_in_order),
       cmocka_unit_test(split_interleaved_fragments_are_assembled),
       cmocka_unit_test(primary_failing_makes_the_fallback_answer),

@@ -95,6 +95,24 @@ static void default_agent_limit_is_8(void **state)
   llm_config_free(cfg);
 }
 
+/* A config without "routes" (one provider is the common case) routes every
+ * device through the providers in the order listed. */
+static void routes_default_to_the_providers_in_order(void **state)
+{
+  (void)state;
+  setenv("LLMCFG_KEY", "sk-live-123", 1);
+  struct llm_config *cfg = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  if (parse("{\"providers\":[" P1 "," P0 "]}", &cfg, err))
+    fail_msg("%s", err);
+  const struct llm_route *r = llm_config_route(cfg, "pc1");
+  assert_non_null(r);
+  assert_int_equal(r->nchain, 2);
+  assert_string_equal(cfg->providers[r->chain[0]].name, "b");
+  assert_string_equal(cfg->providers[r->chain[1]].name, "a");
+  llm_config_free(cfg);
+}
+
 static void key_from_file(void **state)
 {
   (void)state;
@@ -202,6 +220,7 @@ int main(void)
       cmocka_unit_test(valid_config_with_defaults),
       cmocka_unit_test(idle_timeout_is_read_and_checked),
       cmocka_unit_test(default_agent_limit_is_8),
+      cmocka_unit_test(routes_default_to_the_providers_in_order),
       cmocka_unit_test(key_from_file),
       cmocka_unit_test(relative_paths_follow_the_config_file),
       cmocka_unit_test(errors_are_specific),

@@ -42,8 +42,9 @@ def test():
     check(rc == 0 and "--config" in out and "--http" in out, f"run --help: rc {rc}: {out}")
     rc, out = mxfleet("no-such-command")
     check(rc != 0 and "no-such-command" in out, f"unknown command: rc {rc}: {out}")
-    rc, out = mxfleet("run")
-    check(rc != 0 and "--config" in out, f"run without --config: rc {rc}: {out}")
+    rc, out = mxfleet("run")  # the documented default path (no such file here)
+    default = os.environ.get("MXFLEET_CONFIG") or "/etc/mxfleet/mxfleet.json"
+    check(rc != 0 and default in out, f"run without --config: rc {rc}: {out}")
 
     d = mxtest.workdir("cli-")
     with open(os.path.join(d, "pc1.pw"), "w") as f:

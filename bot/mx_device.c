@@ -1,0 +1,113 @@
+/*
+ * bot/mx_device.c - a device entry's manifest and backend (see mx_device.h).
+ * The built-in manifests are the documented default for a device without
+ * devices[].manifest: read-only, so a device nobody wrote rules for can be
+ * asked about its state but never changed.
+ */
+#include "mx_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dev_local.h"
+#include "dev_ssh.h"
+#include "dev_wg.h"
+#include "mx_util.h"
+
+static const char default_unix[] =
+    "{\"version\": 1, \"platform\": \"%s\",\n"
+    " \"comment\": \"built-in read-only default: logs and system state, nothing is written\",\n"
+    " \"defaults\": {\"timeout_ms\": 30000, \"max_output\": 65536},\n"
+    " \"paths\": {\"read\": [%s], \"write\": []},\n"
+    " \"commands\": {\"allow\": [\n"
+    "   {\"argv0\": \"/usr/bin/uptime\", \"args\": []},\n"
+    "   {\"argv0\": \"%s\", \"args\": [], \"rest\": \"-[hT]\"}]},\n"
+    " \"tools\": {\"fs.read\": {}, \"fs.list\": {}, \"fs.stat\": {}, \"proc.list\": {}, \"shell.exec\": {}}}\n";
+
+static const char default_windows[] =
+    "{\"version\": 1, \"platform\": \"windows\",\n"
+    " \"comment\": \"built-in read-only default: logs, nothing is written\",\n"
+    " \"defaults\": {\"timeout_ms\": 30000, \"max_output\": 65536},\n"
+    " \"paths\": {\"read\": [\"C:\\\\ProgramData\", \"C:\\\\Windows\\\\Logs\"], \"write\": []},\n"
+    " \"tools\": {\"fs.read\": {}, \"fs.list\": {}, \"fs.stat\": {}}}\n";
+
+const char *mx_device_default_manifest(const char *os)
+{
+  static char linux_m[1024], macos_m[1024];
+  if (os && strcmp(os, "windows") == 0)
+    return default_windows;
+  if (os && strcmp(os, "macos") == 0) {
+    if (!macos_m[0])
+      snprintf(macos_m, sizeof(macos_m), default_unix, "macos", "\"/Library/Logs\", \"/private/var/log\"",
+               "/bin/df");
+    return macos_m;
+  }
+  if (!linux_m[0])
+    snprintf(linux_m, sizeof(linux_m), default_unix, "linux", "\"/var/log\", \"/etc/os-release\"", "/usr/bin/df");
+  return linux_m;
+}
+
+char *mx_device_manifest_path(const struct mx_config *cfg, const struct mx_device_config *d)
+{
+  if (d->manifest)
+    return mx_strdup(d->manifest);
+  char rel[128];
+  snprintf(rel, sizeof(rel), "manifests/%s.json", d->name);
+  char *p = mx_path_join(cfg->data_dir, rel);
+  if (p && access(p, F_OK) != 0) {
+    free(p);
+    p = NULL;
+  }
+  return p;
+}
+
+mx_err mx_device_manifest_load(const struct mx_config *cfg, const struct mx_device_config *d,
+                               struct tools_manifest **out, char *where, size_t where_len, char *err)
+{
+  char *path = mx_device_manifest_path(cfg, d);
+  if (path) {
+    snprintf(where, where_len, "%s", path);
+    mx_err rc = tools_policy_load(path, out, err);
+    free(path);
+    return rc;
+  }
+  snprintf(where, where_len, "built-in read-only default");
+  cJSON *j = cJSON_Parse(mx_device_default_manifest(d->os));
+  if (!j)
+    return mx_fail(MX_ERR_INTERNAL, err, "built-in manifest for '%s' is not JSON", d->os);
+  mx_err rc = tools_policy_parse(j, "built-in read-only default", out, err);
+  cJSON_Delete(j);
+  return rc;
+}
+
+mx_err mx_device_backend_open(const struct mx_config *cfg, const struct mx_device_config *d,
+                              struct tools_manifest *m, struct dev_backend **out, char *err)
+{
+  switch (d->backend) {
+  case MX_BACKEND_LOCAL: {
+    struct dev_local_opts o;
+    memset(&o, 0, sizeof(o));
+    o.open_path = tools_policy_open_cb;
+    o.open_ctx = m;
+    return dev_local_new(&o, out, err);
+  }
+  case MX_BACKEND_SSH: {
+    char *kh = d->ssh_known_hosts ? mx_strdup(d->ssh_known_hosts) : mx_path_join(cfg->data_dir, "ssh_known_hosts");
+    struct dev_ssh_config c = { .host = d->ssh_host, .port = d->ssh_port, .user = d->ssh_user,
+                                .key_file = d->ssh_key_file, .known_hosts = kh, .device = d->name };
+    mx_err rc = kh ? dev_ssh_new(&c, out, err) : MX_ERR_NOMEM;
+    free(kh);
+    return rc;
+  }
+  case MX_BACKEND_WG: {
+    char url[160];
+    snprintf(url, sizeof(url), "http://%s:%d", d->wg_address, d->wg_port);
+    struct dev_wg_config c = { .url = url, .key_file = d->wg_hmac_key_file, .data_dir = cfg->data_dir,
+                               .device = d->name };
+    return dev_wg_new(&c, out, err);
+  }
+  }
+  return mx_fail(MX_ERR_CONFIG, err, "devices.%s.backend: unknown kind", d->name);
+}
