@@ -668,9 +668,11 @@ static void test_cli_usage_errors(void **state)
   (void)state;
   char *help[] = { "device", "--help", NULL };
   assert_int_equal(dev_provision_cli(2, help), 0);
+  /* without --config: $MXFLEET_CONFIG (else the built-in default path) */
   char *noconf[] = { "device", "list", NULL };
+  setenv("MXFLEET_CONFIG", "/nonexistent/mxfleet.json", 1);
+  assert_int_equal(dev_provision_cli(2, noconf), 1);
   unsetenv("MXFLEET_CONFIG");
-  assert_int_equal(dev_provision_cli(2, noconf), 2);
   char *badvia[] = { "device", "add", "x", "--via", "carrier-pigeon", "--ssh", "a@b", "--config", W.config, NULL };
   assert_int_equal(dev_provision_cli(9, badvia), 2);
   char *badname[] = { "device", "add", "Bad_Name", "--ssh", "a@b", "--config", W.config, NULL };
