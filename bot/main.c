@@ -26,6 +26,7 @@ static const struct mx_subcommand {
   { "llm", mx_cli_llm, "check the configured LLM providers with a live round trip" },
   { "device", mx_cli_device, "add, list, show or revoke managed devices" },
   { "config", mx_cli_config, "check the configuration the way run reads it (--online: and what it reaches)" },
+  { "trust", mx_cli_trust, "show or change the operator master keys commands are trusted under" },
 };
 
 static void usage(FILE *out)

@@ -55,7 +55,7 @@ void mx_cli_uninstall_redaction(void)
 }
 
 /* path: --config, else $MXFLEET_CONFIG, else the built-in default. */
-static struct mx_config *load(const char *path)
+struct mx_config *mx_cli_load_config(const char *path)
 {
   struct mx_config *cfg = NULL;
   char err[MX_ERRBUF_LEN] = "";
@@ -103,7 +103,7 @@ int mx_cli_audit(int argc, char **argv)
     default: return 2;
     }
   }
-  struct mx_config *cfg = load(config);
+  struct mx_config *cfg = mx_cli_load_config(config);
   if (!cfg)
     return 2;
   int rc = 2;
@@ -158,7 +158,7 @@ int mx_cli_llm(int argc, char **argv)
     default: return 2;
     }
   }
-  struct mx_config *cfg = load(config);
+  struct mx_config *cfg = mx_cli_load_config(config);
   if (!cfg)
     return 2;
   int rc = 2;

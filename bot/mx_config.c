@@ -34,6 +34,7 @@
 #define EXPECT_PATH "a path"
 
 /* Allowed keys per object; also the list docs/config.md must cover. */
+static const char *const k_operator[] = {"user_id", "master_key", NULL};
 static const char *const k_top[] = {"homeserver", "data_dir", "operators", "alerts_room", "devices",
                                     "bot", "health", "redact", "llm", "speech", "registration", NULL};
 static const char *const k_bot[] = {"command_max_age_s", "require_verified_sender", "sync_timeout_ms",
@@ -54,7 +55,7 @@ static const struct {
   const char *prefix;
   const char *const *keys;
 } k_documented[] = {
-  {"", k_top}, {"bot.", k_bot}, {"health.", k_health}, {"registration.", k_registration},
+  {"", k_top}, {"operators[].", k_operator}, {"bot.", k_bot}, {"health.", k_health}, {"registration.", k_registration},
   {"devices[].", k_device}, {"devices[].matrix.", k_matrix}, {"devices[].backend.", k_backend_doc},
 };
 
@@ -592,6 +593,57 @@ static mx_err parse_registration(const struct cfg *c, const cJSON *root, struct 
   return cJSON_AddStringToObject(cfg->registration, key, val) ? MX_OK : MX_ERR_NOMEM;
 }
 
+/* A master key as Element shows it may be grouped by spaces; stored without
+ * them. 43 characters of unpadded base64 are 32 bytes of ed25519. */
+static mx_err parse_master_key(const struct cfg *c, const char *path, const cJSON *v, char **out)
+{
+  static const char expect[] = "the operator's cross-signing master key, 43 characters of unpadded base64";
+  if (!cJSON_IsString(v))
+    return cfg_bad(c, path, expect, v);
+  char key[64];
+  size_t n = 0;
+  for (const char *p = v->valuestring; *p; p++) {
+    if (*p == ' ')
+      continue;
+    int b64 = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' ||
+              *p == '/';
+    if (!b64 || n + 1 >= sizeof(key))
+      return cfg_bad(c, path, expect, v);
+    key[n++] = *p;
+  }
+  key[n] = '\0';
+  if (n != 43)
+    return cfg_bad(c, path, expect, v);
+  *out = mx_strdup(key);
+  return *out ? MX_OK : MX_ERR_NOMEM;
+}
+
+/* "@alice:example.org" or {"user_id": "@alice:example.org", "master_key": "..."} */
+static mx_err parse_operator(const struct cfg *c, const char *path, const cJSON *it, const char **user_id,
+                             char **master_key)
+{
+  if (cJSON_IsString(it)) {
+    *user_id = it->valuestring;
+    return mx_config_valid_user_id(*user_id) ? MX_OK : cfg_bad(c, path, EXPECT_OPERATOR, it);
+  }
+  if (!cJSON_IsObject(it))
+    return cfg_bad(c, path, EXPECT_OPERATOR " or {\"user_id\": ..., \"master_key\": ...}", it);
+  mx_err rc = cfg_object(c, it, path, k_operator, NULL);
+  if (rc)
+    return rc;
+  char sub[CFG_PATH_LEN];
+  path_key(sub, path, "user_id");
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(it, "user_id");
+  if (!u)
+    return cfg_fail(c, sub, "required key is missing, expected %s", EXPECT_OPERATOR);
+  if (!cJSON_IsString(u) || !mx_config_valid_user_id(u->valuestring))
+    return cfg_bad(c, sub, EXPECT_OPERATOR, u);
+  *user_id = u->valuestring;
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(it, "master_key");
+  path_key(sub, path, "master_key");
+  return k ? parse_master_key(c, sub, k, master_key) : MX_OK;
+}
+
 static mx_err parse_operators(const struct cfg *c, const cJSON *root, struct mx_config *cfg)
 {
   static const char expect[] = "a non-empty array of Matrix user IDs like [\"@alice:example.org\"]";
@@ -601,18 +653,22 @@ static mx_err parse_operators(const struct cfg *c, const cJSON *root, struct mx_
     return cfg_fail(c, "operators", "required key is missing, expected %s", expect);
   if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0)
     return cfg_bad(c, "operators", expect, a);
-  cfg->operators = calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(char *));
-  if (!cfg->operators)
+  size_t n = (size_t)cJSON_GetArraySize(a) + 1;
+  cfg->operators = calloc(n, sizeof(char *));
+  cfg->operator_master_keys = calloc(n, sizeof(char *));
+  if (!cfg->operators || !cfg->operator_master_keys)
     return MX_ERR_NOMEM;
   for (const cJSON *it = a->child; it; it = it->next) {
     size_t i = cfg->n_operators;
     path_index(path, "operators", i);
-    if (!cJSON_IsString(it) || !mx_config_valid_user_id(it->valuestring))
-      return cfg_bad(c, path, EXPECT_OPERATOR, it);
+    const char *uid = NULL;
+    mx_err rc = parse_operator(c, path, it, &uid, &cfg->operator_master_keys[i]);
+    if (rc)
+      return rc;
     for (size_t j = 0; j < i; j++)
-      if (strcmp(cfg->operators[j], it->valuestring) == 0)
-        return cfg_fail(c, path, "duplicate operator '%s' (also operators[%zu])", it->valuestring, j);
-    cfg->operators[i] = mx_strdup(it->valuestring);
+      if (strcmp(cfg->operators[j], uid) == 0)
+        return cfg_fail(c, path, "duplicate operator '%s' (also operators[%zu])", uid, j);
+    cfg->operators[i] = mx_strdup(uid);
     if (!cfg->operators[i])
       return MX_ERR_NOMEM;
     cfg->n_operators++;
@@ -961,6 +1017,7 @@ void mx_config_free(struct mx_config *cfg)
     free_device(&cfg->devices[i]);
   free(cfg->devices);
   free_list(cfg->operators, cfg->n_operators);
+  free_list(cfg->operator_master_keys, cfg->n_operators + 1); /* calloc'd: a key parsed before an error counts */
   /* Literals are secrets: wipe before freeing. */
   for (size_t i = 0; cfg->redact_literals && i < cfg->n_redact_literals; i++)
     memset(cfg->redact_literals[i], 0, strlen(cfg->redact_literals[i]));

@@ -49,6 +49,9 @@ struct mx_config {
   char *homeserver;           /* base URL, no trailing slash */
   char *data_dir;             /* absolute after load */
   char **operators;           /* Matrix user IDs */
+  char **operator_master_keys;/* parallel to operators: the configured master
+                                 key (unpadded base64 ed25519) or NULL = pinned
+                                 on first use */
   size_t n_operators;
   char *alerts_room;          /* alias #x:server or room ID !x:server; may be NULL */
   struct mx_device_config *devices;

@@ -96,7 +96,9 @@ mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
     o.device_id = id->device_id;
     o.api = id->api;
     o.operators = (const char *const *)id->bot->cfg->operators;
+    o.operator_master_keys = (const char *const *)id->bot->cfg->operator_master_keys;
     o.n_operators = id->bot->cfg->n_operators;
+    o.config_path = id->bot->cfg->path;
     o.require_verified_sender = id->bot->cfg->require_verified_sender;
     o.exclude_insecure_devices = id->bot->cfg->exclude_insecure_devices;
     /* only read if the store was lost and cross-signing must be replaced
@@ -179,7 +181,34 @@ mx_err mx_ext_encrypt(struct mx_ident *id, const char *room_id, const char *type
   return mx_e2ee_encrypt(ix->e2ee, room_id, type, content, out, err);
 }
 
-int mx_ext_sender_trusted(struct mx_ident *id, const struct mx_msg *m, char *reason, size_t reason_len)
+/* First-use pins are posted to the alerts room once, with how to check
+ * them: a pin nobody compared is only as good as the first /keys/query. */
+static void announce_new_pins(struct mx_ident *id, struct mx_worker *w, struct mx_e2ee *e)
+{
+  cJSON *pins = NULL;
+  char err[MX_ERRBUF_LEN] = "";
+  if (mx_e2ee_take_new_pins(e, &pins, err))
+    mx_warn(id->dev->name, "cannot read new operator pins: %s", err);
+  const cJSON *p;
+  cJSON_ArrayForEach(p, pins)
+  {
+    const char *user = mx_json_str(p, "user_id"), *key = mx_json_str(p, "master_key");
+    struct mx_buf text = MX_BUF_INIT(2048);
+    if (mx_buf_addf(&text,
+                    "Pinned the cross-signing identity of operator %s on first use: master key %s\n"
+                    "Commands from %s are accepted only from sessions signed under this key. Check that it is "
+                    "yours: Element Android shows it under Settings > Security & Privacy > Cross-Signing (\"Master "
+                    "Key\"; compare ignoring spaces). If it differs, stop the bot "
+                    "and run `mxfleet trust show %s --config %s`. To make the key mandatory, put it in the config: "
+                    "operators: [{\"user_id\": \"%s\", \"master_key\": \"%s\"}].",
+                    user, key, user, user, id->bot->cfg->path, user, key) == MX_OK)
+      mx_ext_post_alert(id->bot, w, mx_buf_cstr(&text), NULL);
+    mx_buf_release(&text);
+  }
+  cJSON_Delete(pins);
+}
+
+int mx_ext_sender_trusted(struct mx_ident *id, struct mx_msg *m, char *reason, size_t reason_len)
 {
   if (!mx_bot_is_operator(id->bot, m->sender)) {
     snprintf(reason, reason_len, "%s is not an operator of this bot.", m->sender);
@@ -205,7 +234,13 @@ int mx_ext_sender_trusted(struct mx_ident *id, const struct mx_msg *m, char *rea
   snprintf(s.sender_key, sizeof(s.sender_key), "%s", m->sender_key ? m->sender_key : "");
   snprintf(s.ed25519, sizeof(s.ed25519), "%s", m->sender_ed25519 ? m->sender_ed25519 : "");
   s.verified = m->verified;
-  return mx_e2ee_sender_trusted(ix->e2ee, &s, reason, reason_len);
+  int ok = mx_e2ee_sender_trusted(ix->e2ee, &s, reason, reason_len);
+  /* the audit records the state this decision used (the first message of
+   * a fresh DM arrives before the sender's devices are known) */
+  m->verified = s.verified;
+  snprintf(m->trusted_master, sizeof(m->trusted_master), "%s", s.master_key);
+  announce_new_pins(id, m->w, ix->e2ee);
+  return ok;
 }
 
 /* ---- LLM turns ---- */

@@ -52,7 +52,9 @@ mx_err mx_ext_take_ready(struct mx_ident *id, sqlite3 *db, cJSON **events, char 
 mx_err mx_ext_encrypt(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
                       cJSON **out, char *err);
 /* May the sender of m command this identity? reason says what to do if not. */
-int mx_ext_sender_trusted(struct mx_ident *id, const struct mx_msg *m, char *reason, size_t reason_len);
+int mx_ext_sender_trusted(struct mx_ident *id, struct mx_msg *m, char *reason, size_t reason_len);
+/* Posts text to the operator-alerts room (from a worker); logged too. */
+void mx_ext_post_alert(struct mx_bot *bot, struct mx_worker *w, const char *text, const char *html);
 /* Downloads (decrypting when needed) and transcribes the voice message m;
  * *text owned. */
 mx_err mx_ext_transcribe(struct mx_msg *m, char **text, char *err);

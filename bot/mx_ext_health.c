@@ -40,6 +40,14 @@ static void post_alert(void *ctx, const char *text, const char *html)
   post_to_alerts_room(ctx, text, html, 1);
 }
 
+void mx_ext_post_alert(struct mx_bot *bot, struct mx_worker *w, const char *text, const char *html)
+{
+  struct mx_worker *saved = mx_ext_current_worker;
+  mx_ext_current_worker = w;
+  post_alert(bot, text, html);
+  mx_ext_current_worker = saved;
+}
+
 static int probe_backend(void *ctx, char *detail, size_t n)
 {
   struct mx_ident *id = ctx;

@@ -226,7 +226,8 @@ static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_
     return MX_OK;
   }
   struct tools_origin origin = { m->sender, m->sender_device, m->verified ? "verified" : "unverified",
-                                 m->room_id, m->event_id, m->via_voice };
+                                 m->room_id, m->event_id, m->via_voice,
+                                 m->trusted_master[0] ? m->trusted_master : NULL };
   struct tools_outcome o;
   memset(&o, 0, sizeof(o));
   char err[MX_ERRBUF_LEN] = "";

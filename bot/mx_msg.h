@@ -20,7 +20,8 @@ struct mx_msg {
   cJSON *content;            /* owned; decrypted content for encrypted rooms */
   char *sender_key, *sender_ed25519; /* E2EE: keys of the session that carried it */
   int64_t origin_ts;
-  int verified;
+  int verified;              /* as decided by mx_ext_sender_trusted */
+  char trusted_master[64];   /* operator master key that decision trusted, "" none */
   int encrypted;
   int via_voice;             /* body came from a transcribed voice message */
   int reply_seq;

@@ -34,6 +34,8 @@ struct tools_origin {
   const char *room_id;
   const char *event_id;
   int via_voice;               /* 1: transcribed voice; above read risk always asks */
+  const char *operator_master_key; /* the operator's cross-signing master key the trust
+                                      decision used (unpadded base64), NULL when none */
 };
 
 /* Implemented by the bot; tools/ never talks to Matrix itself. */

@@ -26,9 +26,11 @@ static void outcome_init(struct tools_outcome *out)
 static char *origin_json(const struct tools_origin *o, const char *call_id)
 {
   cJSON *j = cJSON_CreateObject();
-  const char *k[] = {"operator_mxid", "operator_device", "verification", "room_id", "event_id", "call_id"};
-  const char *v[] = {o->operator_mxid, o->operator_device, o->verification, o->room_id, o->event_id, call_id};
-  for (int i = 0; j && i < 6; i++)
+  const char *k[] = {"operator_mxid", "operator_device", "verification", "room_id", "event_id", "call_id",
+                     "operator_master_key"};
+  const char *v[] = {o->operator_mxid, o->operator_device, o->verification, o->room_id, o->event_id, call_id,
+                     o->operator_master_key};
+  for (int i = 0; j && i < 7; i++)
     if (v[i])
       cJSON_AddStringToObject(j, k[i], v[i]);
   cJSON_AddBoolToObject(j, "via_voice", o->via_voice);
@@ -243,6 +245,7 @@ static void origin_from_json(const cJSON *j, struct tools_origin *o)
   o->operator_mxid = mx_json_str(j, "operator_mxid");
   o->operator_device = mx_json_str(j, "operator_device");
   o->verification = mx_json_str(j, "verification");
+  o->operator_master_key = mx_json_str(j, "operator_master_key");
   o->room_id = mx_json_str(j, "room_id");
   o->event_id = mx_json_str(j, "event_id");
   o->via_voice = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "via_voice"));

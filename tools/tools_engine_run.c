@@ -23,6 +23,7 @@ static void entry_from(const struct tools_engine *e, const struct call_ctx *c, s
   a->operator_mxid = c->origin->operator_mxid;
   a->operator_device = c->origin->operator_device;
   a->verification = c->origin->verification;
+  a->operator_master_key = c->origin->operator_master_key;
   a->room_id = c->origin->room_id;
   a->event_id = c->origin->event_id;
   a->tool = c->spec ? c->spec->name : NULL;

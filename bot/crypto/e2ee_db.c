@@ -60,6 +60,15 @@ static const struct mx_migration migrations[] = {
     " sent_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(acct, room_id, session_id));"
     "CREATE TABLE e2ee_key_shares(acct TEXT, user_id TEXT, device_id TEXT, request_id TEXT,"
     " room_id TEXT NOT NULL, session_id TEXT NOT NULL, PRIMARY KEY(acct, user_id, device_id, request_id));" },
+  { 4,
+    /* The operators' master keys are the trust root of every identity in
+     * this file, so they are pinned once for all of them (not per acct).
+     * source: tofu (first use), pin / repin (mxfleet trust). announced: the
+     * first-use pin was posted to the alerts room. seen_master: the master
+     * key the last /keys/query published, whatever the pin. */
+    "CREATE TABLE e2ee_operator_pins(user_id TEXT PRIMARY KEY, master_key TEXT NOT NULL, source TEXT NOT NULL,"
+    " pinned_ms INTEGER NOT NULL, announced INTEGER NOT NULL DEFAULT 0);"
+    "ALTER TABLE e2ee_users ADD COLUMN seen_master TEXT;" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

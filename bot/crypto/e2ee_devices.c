@@ -21,7 +21,7 @@
 #include "mx_util.h"
 
 /* The single ed25519 key of a cross-signing key object with `usage`. */
-static const char *xkey_pub(const cJSON *k, const char *user_id, const char *usage)
+const char *e2ee_xkey_pub(const cJSON *k, const char *user_id, const char *usage)
 {
   const char *uid = mx_json_str(k, "user_id");
   if (!uid || strcmp(uid, user_id) != 0)
@@ -40,10 +40,33 @@ static const char *xkey_pub(const cJSON *k, const char *user_id, const char *usa
   return keys->child->valuestring;
 }
 
+/* An operator's key is checked against the shared pin (e2ee_trust.c), and
+ * master_changed follows every answer, so a re-pin takes effect. */
+static char *pin_operator(struct mx_e2ee *e, sqlite3 *db, int op, const char *user, const char *seen, char *err)
+{
+  char *pinned = e2ee_operator_pin(e, db, op, seen, err);
+  if (pinned && seen) {
+    const char *w[] = { pinned, strcmp(pinned, seen) != 0 ? "1" : "0", e->user_id, user };
+    e2ee_db_run(db, err, "UPDATE e2ee_users SET master_key=?, master_changed=? WHERE acct=? AND user_id=?", 4, w);
+    if (strcmp(pinned, seen) != 0)
+      mx_warn(e->user_id, "ALERT: operator %s publishes master key %s, not the trusted %s; refusing their commands",
+              user, seen, pinned);
+  }
+  return pinned;
+}
+
 /* Pins (TOFU) or checks the master key; returns the pinned key or NULL. */
 static char *pin_master(struct mx_e2ee *e, sqlite3 *db, const char *user, const char *seen, char *err)
 {
   const char *v[] = { e->user_id, user };
+  if (seen) {
+    const char *w[] = { seen, e->user_id, user };
+    e2ee_db_run(db, err, "INSERT INTO e2ee_users(acct, user_id) VALUES(?,?) ON CONFLICT DO NOTHING", 2, v);
+    e2ee_db_run(db, err, "UPDATE e2ee_users SET seen_master=? WHERE acct=? AND user_id=?", 3, w);
+  }
+  int op = e2ee_operator_index(e, user);
+  if (op >= 0)
+    return pin_operator(e, db, op, user, seen, err);
   char *pinned = e2ee_db_text(db, "SELECT master_key FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
   if (!seen)
     return pinned;
@@ -67,9 +90,9 @@ static char *check_self_signing(struct mx_e2ee *e, sqlite3 *db, const cJSON *res
 {
   const cJSON *mk = mx_json_obj(mx_json_obj(resp, "master_keys"), user);
   const cJSON *sk = mx_json_obj(mx_json_obj(resp, "self_signing_keys"), user);
-  char *pinned = pin_master(e, db, user, mk ? xkey_pub(mk, user, "master") : NULL, err);
-  const char *spub = sk ? xkey_pub(sk, user, "self_signing") : NULL;
-  const char *mpub = mk ? xkey_pub(mk, user, "master") : NULL;
+  char *pinned = pin_master(e, db, user, mk ? e2ee_xkey_pub(mk, user, "master") : NULL, err);
+  const char *spub = sk ? e2ee_xkey_pub(sk, user, "self_signing") : NULL;
+  const char *mpub = mk ? e2ee_xkey_pub(mk, user, "master") : NULL;
   char *out = NULL;
   char verr[MX_ERRBUF_LEN];
   if (pinned && spub && mpub && strcmp(mpub, pinned) == 0 &&

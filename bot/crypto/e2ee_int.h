@@ -56,6 +56,8 @@ struct mx_e2ee {
   char *password;            /* optional, for UIA when cross-signing keys must be replaced */
   char *password_file;       /* optional, read only when UIA needs it */
   char **operators;
+  char **operator_keys;      /* parallel: configured master key or NULL (TOFU) */
+  char *config_path;         /* for the re-pin instruction, may be NULL */
   size_t n_operators;
   int require_verified;
   int exclude_insecure;
@@ -108,6 +110,18 @@ mx_err e2ee_persist_dirty(struct mx_e2ee *e, sqlite3 *db, char *err);
 mx_err e2ee_flush_unlocked_write(struct mx_e2ee *e, char *err);
 mx_err e2ee_load_state(struct mx_e2ee *e, char *err);
 void e2ee_drop_sessions(struct mx_e2ee *e);
+
+/* e2ee_trust.c */
+/* Index of user in e->operators, -1 when not an operator. */
+int e2ee_operator_index(const struct mx_e2ee *e, const char *user);
+/* The master key trusted for operator op (malloc'd): configured, pinned, or
+ * pinned now from seen (first use). NULL when none is known yet. */
+char *e2ee_operator_pin(struct mx_e2ee *e, sqlite3 *db, int op, const char *seen, char *err);
+
+/* e2ee_devices.c */
+/* The single ed25519 key of a cross-signing key object with `usage` whose
+ * user_id is user_id (borrowed from k), or NULL. */
+const char *e2ee_xkey_pub(const cJSON *k, const char *user_id, const char *usage);
 
 /* e2ee_db.c */
 mx_err e2ee_db_migrate(sqlite3 *db, char *err);

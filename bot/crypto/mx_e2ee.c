@@ -107,10 +107,14 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   if (o->password_file && !(e->password_file = mx_strdup(o->password_file)))
     return MX_ERR_NOMEM;
   e->operators = calloc(o->n_operators + 1, sizeof(char *));
-  if (!e->user_id || !e->device_id || !e->operators)
+  e->operator_keys = calloc(o->n_operators + 1, sizeof(char *));
+  if (!e->user_id || !e->device_id || !e->operators || !e->operator_keys)
+    return MX_ERR_NOMEM;
+  if (o->config_path && !(e->config_path = mx_strdup(o->config_path)))
     return MX_ERR_NOMEM;
   for (size_t i = 0; i < o->n_operators; i++) {
-    if (!(e->operators[i] = mx_strdup(o->operators[i])))
+    const char *k = o->operator_master_keys ? o->operator_master_keys[i] : NULL;
+    if (!(e->operators[i] = mx_strdup(o->operators[i])) || (k && !(e->operator_keys[i] = mx_strdup(k))))
       return MX_ERR_NOMEM;
     e->n_operators++;
   }
@@ -172,9 +176,13 @@ void mx_e2ee_close(struct mx_e2ee *e)
     free(e->util);
   }
   mx_db_close(e->db);
-  for (size_t i = 0; i < e->n_operators; i++)
+  for (size_t i = 0; e->operators && i <= e->n_operators; i++) {
     free(e->operators[i]);
+    free(e->operator_keys ? e->operator_keys[i] : NULL);
+  }
   free(e->operators);
+  free(e->operator_keys);
+  free(e->config_path);
   if (e->password) {
     memset(e->password, 0, strlen(e->password));
     free(e->password);
@@ -349,15 +357,6 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   return rc;
 }
 
-static int is_operator(struct mx_e2ee *e, const char *user)
-{
-  for (size_t i = 0; i < e->n_operators; i++) {
-    if (strcmp(e->operators[i], user) == 0)
-      return 1;
-  }
-  return 0;
-}
-
 /* Device keys as stored: must be those that carried the Megolm session. */
 static int device_matches(struct mx_e2ee *e, const struct mx_e2ee_sender *s)
 {
@@ -366,32 +365,69 @@ static int device_matches(struct mx_e2ee *e, const struct mx_e2ee_sender *s)
                             "AND ed25519=? AND deleted=0", 5, v, 0) == 1;
 }
 
-int mx_e2ee_sender_trusted(struct mx_e2ee *e, const struct mx_e2ee_sender *s, char *reason, size_t reason_len)
+/* The refusal when the operator's published master key is not the trusted
+ * one: a configured key is changed in the config, a pin by `trust repin`. */
+static void refuse_changed(struct mx_e2ee *e, int op, const char *user, char *reason, size_t reason_len)
+{
+  const char *v[] = { e->user_id, user };
+  char *seen = e2ee_db_text(e->db, "SELECT seen_master FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
+  char *trusted = e2ee_db_text(e->db, "SELECT master_key FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
+  if (e->operator_keys[op])
+    snprintf(reason, reason_len,
+             "Refused: the cross-signing identity of %s (master key %s) is not the one configured for this operator "
+             "(operators[%d].master_key %s). If you reset your identity, put the new key in the bot's config.",
+             user, seen ? seen : "?", op, e->operator_keys[op]);
+  else
+    snprintf(reason, reason_len,
+             "Refused: the cross-signing identity of %s changed since it was pinned (pinned master key %s, now %s). "
+             "If you reset it yourself, compare the new key with the one your client shows, then run on the bot "
+             "host: mxfleet trust repin %s --config %s",
+             user, trusted ? trusted : "?", seen ? seen : "?", user, e->config_path ? e->config_path : "FILE");
+  free(seen);
+  free(trusted);
+}
+
+int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *reason, size_t reason_len)
 {
   char err[MX_ERRBUF_LEN] = "";
-  if (!is_operator(e, s->user_id)) {
+  int op = e2ee_operator_index(e, s->user_id);
+  s->verified = 0;
+  s->master_key[0] = '\0';
+  if (op < 0) {
     snprintf(reason, reason_len, "%s is not an operator of this device", s->user_id);
     return 0;
   }
   pthread_mutex_lock(&e->send_lock);
   const char *users[] = { s->user_id };
-  if (e2ee_devices_query(e, users, 1, 0, err) != MX_OK)
+  const char *v[] = { e->user_id, s->user_id };
+  /* The stored signatures were checked under the key trusted then; when the
+   * trust root moved since (config edited, re-pinned), check them again. */
+  char *trusted = e2ee_operator_pin(e, e->db, op, NULL, err);
+  char *stored = e2ee_db_text(e->db, "SELECT master_key FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
+  int force = trusted && (!stored || strcmp(trusted, stored) != 0);
+  free(trusted);
+  free(stored);
+  if (e2ee_devices_query(e, users, 1, force, err) != MX_OK)
     mx_warn(e->user_id, "cannot refresh the devices of %s: %s", s->user_id, err);
   int match = device_matches(e, s);
-  const char *v[] = { e->user_id, s->user_id };
   int changed = e2ee_db_int(e->db, "SELECT master_changed FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, 0) == 1;
   int verified = match && !changed && e2ee_device_verified(e, e->db, s->user_id, s->device_id);
+  char *master = e2ee_db_text(e->db, "SELECT master_key FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
+  if (changed)
+    refuse_changed(e, op, s->user_id, reason, reason_len);
   pthread_mutex_unlock(&e->send_lock);
+  /* what the decision used, for the audit: not what decryption guessed */
+  s->verified = verified;
+  if (master && !changed)
+    snprintf(s->master_key, sizeof(s->master_key), "%s", master);
+  free(master);
   if (!match) {
     snprintf(reason, reason_len, "your session %s is unknown or its keys do not match the keys that encrypted "
                                  "this message; refusing", s->device_id[0] ? s->device_id : "(unknown)");
     return 0;
   }
-  if (changed) {
-    snprintf(reason, reason_len, "the cross-signing identity of %s changed since first contact; an administrator "
-                                 "must re-pin it before commands are accepted", s->user_id);
+  if (changed)
     return 0;
-  }
   if (e->require_verified && !verified) {
     snprintf(reason, reason_len, "your session %s is not verified: verify it from another of your sessions "
                                  "(Settings > Sessions) so it is signed by your cross-signing key, then retry",

@@ -35,7 +35,9 @@ struct mx_e2ee_opts {
                                keys it no longer holds (store lost) via UIA */
   const char *password_file; /* optional alternative: read only when UIA needs it */
   const char *const *operators;
+  const char *const *operator_master_keys; /* parallel, may be NULL; NULL entry = TOFU */
   size_t n_operators;
+  const char *config_path;  /* named in the re-pin instruction; may be NULL */
   int require_verified_sender; /* 1 (default on in config) */
   int exclude_insecure_devices; /* 1: devices not cross-signed by their owner get
                                    m.room_key.withheld m.unverified, not keys */
@@ -52,7 +54,10 @@ struct mx_e2ee_sender {
   char sender_key[64];       /* curve25519 of the device that shared the session */
   char ed25519[64];          /* ed25519 claimed when the session was shared */
   int verified;              /* advisory: device known, keys match, cross-signed under the
-                                pinned master key; mx_e2ee_sender_trusted decides */
+                                pinned master key; mx_e2ee_sender_trusted decides and
+                                writes back the state its decision used */
+  char master_key[64];       /* set by mx_e2ee_sender_trusted: the operator master key
+                                trusted for the decision ("" when none) */
   uint32_t message_index;
 };
 
@@ -104,8 +109,26 @@ mx_err mx_e2ee_encrypt(struct mx_e2ee *e, const char *room_id, const char *event
  * and (with require_verified_sender) the device is signed by the operator's
  * self-signing key under the master key pinned on first contact. 0 otherwise,
  * with a human-readable reason for the refusal notice. */
-int mx_e2ee_sender_trusted(struct mx_e2ee *e, const struct mx_e2ee_sender *s, char *reason,
-                           size_t reason_len);
+int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *reason, size_t reason_len);
+
+/* ---- operator trust root (e2ee_trust.c); usable without an mx_e2ee (CLI) ---- */
+struct mx_e2ee_pin {
+  char master_key[64];  /* pinned key, "" when none yet */
+  char source[16];      /* "tofu", "pin", "repin" or "" */
+  int64_t pinned_ms;
+  char seen_master[64]; /* what the homeserver last published to the bot, "" unknown */
+};
+/* Applies the "e2ee" migrations to db (the CLI, without an identity). */
+mx_err mx_e2ee_migrate(sqlite3 *db, char *err);
+mx_err mx_e2ee_pin_get(sqlite3 *db, const char *user_id, struct mx_e2ee_pin *out, char *err);
+/* Pins master_key for user_id (source "pin" or "repin") for every identity
+ * in db; each re-checks the user's keys at its next trust decision. */
+mx_err mx_e2ee_pin_set(sqlite3 *db, const char *user_id, const char *master_key, const char *source, char *err);
+/* POST /keys/query for user_id: the master key it publishes, into out. */
+mx_err mx_e2ee_published_master(struct mx_api *api, const char *user_id, char *out, size_t n, char *err);
+/* First-use pins not yet announced (owned array of {user_id, master_key});
+ * each is returned once across all identities of the file. */
+mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err);
 
 /* Encrypted attachments (v2, AES-256-CTR, SHA-256 of the ciphertext checked
  * before anything is decrypted). file_info is the event's `file` object. */

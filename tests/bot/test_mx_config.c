@@ -113,6 +113,22 @@ static const struct bad_case bad_cases[] = {
    "mxfleet.json: operators[1]: expected a Matrix user ID like @alice:example.org, got 'bob'"},
   {"duplicate operator", "{" HS DD "\"operators\": [\"@alice:example.org\", \"@alice:example.org\"], " DEVS1 "}",
    "mxfleet.json: operators[1]: duplicate operator '@alice:example.org' (also operators[0])"},
+  {"operator object without user_id", "{" HS DD "\"operators\": [{\"master_key\": \"x\"}], " DEVS1 "}",
+   "mxfleet.json: operators[0].user_id: required key is missing, expected a Matrix user ID like @alice:example.org"},
+  {"operator object with an unknown key", "{" HS DD "\"operators\": [{\"user_id\": \"@a:b.org\", \"key\": 1}], " DEVS1 "}",
+   "mxfleet.json: operators[0].key: unknown key, expected one of user_id, master_key"},
+  {"operator master key too short",
+   "{" HS DD "\"operators\": [{\"user_id\": \"@a:b.org\", \"master_key\": \"abcd efgh\"}], " DEVS1 "}",
+   "mxfleet.json: operators[0].master_key: expected the operator's cross-signing master key, 43 characters of "
+   "unpadded base64, got 'abcd efgh'"},
+  {"operator master key with padding",
+   "{" HS DD "\"operators\": [{\"user_id\": \"@a:b.org\", \"master_key\": "
+   "\"IunlzUrtDADqBN0xqXuvBci5lVGWb6pZdk1KTN0JSgE=\"}], " DEVS1 "}",
+   "mxfleet.json: operators[0].master_key: expected the operator's cross-signing master key, 43 characters of "
+   "unpadded base64, got 'IunlzUrtDADqBN0xqXuvBci5lVGWb6pZdk1KTN0JSgE='"},
+  {"operator number", "{" HS DD "\"operators\": [7], " DEVS1 "}",
+   "mxfleet.json: operators[0]: expected a Matrix user ID like @alice:example.org or {\"user_id\": ..., "
+   "\"master_key\": ...}, got 7"},
   {"bad user id with its index path",
    "{" BASE "\"devices\": [" DEV("pc1", "@agent-pc1:example.org") ", " DEV("pc2", "@agent-pc2:example.org") ", " DEV(
      "pc3", "pc") "]}",

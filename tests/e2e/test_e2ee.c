@@ -582,7 +582,8 @@ static void unsigned_or_badly_chained_device_is_refused(void **state)
   ingest(bot, r, "@op5:test");
   assert_false(e2ee_device_verified(bot, bot->db, "@op5:test", "OPDEV"));
   assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 0);
-  assert_non_null(strstr(reason, "changed since first contact"));
+  assert_non_null(strstr(reason, "changed since it was pinned"));
+  assert_non_null(strstr(reason, "mxfleet trust repin @op5:test"));
   cJSON_Delete(r);
   mx_e2ee_close(op);
   mx_e2ee_close(bot);

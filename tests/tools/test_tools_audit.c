@@ -125,7 +125,8 @@ static void test_hash_layout_is_as_documented(void **state)
     memcpy(prev, h, 32);
     /* The record is canonical JSON with the documented fields. */
     const char *rec = (const char *)sqlite3_column_text(st, 1);
-    assert_non_null(strstr(rec, "\"operator\":{\"device_id\":\"PHONE1\",\"mxid\":\"@op:example.org\",\"verification\":\"verified\"}"));
+    assert_non_null(strstr(rec, "\"operator\":{\"device_id\":\"PHONE1\",\"master_key\":null,\"mxid\":\"@op:example.org\","
+                               "\"verification\":\"verified\"}"));
     assert_non_null(strstr(rec, "\"args\":{\"path\":\"/var/log/syslog\"}"));
   }
   sqlite3_finalize(st);

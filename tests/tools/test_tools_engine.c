@@ -154,7 +154,7 @@ static int teardown(void **state)
   return 0;
 }
 
-static struct tools_origin op = {"@op:example.org", "PHONE1", "verified", "!dm:example.org", "$ev1", 0};
+static struct tools_origin op = {"@op:example.org", "PHONE1", "verified", "!dm:example.org", "$ev1", 0, NULL};
 
 static void call(struct fx *f, const struct tools_origin *o, const char *tool, const char *args, struct tools_outcome *out)
 {

@@ -188,6 +188,7 @@ static cJSON *entry_json(const struct tools_audit *a, const struct tools_audit_e
            add_str(o, "time", iso) && cJSON_AddNumberToObject(o, "time_ms", (double)now) &&
            add_str(o, "call_id", e->call_id) && add_str(op, "mxid", e->operator_mxid) &&
            add_str(op, "device_id", e->operator_device) && add_str(op, "verification", e->verification) &&
+           add_str(op, "master_key", e->operator_master_key) &&
            add_str(o, "room_id", e->room_id) && add_str(o, "event_id", e->event_id) && add_str(o, "tool", e->tool) &&
            add_str(o, "decision", e->decision) && add_str(o, "approval", e->approval_ref) &&
            add_str(o, "status", e->status) && add_str(o, "output_sha256", e->output_sha256) &&

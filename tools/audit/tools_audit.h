@@ -50,6 +50,7 @@ struct tools_audit_entry {
   const char *output_sha256;   /* hex; NULL for intents */
   int64_t duration_ms;
   int64_t time_ms;             /* 0 = now */
+  const char *operator_master_key; /* master key the operator was trusted under */
 };
 
 struct tools_audit_checkpoint {

@@ -5,8 +5,10 @@
 // goes to stderr. Several named clients (devices) can live in one process.
 //
 //   NAME login USER PASSWORD            log in a new device, start syncing
-//   NAME xsign PASSWORD                 bootstrap cross-signing (signs this device)
+//   NAME xsign PASSWORD                 bootstrap cross-signing (signs this device); again:
+//                                       reset the identity (new keys) -> master_key
 //   NAME create_dm USER                 new encrypted room, USER invited -> room_id
+//   NAME join_any ROOM                  join without waiting for encryption state
 //   NAME join ROOM | leave ROOM | invite ROOM USER | kick ROOM USER
 //   NAME wait_join ROOM USER SECS       until USER's membership is join
 //   NAME send ROOM TEXT...              encrypted m.text -> event_id
@@ -105,7 +107,8 @@ async function xsign(name, pw) {
     },
   });
   const st = await client.getCrypto().getCrossSigningStatus();
-  return { publicKeysOnDevice: st.publicKeysOnDevice, privateKeysInSecretStorage: st.privateKeysInSecretStorage };
+  return { publicKeysOnDevice: st.publicKeysOnDevice, privateKeysInSecretStorage: st.privateKeysInSecretStorage,
+           master_key: await client.getCrypto().getCrossSigningKeyId() };
 }
 
 async function createDm(name, user) {
@@ -285,6 +288,11 @@ async function run(name, cmd, args) {
       // sending before the encryption state is known fails ("unconfigured room")
       await until(30, () => client.getRoom(args[0])?.hasEncryptionStateEvent(), "room encryption state");
       await until(30, () => client.getCrypto().isEncryptionEnabledInRoom(args[0]), "crypto room setup");
+      return { joined: true };
+    case "join_any":
+      // a room that may or may not be encrypted (e.g. the alerts room)
+      await client.joinRoom(args[0]);
+      await until(30, () => client.getRoom(args[0])?.getMyMembership() === "join", "the join");
       return { joined: true };
     case "leave":
       await client.leave(args[0]);
