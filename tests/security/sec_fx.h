@@ -37,7 +37,9 @@ struct sec_fx {
   int started;
 };
 
-static const struct tools_origin sec_op = {"@op:example.org", "PHONE1", "verified", "!dm:example.org", "$ev1", 0};
+static const struct tools_origin sec_op = {.operator_mxid = "@op:example.org", .operator_device = "PHONE1",
+                                           .verification = "verified", .room_id = "!dm:example.org",
+                                           .event_id = "$ev1"};
 
 /* Copies tmpl to out with every "$D" replaced by the tree's directory. */
 static inline char *sec_expand(const struct sec_fx *f, const char *tmpl, char *out, size_t n)

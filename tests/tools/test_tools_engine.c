@@ -154,7 +154,8 @@ static int teardown(void **state)
   return 0;
 }
 
-static struct tools_origin op = {"@op:example.org", "PHONE1", "verified", "!dm:example.org", "$ev1", 0, NULL};
+static struct tools_origin op = {.operator_mxid = "@op:example.org", .operator_device = "PHONE1",
+                                 .verification = "verified", .room_id = "!dm:example.org", .event_id = "$ev1"};
 
 static void call(struct fx *f, const struct tools_origin *o, const char *tool, const char *args, struct tools_outcome *out)
 {
