@@ -91,10 +91,12 @@ static void usage(struct llm_acc *a, const cJSON *u)
 {
   const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
   const cJSON *out = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
+  /* Only the counts present are replaced (message_delta carries output
+   * only); llm_json_i64 turns a count no int64 holds into 0, not UB. */
   if (cJSON_IsNumber(in))
-    a->in_tokens = (int64_t)in->valuedouble;
+    a->in_tokens = llm_json_i64(u, "input_tokens");
   if (cJSON_IsNumber(out)) /* cumulative in message_delta */
-    a->out_tokens = (int64_t)out->valuedouble;
+    a->out_tokens = llm_json_i64(u, "output_tokens");
 }
 
 static void block_start(struct llm_acc *a, int idx, const cJSON *cb)

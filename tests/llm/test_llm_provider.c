@@ -153,6 +153,28 @@ static void anthropic_error_event_after_200(void **state)
   llm_acc_release(&a);
 }
 
+/* Found by tests/fuzz/fuzz_llm_anthropic: a token count no int64 holds was
+ * cast from double (undefined behaviour); it now counts as 0, and a
+ * message_delta without input_tokens keeps the count from message_start. */
+static void anthropic_usage_out_of_range(void **state)
+{
+  (void)state;
+  struct llm_acc a;
+  llm_acc_init(&a, LLM_KIND_ANTHROPIC);
+  feed(&a,
+       "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":300,\"output_tokens\":1}}}\n\n"
+       "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"ok\"}}\n\n"
+       "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4.8e103}}\n\n"
+       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+  struct llm_reply r;
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(llm_acc_finish(&a, 1, &r, err), MX_OK);
+  assert_int_equal(r.in_tokens, 300);
+  assert_int_equal(r.out_tokens, 0);
+  llm_reply_free(&r);
+  llm_acc_release(&a);
+}
+
 static void anthropic_whole(void **state)
 {
   (void)state;
@@ -365,6 +387,7 @@ int main(void)
       cmocka_unit_test(openai_whole_with_object_arguments_and_bad_json),
       cmocka_unit_test(anthropic_stream_blocks),
       cmocka_unit_test(anthropic_error_event_after_200),
+      cmocka_unit_test(anthropic_usage_out_of_range),
       cmocka_unit_test(anthropic_whole),
       cmocka_unit_test(ollama_ndjson),
       cmocka_unit_test(error_bodies),

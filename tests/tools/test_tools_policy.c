@@ -95,6 +95,22 @@ static void test_manifest_errors_are_specific(void **state)
   assert_string_equal(err, "t.json: version: expected 1");
 }
 
+/* Found by tests/fuzz/fuzz_manifest: a section given as an array instead of
+ * an object compared its items' (NULL) keys and crashed the loader. */
+static void test_manifest_sections_must_be_objects(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  assert_null(parse("{\"version\":1,\"paths\":[\"/var/log\"],\"tools\":{}}", err));
+  assert_string_equal(err, "t.json: paths: expected an object");
+  assert_null(parse("{\"version\":1,\"defaults\":[30000],\"tools\":{}}", err));
+  assert_string_equal(err, "t.json: defaults: expected an object");
+  assert_null(parse("{\"version\":1,\"paths\":\"/var/log\",\"tools\":{}}", err));
+  assert_string_equal(err, "t.json: paths: expected an object");
+  assert_null(parse("[{\"version\":1}]", err));
+  assert_string_equal(err, "t.json: expected a JSON object");
+}
+
 static void test_interpreter_detection(void **state)
 {
   (void)state;
@@ -327,6 +343,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_refuses_auto_allowed_interpreters),
       cmocka_unit_test(test_manifest_errors_are_specific),
+      cmocka_unit_test(test_manifest_sections_must_be_objects),
       cmocka_unit_test(test_interpreter_detection),
       cmocka_unit_test(test_allowlist_bypass_attempts),
       cmocka_unit_test(test_lexical_paths),

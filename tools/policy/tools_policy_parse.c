@@ -62,10 +62,14 @@ void tools_manifest_free(struct tools_manifest *m)
   free(m);
 }
 
-/* Fails unless every member of obj is one of the allowed keys. */
+/* Fails unless obj is an object and every member is one of the allowed keys.
+ * (An array's items have no key: "paths": ["/var/log"] must be refused
+ * here, not compared as a NULL name.) */
 static mx_err check_keys(const cJSON *obj, const char *const *keys, const char *src, const char *where, char *err)
 {
   const cJSON *it;
+  if (!cJSON_IsObject(obj))
+    return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected an object", src, where);
   cJSON_ArrayForEach(it, obj) {
     int ok = 0;
     for (int k = 0; keys[k] && !ok; k++)
