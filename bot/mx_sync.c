@@ -217,12 +217,7 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
 
 /* ---- worker: processing one sync response ---- */
 
-struct batch {
-  struct mx_msg **msgs;
-  size_t n, cap;
-};
-
-static void batch_add(struct batch *b, struct mx_msg *m)
+static void batch_add(struct mx_sync_batch *b, struct mx_msg *m)
 {
   if (b->n == b->cap) {
     size_t nc = b->cap ? b->cap * 2 : 8;
@@ -237,7 +232,7 @@ static void batch_add(struct batch *b, struct mx_msg *m)
   b->msgs[b->n++] = m;
 }
 
-static void batch_free(struct batch *b)
+void mx_sync_batch_free(struct mx_sync_batch *b)
 {
   for (size_t i = 0; i < b->n; i++)
     mx_msg_free(b->msgs[i]);
@@ -359,7 +354,7 @@ static int skip_bad_event(struct mx_ident *id, const char *room_id, const cJSON 
 /* One timeline event: decrypt if needed, record in the ledger, and queue
  * it for handling when it is a new command from an operator. */
 static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *ev,
-                             struct batch *b, char *err)
+                             struct mx_sync_batch *b, char *err)
 {
   if (skip_bad_event(id, room_id, ev))
     return MX_OK;
@@ -425,7 +420,7 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
 }
 
 static mx_err joined_room(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *room,
-                          const cJSON *gap, struct batch *b, char *err)
+                          const cJSON *gap, struct mx_sync_batch *b, char *err)
 {
   mx_err rc = mx_store_room_upsert(db, id->user_id, room_id, "join", err);
   const cJSON *state = mx_json_arr(mx_json_obj(room, "state"), "events");
@@ -487,7 +482,7 @@ static cJSON *fetch_gaps(struct mx_ident *id, const cJSON *join)
 }
 
 static mx_err process_rooms(struct mx_ident *id, sqlite3 *db, const cJSON *resp, const cJSON *gaps,
-                            struct batch *b, char *err)
+                            struct mx_sync_batch *b, char *err)
 {
   const cJSON *rooms = mx_json_obj(resp, "rooms");
   const cJSON *room;
@@ -518,22 +513,29 @@ static mx_err process_rooms(struct mx_ident *id, sqlite3 *db, const cJSON *resp,
   return rc;
 }
 
+mx_err mx_sync_process(struct mx_ident *id, sqlite3 *db, const cJSON *resp, const cJSON *gaps,
+                       struct mx_sync_batch *b, char *err)
+{
+  mx_err rc = mx_ext_process_sync(id, db, resp, err);
+  if (!rc)
+    rc = process_rooms(id, db, resp, gaps, b, err);
+  return rc;
+}
+
 static void process_job(struct mx_worker *w, void *arg)
 {
   struct sync_job *job = arg;
   struct mx_ident *id = job->id;
   const char *next = mx_json_str(job->resp, "next_batch");
   char err[MX_ERRBUF_LEN] = "";
-  struct batch b = { NULL, 0, 0 };
+  struct mx_sync_batch b = { NULL, 0, 0 };
   cJSON *gaps = fetch_gaps(id, mx_json_obj(mx_json_obj(job->resp, "rooms"), "join"));
 
   /* crypto lock before the write transaction: the same order as senders */
   pthread_mutex_lock(&id->crypto_lock);
   mx_err rc = mx_db_begin(w->db, err);
   if (!rc)
-    rc = mx_ext_process_sync(id, w->db, job->resp, err);
-  if (!rc)
-    rc = process_rooms(id, w->db, job->resp, gaps, &b, err);
+    rc = mx_sync_process(id, w->db, job->resp, gaps, &b, err);
   if (!rc)
     rc = mx_store_ident_set(w->db, id->user_id, "next_batch", next, err);
   if (!rc && !id->first_sync_done)
@@ -549,7 +551,7 @@ static void process_job(struct mx_worker *w, void *arg)
   if (rc) {
     /* Nothing was committed: the same batch comes again from the old token. */
     mx_error(id->dev->name, "sync processing failed, will retry the batch: %s", err);
-    batch_free(&b);
+    mx_sync_batch_free(&b);
     cJSON_Delete(job->resp);
     free(job);
     id->sync_live = 0;
@@ -570,7 +572,7 @@ static void process_job(struct mx_worker *w, void *arg)
     b.msgs[i] = NULL;
   }
   b.n = 0;
-  batch_free(&b);
+  mx_sync_batch_free(&b);
   mx_sync_schedule(id, 0);
 }
 

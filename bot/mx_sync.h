@@ -11,7 +11,27 @@
 #ifndef MX_SYNC_H
 #define MX_SYNC_H
 
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
 #include "mx_bot.h"
+#include "mx_msg.h"
+
+/* New operator commands found in one sync response, in order (owned). */
+struct mx_sync_batch {
+  struct mx_msg **msgs;
+  size_t n, cap;
+};
+void mx_sync_batch_free(struct mx_sync_batch *b);
+
+/* The processing of one sync response, inside the caller's open transaction
+ * on db, without network: E2EE (to_device, device lists), invites, joined
+ * rooms' timelines with gaps (the earlier events fetched for limited
+ * timelines, keyed by room ID; may be NULL) into the inbox ledger, and events
+ * whose room keys arrived. Commands to dispatch are appended to b. The sync
+ * worker calls it; so does tests/fuzz/fuzz_sync.c with any body. */
+mx_err mx_sync_process(struct mx_ident *id, sqlite3 *db, const cJSON *resp, const cJSON *gaps,
+                       struct mx_sync_batch *b, char *err);
 
 /* Thread-safe: starts the next /sync after delay_ms on the loop thread. */
 void mx_sync_schedule(struct mx_ident *id, int64_t delay_ms);

@@ -3,7 +3,9 @@
  * socket, connection limits and timeouts, body counting (413), request
  * authentication (401 + reason code) and routing to the handlers.
  * MHD's CONNECTION_MEMORY_LIMIT bounds its own buffer, not the body, so the
- * body is counted here. Layer: devices/agent. Reply cJSON is owned here.
+ * body is counted here; agent_serve (authentication and routing) takes a
+ * plain request so it runs without a socket too (tests/fuzz/fuzz_agent_http.c).
+ * Layer: devices/agent. Reply cJSON is owned here.
  */
 #include "agent_int.h"
 
@@ -83,30 +85,41 @@ int agent_error(int status, const char *code, const char *detail, cJSON **reply)
   return status;
 }
 
-static enum dev_wg_verdict authenticate(struct agent *a, struct MHD_Connection *c, const char *method,
-                                        struct req *r)
+static enum dev_wg_verdict authenticate(struct agent *a, const struct agent_request *q)
 {
   uint8_t h[MX_SHA256_LEN];
-  mx_sha256(r->body.buf ? r->body.buf : "", r->body.len, h);
-  const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_TS);
-  const char *nonce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_NONCE);
-  const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_SIG);
-  return dev_wg_verify(a->key, method, r->target ? r->target : "", ts, nonce, sig, h, mx_now_ms() / 1000, a->nonces);
+  mx_sha256(q->body ? q->body : "", q->body_len, h);
+  return dev_wg_verify(a->key, q->method, q->target ? q->target : "", q->ts, q->nonce, q->sig, h, q->now_s, a->nonces);
 }
 
-static int route(struct agent *a, struct MHD_Connection *c, const char *url, const char *method, struct req *r,
-                 cJSON **reply)
+static int route(struct agent *a, const struct agent_request *q, cJSON **reply)
 {
-  int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-  if (post && strcmp(url, "/v1/call") == 0)
-    return agent_handle_call(a, mx_buf_cstr(&r->body), r->body.len, reply);
-  if (get && strcmp(url, "/v1/health") == 0)
+  int get = strcmp(q->method, "GET") == 0, post = strcmp(q->method, "POST") == 0;
+  if (post && strcmp(q->url, "/v1/call") == 0)
+    return agent_handle_call(a, q->body ? q->body : "", q->body_len, reply);
+  if (get && strcmp(q->url, "/v1/health") == 0)
     return agent_handle_health(a, reply);
-  if (get && strcmp(url, "/v1/audit/checkpoint") == 0)
+  if (get && strcmp(q->url, "/v1/audit/checkpoint") == 0)
     return agent_handle_checkpoint(a, reply);
-  if (get && strcmp(url, "/v1/audit") == 0)
-    return agent_handle_audit(a, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"), reply);
+  if (get && strcmp(q->url, "/v1/audit") == 0)
+    return agent_handle_audit(a, q->since, reply);
   return agent_error(MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint", reply);
+}
+
+int agent_serve(struct agent *a, const struct agent_request *q, cJSON **reply)
+{
+  *reply = NULL;
+  enum dev_wg_verdict v = authenticate(a, q);
+  if (v != DEV_WG_OK) {
+    mx_warn(a->cfg->device, "request refused method=%s path=%s reason=%s", q->method, q->url, dev_wg_verdict_str(v));
+    *reply = cJSON_CreateObject();
+    if (*reply) {
+      cJSON_AddStringToObject(*reply, "error", "unauthorized");
+      cJSON_AddStringToObject(*reply, "reason", dev_wg_verdict_str(v));
+    }
+    return v == DEV_WG_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_UNAUTHORIZED;
+  }
+  return route(a, q, reply);
 }
 
 static enum MHD_Result finish(struct agent *a, struct MHD_Connection *c, const char *url, const char *method,
@@ -118,17 +131,19 @@ static enum MHD_Result finish(struct agent *a, struct MHD_Connection *c, const c
     status = agent_error(MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "request body is over the agent's limit", &reply);
     return send_json(c, status, reply);
   }
-  enum dev_wg_verdict v = authenticate(a, c, method, r);
-  if (v != DEV_WG_OK) {
-    mx_warn(a->cfg->device, "request refused method=%s path=%s reason=%s", method, url, dev_wg_verdict_str(v));
-    reply = cJSON_CreateObject();
-    if (reply) {
-      cJSON_AddStringToObject(reply, "error", "unauthorized");
-      cJSON_AddStringToObject(reply, "reason", dev_wg_verdict_str(v));
-    }
-    return send_json(c, v == DEV_WG_BUSY ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_UNAUTHORIZED, reply);
-  }
-  status = route(a, c, url, method, r, &reply);
+  struct agent_request q = {
+      .method = method,
+      .url = url,
+      .target = r->target,
+      .ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_TS),
+      .nonce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_NONCE),
+      .sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, DEV_WG_HDR_SIG),
+      .since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
+      .body = mx_buf_cstr(&r->body),
+      .body_len = r->body.len,
+      .now_s = mx_now_ms() / 1000,
+  };
+  status = agent_serve(a, &q, &reply);
   return send_json(c, status, reply);
 }
 

@@ -37,6 +37,22 @@ int agent_handle_health(struct agent *a, cJSON **reply);
 int agent_handle_checkpoint(struct agent *a, cJSON **reply);
 int agent_handle_audit(struct agent *a, const char *since, cJSON **reply);
 
+/* One complete request as the HTTP front received it. Header values and
+ * since may be NULL (absent); target is the raw request target (path and
+ * query) that was signed, url its decoded path. */
+struct agent_request {
+  const char *method, *url, *target;
+  const char *ts, *nonce, *sig; /* the X-Mxfleet-* headers */
+  const char *since;            /* GET /v1/audit?since= */
+  const char *body;
+  size_t body_len;
+  int64_t now_s;                /* unix time the request is judged at */
+};
+
+/* Authenticates (dev_wg_verify) and routes one request; returns the HTTP
+ * status, *reply (owned) the JSON answer. */
+int agent_serve(struct agent *a, const struct agent_request *q, cJSON **reply);
+
 /* {"error": code, "detail": text} with the HTTP status returned. */
 int agent_error(int status, const char *code, const char *detail, cJSON **reply);
 
