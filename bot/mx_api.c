@@ -5,8 +5,10 @@
  * lives here and only here (one retry layer):
  *   - 429 M_LIMIT_EXCEEDED: transient; wait Retry-After (header, seconds),
  *     else the body's deprecated retry_after_ms, else the backoff.
- *   - 5xx, connection and timeout errors: transient; exponential backoff
- *     with jitter (500 ms doubling, capped at 30 s).
+ *   - 5xx, connection and timeout errors, and a server silent for the idle
+ *     timeout (it hung): transient; exponential backoff with jitter (500 ms
+ *     doubling, capped at 30 s). The txnId in a send's path makes a resend
+ *     of something the server did store harmless.
  *   - any other 4xx: permanent, returned at once (retrying cannot help).
  * A call never waits past its deadline.
  */
@@ -30,6 +32,7 @@ struct mx_api {
   char *user_id;
   char *token;
   const _Atomic int *cancel;
+  int idle_ms;
   pthread_mutex_t lock; /* guards token */
 };
 
@@ -43,13 +46,9 @@ void mx_api_set_cancel(struct mx_api *api, const _Atomic int *flag)
   api->cancel = flag;
 }
 
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+void mx_api_set_idle_timeout(struct mx_api *api, int ms)
 {
-  (void)dt;
-  (void)dn;
-  (void)ut;
-  (void)un;
-  return cancelled(ud); /* non-zero aborts the transfer */
+  api->idle_ms = ms;
 }
 
 struct mx_api *mx_api_new(const char *homeserver, const char *user_id, const char *token)
@@ -156,15 +155,41 @@ int64_t mx_api_retry_after_ms(const char *retry_after_header, const cJSON *body)
 /* ---- one attempt ---- */
 
 struct attempt {
+  const struct mx_api *api;
   struct mx_buf body;
   char retry_after[32];
   char content_type[128];
+  int64_t last_byte_ms; /* mono time the last byte went out or came in */
+  curl_off_t last_up;
+  int stalled;
 };
+
+/* Shutdown and the idle timeout; curl calls it at least once a second. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  struct attempt *a = ud;
+  (void)dt;
+  (void)dn;
+  (void)ut;
+  if (cancelled(a->api))
+    return 1; /* non-zero aborts the transfer */
+  int64_t now = mx_mono_ms();
+  if (un != a->last_up) { /* still uploading */
+    a->last_up = un;
+    a->last_byte_ms = now;
+  }
+  if (a->api->idle_ms > 0 && now - a->last_byte_ms >= a->api->idle_ms) {
+    a->stalled = 1;
+    return 1;
+  }
+  return 0;
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
   struct attempt *a = ud;
   size_t n = size * nmemb;
+  a->last_byte_ms = mx_mono_ms();
   return mx_buf_add(&a->body, data, n) ? 0 : n;
 }
 
@@ -186,6 +211,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
   struct attempt *a = ud;
   size_t n = size * nmemb;
+  a->last_byte_ms = mx_mono_ms();
   mx_api_header_value(data, n, "retry-after", a->retry_after, sizeof(a->retry_after));
   mx_api_header_value(data, n, "content-type", a->content_type, sizeof(a->content_type));
   return n;
@@ -219,15 +245,19 @@ static CURLcode perform(struct mx_api *api, const struct request *rq, struct att
   if (rq->payload)
     hdrs = curl_slist_append(hdrs, ctype);
   mx_buf_init(&a->body, rq->max_body);
+  a->api = api;
   a->retry_after[0] = '\0';
   a->content_type[0] = '\0';
+  a->last_byte_ms = mx_mono_ms();
+  a->last_up = 0;
+  a->stalled = 0;
   curl_easy_setopt(c, CURLOPT_URL, rq->url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, api);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -300,13 +330,18 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
       return mx_fail(MX_ERR_CANCELLED, err, "%s %s: cancelled by shutdown", rq->method, path);
     CURLcode cc = perform(api, rq, &a, &st);
     *status = st;
-    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+    if (cc == CURLE_ABORTED_BY_CALLBACK && !a.stalled) {
       mx_buf_release(&a.body);
       return mx_fail(MX_ERR_CANCELLED, err, "%s %s: cancelled by shutdown", rq->method, path);
     }
     int64_t wait = -1;
     mx_err rc = MX_OK;
-    if (cc != CURLE_OK) {
+    if (a.stalled) {
+      rc = mx_fail(MX_ERR_TIMEOUT, err, "%s %s: the homeserver sent nothing for %d ms (http_idle_timeout_ms)",
+                   rq->method, path, api->idle_ms);
+      mx_warn(api->user_id, "%s; retrying", err);
+      wait = mx_api_backoff_ms(attempt);
+    } else if (cc != CURLE_OK) {
       rc = mx_fail(cc == CURLE_OPERATION_TIMEDOUT ? MX_ERR_TIMEOUT : MX_ERR_HTTP, err, "%s %s: %s",
                    rq->method, path, curl_easy_strerror(cc));
       wait = mx_api_backoff_ms(attempt);

@@ -70,6 +70,11 @@ int64_t mx_api_retry_after_ms(const char *retry_after_header, const cJSON *body)
  * trimmed value into out (size cap, always NUL-terminated); else leaves out
  * alone. Used by every curl header callback of the bot. */
 void mx_api_header_value(const char *data, size_t n, const char *name, char *out, size_t cap);
+/* A request that receives nothing for ms (0: no limit) is abandoned as
+ * stalled and retried like a timeout, within the call's deadline: a server
+ * that accepted the connection and hung must not hold a worker for the
+ * whole per-request timeout. Set before the api is shared between threads. */
+void mx_api_set_idle_timeout(struct mx_api *api, int ms);
 /* Backoff for attempt n (0-based): min(500*2^n, 30000) ms with +-25% jitter. */
 int64_t mx_api_backoff_ms(int attempt);
 

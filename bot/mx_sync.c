@@ -122,8 +122,9 @@ static void start_sync(void *ud)
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_sync_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, id);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  /* the server holds the request up to `timeout`; give it 30 s on top */
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout + 30000L);
+  /* the server holds the request up to `timeout` and may say nothing
+   * meanwhile; past that, silence for http_idle_timeout_ms means it hung */
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout + (long)id->bot->cfg->http_idle_timeout_ms);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   mx_buf_release(&url);
   id->sync_easy = c;
@@ -187,7 +188,10 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
       retry_after = mx_api_retry_after_ms(id->sync_retry_after, j);
       cJSON_Delete(j);
     }
-    if (res != CURLE_OK)
+    if (res == CURLE_OPERATION_TIMEDOUT)
+      mx_warn(id->dev->name, "sync: the homeserver did not answer within the long-poll plus %d ms "
+              "(http_idle_timeout_ms): it hung", id->bot->cfg->http_idle_timeout_ms);
+    else if (res != CURLE_OK)
       mx_warn(id->dev->name, "sync: %s", curl_easy_strerror(res));
     sync_failed(id, status, retry_after);
     return;

@@ -148,7 +148,7 @@ static const struct bad_case bad_cases[] = {
    "bot, health, redact, llm, speech, registration"},
   {"unknown key in bot", "{" BASE "\"bot\": {\"sync_timeout\": 5}, " DEVS1 "}",
    "mxfleet.json: bot.sync_timeout: unknown key, expected one of command_max_age_s, require_verified_sender, "
-   "sync_timeout_ms, http_listen, exclude_insecure_devices"},
+   "sync_timeout_ms, http_listen, exclude_insecure_devices, http_idle_timeout_ms"},
   {"backend key of another kind", WITH_BACKEND("{\"kind\": \"local\", \"host\": \"x\"}"),
    "mxfleet.json: devices[0].backend.host: unknown key for kind 'local', expected one of kind"},
   {"duplicate device",
@@ -310,6 +310,7 @@ static void minimum_shape_loads_with_defaults(void **state)
   assert_int_equal(cfg->command_max_age_ms, 600000);
   assert_int_equal(cfg->require_verified_sender, 1);
   assert_int_equal(cfg->sync_timeout_ms, 30000);
+  assert_int_equal(cfg->http_idle_timeout_ms, 30000);
   assert_null(cfg->http_listen);
   assert_string_equal(cfg->wg_interface, "wg0");
   assert_int_equal(cfg->health_interval_s, 60);
@@ -357,6 +358,7 @@ static void every_key_is_read(void **state)
   assert_int_equal(cfg->command_max_age_ms, 120000);
   assert_int_equal(cfg->require_verified_sender, 0);
   assert_int_equal(cfg->sync_timeout_ms, 15000);
+  assert_int_equal(cfg->http_idle_timeout_ms, 20000);
   assert_string_equal(cfg->http_listen, "127.0.0.1:9090");
   assert_int_equal(cfg->health_interval_s, 30);
   assert_string_equal(cfg->wg_interface, "wg-fleet");

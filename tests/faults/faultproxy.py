@@ -27,8 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Action:
     """What to do with one request.
     kind: "error" (answer status without forwarding), "error_after" (forward,
-    drop Synapse's answer, answer status), "stall" (never answer until
-    release_stalls()), "rewrite" (forward; body -> rewrite(status, bytes))."""
+    drop Synapse's answer, answer status), "stall" (this and every later
+    request hang until release_stalls(); the hung ones never get an answer),
+    "rewrite" (forward; body -> rewrite(status, bytes))."""
 
     def __init__(self, kind, status=0, body=None, headers=None, rewrite=None, note=""):
         self.kind = kind
@@ -76,6 +77,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release.set()
+        self.stopping = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,8 +105,9 @@ class FaultProxy:
         self.release.clear()
 
     def release_stalls(self):
-        """Stalled requests are dropped (connection closed, no answer) and
-        new ones are forwarded again."""
+        """New requests are forwarded again. The stalled ones stay open and
+        silent until stop(), like requests a hung server lost: only the
+        client's own timeouts get it out of them."""
         self.release.set()
 
     def entries(self, since=0.0):
@@ -112,6 +115,7 @@ class FaultProxy:
             return [e for e in self.log if e["t"] >= since]
 
     def stop(self):
+        self.stopping.set()
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
@@ -132,21 +136,16 @@ class FaultProxy:
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         req = Request(h.command, h.path, body, time.monotonic())
-        if not self.release.is_set():
+        action = self.rule(req) if self.rule and self.release.is_set() else None
+        if not self.release.is_set() or (action and action.kind == "stall"):
+            self.release.clear()
             self._record(req, "stall", 0)
-            self.release.wait()
+            self.stopping.wait()
             h.close_connection = True
             try:
                 h.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return
-        action = self.rule(req) if self.rule else None
-        if action and action.kind == "stall":
-            self._record(req, "stall", 0)
-            self.release.clear()
-            self.release.wait()
-            h.close_connection = True
             return
         if action and action.kind == "error":
             self._record(req, action.note, action.status)
