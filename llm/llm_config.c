@@ -188,12 +188,12 @@ static mx_err parse_chain(const cJSON *arr, const struct llm_cfg_loc *l, struct 
   return MX_OK;
 }
 
-/* Without "routes": every device uses the providers in the order listed,
- * the first as primary, the rest as fallbacks. */
+/* Without "routes" or without routes.default: every device without a
+ * route of its own uses the providers in the order listed, the first as
+ * primary, the rest as fallbacks. cfg->routes has room for one more. */
 static mx_err default_route(struct llm_config *cfg)
 {
-  cfg->routes = calloc(1, sizeof(*cfg->routes));
-  if (!cfg->routes)
+  if (!cfg->routes && !(cfg->routes = calloc(1, sizeof(*cfg->routes))))
     return MX_ERR_NOMEM;
   struct llm_route *r = &cfg->routes[cfg->nroutes++];
   r->device = mx_strdup("default");
@@ -215,7 +215,7 @@ static mx_err parse_routes(const cJSON *blk, const struct llm_cfg_loc *root, str
   if (!cJSON_IsObject(o))
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s: expected an object of device name to provider chain", l.file, l.path);
   size_t n = (size_t)cJSON_GetArraySize(o);
-  cfg->routes = calloc(n ? n : 1, sizeof(*cfg->routes));
+  cfg->routes = calloc(n + 1, sizeof(*cfg->routes)); /* + the default route when not given */
   if (!cfg->routes)
     return MX_ERR_NOMEM;
   const cJSON *it;
@@ -229,9 +229,7 @@ static mx_err parse_routes(const cJSON *blk, const struct llm_cfg_loc *root, str
     if (rc)
       return rc;
   }
-  if (!llm_config_route(cfg, "default"))
-    return mx_fail(MX_ERR_CONFIG, err, "%s: %s.default: required key is missing", l.file, l.path);
-  return MX_OK;
+  return llm_config_route(cfg, "default") ? MX_OK : default_route(cfg);
 }
 
 static mx_err parse_budgets(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_budget_cfg *b, char *err)

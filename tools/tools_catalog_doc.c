@@ -74,7 +74,7 @@ mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out)
 {
   mx_err rc = mx_buf_addf(out,
                           "<!-- generated from tools/tools_catalog.c by tools_gen_docs; do not edit -->\n"
-                          "# %s\n\n## NAME\n\n%s - %s\n\n## SYNOPSIS\n\n```json\n%s\n```\n\n## DESCRIPTION\n\n%s\n\n"
+                          "# %s\n\n## NAME\n\n%s - %s\n\n## SYNOPSIS\n\n```json schema\n%s\n```\n\n## DESCRIPTION\n\n%s\n\n"
                           "## ARGUMENTS\n\n",
                           s->name, s->name, s->summary, s->schema, s->description);
   if (!rc)
@@ -88,7 +88,7 @@ mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out)
                      "\n\n## POLICY\n\n%s. Calls triggered by voice above read risk always ask for approval. "
                      "Every call is recorded in the audit chain before it runs.\n\n## ERRORS\n\n"
                      "Arguments that do not match the schema are returned to the model with the location and the "
-                     "expected value. Tool-specific: %s.\n\n## EXAMPLE\n\n```json\n%s\n```\n",
+                     "expected value. Tool-specific: %s.\n\n## EXAMPLE\n\n```json tool-args\n%s\n```\n",
                      s->policy, s->errors, s->example);
   return rc;
 }

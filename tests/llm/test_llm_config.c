@@ -111,6 +111,16 @@ static void routes_default_to_the_providers_in_order(void **state)
   assert_string_equal(cfg->providers[r->chain[0]].name, "b");
   assert_string_equal(cfg->providers[r->chain[1]].name, "a");
   llm_config_free(cfg);
+  /* routes for some devices only: the others still get that default */
+  if (parse("{\"providers\":[" P1 "," P0 "],\"routes\":{\"nas\":[\"a\"]}}", &cfg, err))
+    fail_msg("%s", err);
+  r = llm_config_route(cfg, "nas");
+  assert_int_equal(r->nchain, 1);
+  assert_string_equal(cfg->providers[r->chain[0]].name, "a");
+  r = llm_config_route(cfg, "pc1");
+  assert_string_equal(r->device, "default");
+  assert_int_equal(r->nchain, 2);
+  llm_config_free(cfg);
 }
 
 static void key_from_file(void **state)
@@ -176,8 +186,6 @@ static void errors_are_specific(void **state)
                "mxfleet.json: llm.providers[0]: unknown key 'colour'");
   expect_error("{\"providers\":[" P0 "],\"routes\":{\"default\":[\"zz\"]}}",
                "mxfleet.json: llm.routes.default[0]: expected the name of a provider, got 'zz'");
-  expect_error("{\"providers\":[" P0 "],\"routes\":{\"pc1\":[\"a\"]}}",
-               "mxfleet.json: llm.routes.default: required key is missing");
   expect_error("{\"providers\":[{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://x\",\"model\":\"m\","
                "\"api_key_env\":\"LLMCFG_MISSING\"}],\"routes\":{\"default\":[\"a\"]}}",
                "mxfleet.json: llm.providers[0].api_key_env: environment variable 'LLMCFG_MISSING' is not set");
