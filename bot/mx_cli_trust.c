@@ -204,7 +204,9 @@ int mx_cli_trust(int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
-    int help = argc >= 2 && strcmp(argv[1], "--help") == 0;
+    int help = 0; /* `trust show --help` asks for help too, not a usage error */
+    for (int i = 1; i < argc; i++)
+      help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
     fputs(trust_usage, help ? stdout : stderr);
     return help ? 0 : 2;
   }
