@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mx_crypto.h"
 #include "mx_db.h"
@@ -35,7 +36,7 @@ static const struct {
   { "status", cmd_status, "!status", "device, backend, uptime, version, LLM providers" },
   { "confirm", cmd_confirm, "!confirm CODE", "run a command that was held because it was old" },
   { "reset", NULL, "!reset", "forget this conversation's history" },
-  { "pending", NULL, "!pending", "list actions waiting for approval" },
+  { "pending", NULL, "!pending [ID]", "list actions waiting for approval; with ID, all of what it would run" },
   { "cancel", NULL, "!cancel ID", "cancel one pending action" },
   { "stop", NULL, "!stop", "kill switch: cancel everything pending and running on this device" },
   { "audit", NULL, "!audit [N] | !audit verify", "recent audit records, or verify the audit chain" },
@@ -177,10 +178,10 @@ static void run_message(struct mx_msg *m)
     mx_msg_replyf(m, "Unknown command !%s. Send !help for the list.", name);
     return;
   }
-  if (strncmp(body, "approve ", 8) == 0 || strncmp(body, "deny ", 5) == 0) {
+  /* "approve ID" / "deny ID", also as a phone types it: "Approve k3f9q2xa." */
+  if (strncasecmp(body, "approve ", 8) == 0 || strncasecmp(body, "deny ", 5) == 0) {
     const char *sp = strchr(body, ' ');
-    char cmd[16];
-    snprintf(cmd, sizeof(cmd), "%.*s", (int)(sp - body), body);
+    const char *cmd = (body[0] | 0x20) == 'a' ? "approve" : "deny";
     if (!mx_ext_handle_command(m, cmd, sp + 1))
       mx_msg_reply(m, "There is nothing to approve on this device.", NULL, NULL);
     return;

@@ -250,13 +250,20 @@ struct progress {
   char event_id[MX_EVENT_ID_LEN];
 };
 
-static void on_progress(void *ctx, const char *text)
+/* The progress line quotes the start of each call's arguments: it goes
+ * through the redactor like everything else that reaches the room. */
+static void on_progress(void *ctx, const char *raw)
 {
   struct progress *p = ctx;
+  struct mx_ext *x = p->m->id->bot->ext;
+  char *text = x->redactor ? tools_redact_str(x->redactor, raw) : NULL;
+  if (!text)
+    return; /* out of memory: better no progress line than an unredacted one */
   if (!p->event_id[0])
     mx_msg_reply(p->m, text, NULL, p->event_id);
   else
     mx_msg_edit(p->m, p->event_id, text, NULL);
+  free(text);
 }
 
 void mx_ext_handle_text(struct mx_msg *m)

@@ -51,6 +51,10 @@ static inline struct mx_ident_ext *ident_ext(struct mx_ident *id)
   return id->ext;
 }
 
+/* mx_ext_secrets.c: the config's own secrets (password and key files,
+ * API keys) as literal redactions; called before the log filter is set. */
+mx_err mx_ext_secrets_add(struct mx_bot *bot, struct tools_redactor *r, char *err);
+
 /* mx_ext_tools.c */
 mx_err mx_ext_tools_init(struct mx_bot *bot, char *err);
 mx_err mx_ext_tools_ident(struct mx_ident *id, char *err);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "mx_db.h"
@@ -61,6 +62,8 @@ mx_err mx_ext_tools_init(struct mx_bot *bot, char *err)
   free(key);
   for (size_t i = 0; !rc && i < bot->cfg->n_redact_literals; i++)
     rc = tools_redact_add_literal(x->redactor, "config", bot->cfg->redact_literals[i], err);
+  if (!rc)
+    rc = mx_ext_secrets_add(bot, x->redactor, err);
   if (!rc) {
     /* from here on no log line can carry a known secret shape */
     mx_log_set_filter(tools_redact_log_filter, x->redactor);
@@ -75,6 +78,70 @@ void mx_ext_tools_free(struct mx_bot *bot)
   mx_log_set_filter(NULL, NULL);
   tools_approvals_close(x->approvals);
   tools_redact_free(x->redactor);
+}
+
+static mx_err add_escaped(struct mx_buf *html, const char *s, size_t n)
+{
+  struct mx_buf part = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  mx_err rc = mx_buf_add(&part, s, n);
+  if (!rc)
+    rc = mx_html_escape(mx_buf_cstr(&part), html);
+  mx_buf_release(&part);
+  return rc;
+}
+
+/* The head as HTML: its one backtick span becomes <code>. */
+static mx_err head_html(const char *head, struct mx_buf *html)
+{
+  const char *a = strchr(head, '`'), *b = a ? strrchr(head, '`') : NULL;
+  mx_err rc = mx_buf_adds(html, "<p><b>");
+  if (!rc && a && b > a) {
+    rc = add_escaped(html, head, (size_t)(a - head));
+    if (!rc)
+      rc = mx_buf_adds(html, "<code>");
+    if (!rc)
+      rc = add_escaped(html, a + 1, (size_t)(b - a - 1));
+    if (!rc)
+      rc = mx_buf_adds(html, "</code>");
+    if (!rc)
+      rc = mx_html_escape(b + 1, html);
+  } else if (!rc) {
+    rc = mx_html_escape(head, html);
+  }
+  return rc ? rc : mx_buf_adds(html, "</b></p>");
+}
+
+/* Phone first: the question in one bold line, what runs in a code block,
+ * the details below. */
+static mx_err notice_html(const struct tools_notice *n, struct mx_buf *html)
+{
+  mx_err rc = head_html(mx_buf_cstr(&n->head), html);
+  if (!rc && n->shown.len)
+    rc = mx_html_code_block(mx_buf_cstr(&n->shown), html);
+  if (!rc)
+    rc = mx_buf_adds(html, "<p>");
+  if (!rc)
+    rc = mx_html_escape(mx_buf_cstr(&n->details), html);
+  return rc ? rc : mx_buf_adds(html, "</p>");
+}
+
+/* ✅ and ❌ on the notice, so one tap approves (the operator's tap adds to
+ * the bot's reaction). Best effort: typed answers work without them. */
+static void add_answer_reactions(struct mx_ident *id, sqlite3 *db, const char *room, const char *notice,
+                                 const char *action_id)
+{
+  static const char *const keys[] = {"\xe2\x9c\x85", "\xe2\x9d\x8c"};
+  for (int i = 0; i < 2; i++) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON *rel = c ? cJSON_AddObjectToObject(c, "m.relates_to") : NULL;
+    char key[64], err[MX_ERRBUF_LEN] = "";
+    snprintf(key, sizeof(key), "approval-react:%s:%d", action_id, i);
+    if (rel && cJSON_AddStringToObject(rel, "rel_type", "m.annotation") &&
+        cJSON_AddStringToObject(rel, "event_id", notice) && cJSON_AddStringToObject(rel, "key", keys[i]) &&
+        mx_send_event(id, db, room, "m.reaction", c, key, NULL, err))
+      mx_warn(id->dev->name, "approval %s: could not pre-add a reaction: %s", action_id, err);
+    cJSON_Delete(c);
+  }
 }
 
 /* Called on whichever thread runs the tool call (the LLM runs parallel
@@ -94,19 +161,25 @@ static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notic
     cJSON_Delete(origin);
     return orc;
   }
+  struct tools_notice n;
+  tools_notice_init(&n);
   struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL), html = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  mx_err rc = tools_render_notice(p, &text);
+  mx_err rc = tools_render_notice(p, mx_now_ms(), &n);
   if (!rc)
-    rc = mx_html_code_block(mx_buf_cstr(&text), &html);
+    rc = tools_notice_text(&n, &text);
+  if (!rc)
+    rc = notice_html(&n, &html);
   char key[64], ev[MX_EVENT_ID_LEN] = "";
   snprintf(key, sizeof(key), "approval:%s", p->id);
   if (!rc)
     rc = mx_send_notice(id, db, room, key, mx_buf_cstr(&text), mx_buf_cstr(&html), NULL, ev, err);
-  mx_db_close(db);
   if (!rc) {
     *notice_event_id = mx_strdup(ev);
     waiting_set(p->id, 1);
+    add_answer_reactions(id, db, room, ev, p->id);
   }
+  mx_db_close(db);
+  tools_notice_release(&n);
   mx_buf_release(&text);
   mx_buf_release(&html);
   cJSON_Delete(origin);
@@ -227,7 +300,7 @@ static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_
   }
   struct tools_origin origin = { m->sender, m->sender_device, m->verified ? "verified" : "unverified",
                                  m->room_id, m->event_id, m->via_voice,
-                                 m->trusted_master[0] ? m->trusted_master : NULL };
+                                 m->trusted_master[0] ? m->trusted_master : NULL, m->via_voice ? m->body : NULL };
   struct tools_outcome o;
   memset(&o, 0, sizeof(o));
   char err[MX_ERRBUF_LEN] = "";
@@ -350,20 +423,89 @@ static int audit_command(struct mx_msg *m, const char *args)
   return 1;
 }
 
+/* The action id of "approve K3F9Q2XA." as a phone keyboard types it:
+ * leading blanks skipped, letters lowercased, trailing punctuation dropped. */
+static void action_id_arg(const char *args, char id[32])
+{
+  size_t k = 0;
+  while (*args == ' ' || *args == '\t')
+    args++;
+  for (; k < 31 && ((*args >= 'a' && *args <= 'z') || (*args >= 'A' && *args <= 'Z') || (*args >= '0' && *args <= '9'));
+       args++)
+    id[k++] = (char)(*args >= 'A' && *args <= 'Z' ? *args - 'A' + 'a' : *args);
+  id[k] = '\0';
+}
+
+/* Chunks of a long text, each one code block, so nothing is cut. */
+#define PENDING_PART_MAX (24 * 1024)
+
+static void reply_in_parts(struct mx_msg *m, const char *text)
+{
+  size_t n = strlen(text), parts = (n + PENDING_PART_MAX - 1) / PENDING_PART_MAX, off = 0;
+  for (size_t i = 1; off < n; i++) {
+    size_t len = n - off > PENDING_PART_MAX ? PENDING_PART_MAX : n - off;
+    while (off + len < n && len && ((unsigned char)text[off + len] & 0xC0) == 0x80)
+      len--; /* never split a UTF-8 sequence */
+    struct mx_buf t = MX_BUF_INIT(MX_BUF_MAX_SMALL), h = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+    mx_err rc = parts > 1 ? mx_buf_addf(&t, "(part %zu of %zu)\n", i, parts) : MX_OK;
+    if (!rc)
+      rc = mx_buf_add(&t, text + off, len);
+    if (!rc)
+      rc = mx_html_code_block(mx_buf_cstr(&t), &h);
+    if (!rc)
+      mx_msg_reply(m, mx_buf_cstr(&t), mx_buf_cstr(&h), NULL);
+    mx_buf_release(&t);
+    mx_buf_release(&h);
+    off += len;
+  }
+}
+
+/* `!pending ID`: everything the action would run, secret values masked. */
+static void pending_one(struct mx_msg *m, const char *id)
+{
+  struct mx_ext *x = m->id->bot->ext;
+  struct tools_pending p;
+  char err[MX_ERRBUF_LEN] = "";
+  if (tools_approvals_get(x->approvals, id, &p, err)) {
+    mx_msg_replyf(m, "!pending %s: %s", id, err);
+    return;
+  }
+  cJSON *raw = cJSON_Parse(p.args_json ? p.args_json : "{}");
+  cJSON *red = raw ? tools_redact_json(x->redactor, raw) : NULL;
+  free(p.args_json);
+  p.args_json = red ? cJSON_PrintUnformatted(red) : NULL;
+  struct mx_buf out = MX_BUF_INIT(MX_BUF_MAX_TOOL_OUTPUT);
+  if (strcmp(p.device, m->id->dev->name) != 0)
+    mx_msg_replyf(m, "!pending %s: that action belongs to device '%s'; ask its agent", id, p.device);
+  else if (!p.args_json || tools_render_action_full(&p, mx_now_ms(), &out))
+    mx_msg_replyf(m, "!pending %s: cannot show its arguments", id);
+  else
+    reply_in_parts(m, mx_buf_cstr(&out));
+  mx_buf_release(&out);
+  cJSON_Delete(raw);
+  cJSON_Delete(red);
+  tools_pending_release(&p);
+}
+
 int mx_ext_tools_command(struct mx_msg *m, const char *cmd, const char *args)
 {
   struct mx_ext *x = m->id->bot->ext;
   struct mx_ident_ext *ix = ident_ext(m->id);
   char id[32] = "", err[MX_ERRBUF_LEN] = "";
-  sscanf(args, "%31s", id);
-  if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "deny") == 0) {
-    decide(m, id, cmd[0] == 'a' ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY, "reply");
+  action_id_arg(args, id);
+  if (strcasecmp(cmd, "approve") == 0 || strcasecmp(cmd, "deny") == 0) {
+    decide(m, id, (cmd[0] | 0x20) == 'a' ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY, "reply");
+    return 1;
+  }
+  if (strcmp(cmd, "pending") == 0 && id[0]) {
+    pending_one(m, id);
     return 1;
   }
   if (strcmp(cmd, "pending") == 0) {
     cJSON *list = NULL;
     struct mx_buf out = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-    if (tools_approvals_list_pending(x->approvals, m->id->dev->name, &list, err) || tools_render_pending(list, &out))
+    if (tools_approvals_list_pending(x->approvals, x->redactor, m->id->dev->name, &list, err) ||
+        tools_render_pending(list, &out))
       mx_msg_replyf(m, "!pending: %s", err);
     else
       mx_msg_reply(m, mx_buf_cstr(&out), NULL, NULL);

@@ -40,6 +40,21 @@ char *llm_truncate(const char *text, size_t max)
   return mx_buf_take(&b);
 }
 
+/* " " + at most max bytes of s, cut after a whole word: a token (perhaps a
+ * secret the bot's redactor must recognise whole) is shown entire or not
+ * at all, never as a prefix. */
+static mx_err add_prefix(struct mx_buf *out, const char *s, size_t max)
+{
+  size_t n = strlen(s);
+  if (n > max) {
+    n = max;
+    while (n && s[n] != ' ' && s[n] != '\n' && s[n] != '\t')
+      n--;
+  }
+  mx_err rc = mx_buf_addf(out, " %.*s", (int)n, s);
+  return rc || n == strlen(s) ? rc : mx_buf_adds(out, " \xE2\x80\xA6");
+}
+
 static mx_err args_summary(const char *args, struct mx_buf *out)
 {
   cJSON *j = cJSON_Parse(args);
@@ -50,7 +65,7 @@ static mx_err args_summary(const char *args, struct mx_buf *out)
     if (out->len - start > 60)
       break;
     if (cJSON_IsString(it))
-      rc = mx_buf_addf(out, " %.60s", it->valuestring);
+      rc = add_prefix(out, it->valuestring, 60);
     else if (cJSON_IsNumber(it))
       rc = mx_buf_addf(out, " %g", it->valuedouble);
     else if (cJSON_IsBool(it))

@@ -406,16 +406,19 @@ mx_err tools_approvals_cancel_device(struct tools_approvals *ap, const char *dev
   return rc;
 }
 
-static cJSON *row_json(sqlite3_stmt *st)
+/* One row for the list; args leave redacted, never as stored. */
+static cJSON *row_json(sqlite3_stmt *st, const struct tools_redactor *r)
 {
   static const char *const names[] = {"id", "device", "tool", "args", "risk", "args_hash", "requester", "reason"};
   cJSON *o = cJSON_CreateObject();
   for (int i = 0; o && i < 8; i++) {
     const unsigned char *t = sqlite3_column_text(st, i);
     if (i == 3 && t) {
-      cJSON *a = cJSON_Parse((const char *)t);
-      if (a)
-        cJSON_AddItemToObject(o, "args", a);
+      cJSON *raw = cJSON_Parse((const char *)t);
+      cJSON *a = raw && r ? tools_redact_json(r, raw) : raw;
+      if (a != raw)
+        cJSON_Delete(raw);
+      cJSON_AddItemToObject(o, "args", a ? a : cJSON_CreateString("(arguments withheld)"));
       continue;
     }
     if (t)
@@ -426,7 +429,8 @@ static cJSON *row_json(sqlite3_stmt *st)
   return o;
 }
 
-mx_err tools_approvals_list_pending(struct tools_approvals *ap, const char *device, cJSON **out, char *err)
+mx_err tools_approvals_list_pending(struct tools_approvals *ap, const struct tools_redactor *r, const char *device,
+                                    cJSON **out, char *err)
 {
   sqlite3_stmt *st = NULL;
   cJSON *arr = cJSON_CreateArray();
@@ -440,7 +444,7 @@ mx_err tools_approvals_list_pending(struct tools_approvals *ap, const char *devi
   if (!rc) {
     bind_opt(st, 1, device);
     while (sqlite3_step(st) == SQLITE_ROW)
-      cJSON_AddItemToArray(arr, row_json(st));
+      cJSON_AddItemToArray(arr, row_json(st, r));
   }
   sqlite3_finalize(st);
   pthread_mutex_unlock(&ap->mu);

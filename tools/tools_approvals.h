@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "mx_err.h"
+#include "tools_redact.h"
 
 #define TOOLS_APPROVAL_TTL_MS (5 * 60 * 1000)
 #define TOOLS_ACTION_ID_LEN 8   /* e.g. "k3f9q2xa" */
@@ -93,8 +94,11 @@ mx_err tools_approvals_cancel(struct tools_approvals *ap, const char *id, const 
 /* Cancels every pending or approved-not-run action of a device; *n = count. */
 mx_err tools_approvals_cancel_device(struct tools_approvals *ap, const char *device, int *n, char *err);
 /* Pending actions (device NULL = all), oldest first: owned array of
- * {id, device, tool, args, risk, args_hash, requester, created_ms, expires_ms}. */
-mx_err tools_approvals_list_pending(struct tools_approvals *ap, const char *device, cJSON **out, char *err);
+ * {id, device, tool, args, risk, args_hash, requester, created_ms, expires_ms}.
+ * args are redacted with r (tools_redact_json): this list goes to chat.
+ * r may be NULL only in tests. */
+mx_err tools_approvals_list_pending(struct tools_approvals *ap, const struct tools_redactor *r, const char *device,
+                                    cJSON **out, char *err);
 
 /* The short hash bound into an approval: first 12 hex chars of SHA-256 over
  * "tool\0canonical_args". */

@@ -157,24 +157,11 @@ char *engine_redact(const struct tools_engine *e, const char *text)
   return e->o.redactor ? tools_redact_str(e->o.redactor, text) : mx_strdup(text);
 }
 
-/* Walks the copy and replaces each string in place: the audit keeps the
- * shape of the call and the tags, never the secret itself. */
-static void redact_tree(const struct tools_engine *e, cJSON *v)
-{
-  if (cJSON_IsString(v)) {
-    char *r = engine_redact(e, v->valuestring);
-    if (r && strcmp(r, v->valuestring) != 0)
-      cJSON_SetValuestring(v, r);
-    free(r);
-  }
-  cJSON *c;
-  cJSON_ArrayForEach(c, v) redact_tree(e, c);
-}
-
 cJSON *engine_redacted_args(const struct tools_engine *e, const cJSON *args)
 {
-  cJSON *copy = args ? cJSON_Duplicate(args, 1) : NULL;
-  if (copy && e->o.redactor)
-    redact_tree(e, copy);
-  return copy;
+  /* The audit and the notice keep the call's structure; only secret values
+   * become keyed tags (tools_redact_json). */
+  if (e->o.redactor)
+    return tools_redact_json(e->o.redactor, args);
+  return args ? cJSON_Duplicate(args, 1) : NULL;
 }

@@ -36,12 +36,14 @@ struct tools_origin {
   int via_voice;               /* 1: transcribed voice; above read risk always asks */
   const char *operator_master_key; /* the operator's cross-signing master key the trust
                                       decision used (unpadded base64), NULL when none */
+  const char *transcript;      /* what was heard (voice), shown in the approval notice; may be NULL */
 };
 
 /* Implemented by the bot; tools/ never talks to Matrix itself. */
 struct tools_approver {
   void *ctx;
-  /* Posts the notice for p (text from tools_render_notice); *notice_event_id
+  /* Posts the notice for p (tools_render_notice; p->args_json is already
+   * redacted, p->origin_json has room, event, transcript); *notice_event_id
    * gets a malloc'd event id (or NULL). An error refuses the call. */
   mx_err (*post_notice)(void *ctx, const struct tools_pending *p, char **notice_event_id, char *err);
   /* Optional: the action was decided/expired/cancelled (for a follow-up). */

@@ -27,10 +27,10 @@ static char *origin_json(const struct tools_origin *o, const char *call_id)
 {
   cJSON *j = cJSON_CreateObject();
   const char *k[] = {"operator_mxid", "operator_device", "verification", "room_id", "event_id", "call_id",
-                     "operator_master_key"};
+                     "operator_master_key", "transcript"};
   const char *v[] = {o->operator_mxid, o->operator_device, o->verification, o->room_id, o->event_id, call_id,
-                     o->operator_master_key};
-  for (int i = 0; j && i < 7; i++)
+                     o->operator_master_key, o->transcript};
+  for (int i = 0; j && i < 8; i++)
     if (v[i])
       cJSON_AddStringToObject(j, k[i], v[i]);
   cJSON_AddBoolToObject(j, "via_voice", o->via_voice);
@@ -64,14 +64,15 @@ static mx_err create_and_notify(struct tools_engine *e, struct call_ctx *c, cons
   c->approval_ref = c->fl->action_id;
   char *notice = NULL;
   char perr[MX_ERRBUF_LEN] = "";
-  /* The notice goes to Matrix: it shows redacted arguments; the approval
-   * stays bound to the hash of the real ones. */
-  char *shown = engine_redact(e, canon);
+  /* The notice goes to Matrix: it shows the arguments with secret values
+   * masked in place (c->audit_args, the same the audit keeps); the approval
+   * stays bound to the hash of the real ones, which the notice shows. */
+  char *shown = c->audit_args ? cJSON_PrintUnformatted(c->audit_args) : NULL;
   p->args_json = shown ? shown : (char *)"(arguments withheld)";
   /* the approver needs the origin (room, event) to know where to post */
   int posted = !e->o.approver.post_notice || e->o.approver.post_notice(e->o.approver.ctx, p, &notice, perr) == MX_OK;
   p->args_json = (char *)canon;
-  free(shown);
+  cJSON_free(shown);
   free(oj);
   p->origin_json = NULL;
   if (!posted) {
@@ -119,9 +120,12 @@ static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon,
   if (e->o.approver.closed) {
     struct tools_pending now;
     if (tools_approvals_get(e->o.approvals, p.id, &now, NULL) == MX_OK) {
-      char *shown = engine_redact(e, now.args_json ? now.args_json : "");
+      cJSON *raw = cJSON_Parse(now.args_json ? now.args_json : "{}");
+      cJSON *red = engine_redacted_args(e, raw);
       free(now.args_json);
-      now.args_json = shown;
+      now.args_json = red ? cJSON_PrintUnformatted(red) : NULL;
+      cJSON_Delete(raw);
+      cJSON_Delete(red);
       e->o.approver.closed(e->o.approver.ctx, &now);
       tools_pending_release(&now);
     }
@@ -249,6 +253,7 @@ static void origin_from_json(const cJSON *j, struct tools_origin *o)
   o->room_id = mx_json_str(j, "room_id");
   o->event_id = mx_json_str(j, "event_id");
   o->via_voice = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "via_voice"));
+  o->transcript = mx_json_str(j, "transcript");
 }
 
 /* A stored action re-checked against the current manifest, then run. */

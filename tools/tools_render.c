@@ -1,6 +1,6 @@
 /*
- * tools/tools_render.c - plain text for chat and the CLI: approval notices,
- * `!pending`, `!audit [N]`, `!audit verify`. No Matrix markup and no
+ * tools/tools_render.c - plain text for chat and the CLI (approval notices
+ * are in tools_render_notice.c): `!pending`, `!audit [N]`, `!audit verify`. No Matrix markup and no
  * sending; the bot posts what this returns. Layer: tools/; common/ only.
  */
 #include "tools_render.h"
@@ -20,26 +20,19 @@ static void hhmm(int64_t ms, char out[32])
   strftime(out, 32, "%H:%M:%S UTC", &tm);
 }
 
-/* Arguments cut to a readable length for chat. */
-static mx_err add_args(struct mx_buf *out, const char *args, size_t max)
+/* Arguments cut to a readable length for a list, saying so: how much is
+ * left out and (for a pending action) where to see all of it. */
+static mx_err add_args(struct mx_buf *out, const char *args, size_t max, const char *pending_id)
 {
   size_t n = strlen(args);
-  return n <= max ? mx_buf_adds(out, args) : mx_buf_addf(out, "%.*s... (%zu bytes)", (int)max, args, n);
-}
-
-mx_err tools_render_notice(const struct tools_pending *p, struct mx_buf *out)
-{
-  char exp[32];
-  hhmm(p->expires_ms, exp);
-  mx_err rc = mx_buf_addf(out, "approval needed [%s] %s on %s: %s ", p->id, p->risk, p->device, p->tool);
-  if (!rc)
-    rc = add_args(out, p->args_json, 1500);
-  if (!rc)
-    rc = mx_buf_addf(out,
-                     "\nargs hash %s; reason: %s; expires %s\n"
-                     "reply 'approve %s' or 'deny %s', or react \xe2\x9c\x85 / \xe2\x9d\x8c to this message",
-                     p->args_hash, p->reason ? p->reason : "policy", exp, p->id, p->id);
-  return rc;
+  while (max < n && max && ((unsigned char)args[max] & 0xC0) == 0x80)
+    max--;
+  if (n <= max)
+    return mx_buf_adds(out, args);
+  mx_err rc = mx_buf_addf(out, "%.*s... (%zu more bytes not shown", (int)max, args, n - max);
+  if (!rc && pending_id)
+    rc = mx_buf_addf(out, "; !pending %s shows all", pending_id);
+  return rc ? rc : mx_buf_addc(out, ')');
 }
 
 static const char *s_or(const cJSON *o, const char *k, const char *d)
@@ -64,7 +57,7 @@ mx_err tools_render_pending(const cJSON *list, struct mx_buf *out)
       rc = mx_buf_addf(out, "- [%s] %s %s %s: ", s_or(it, "id", "?"), s_or(it, "device", "?"), s_or(it, "risk", "?"),
                        s_or(it, "tool", "?"));
     if (!rc)
-      rc = add_args(out, args ? args : "{}", 300);
+      rc = add_args(out, args ? args : "{}", 300, s_or(it, "id", "ID"));
     if (!rc)
       rc = mx_buf_addf(out, " (hash %s, by %s, expires %s)\n", s_or(it, "args_hash", "?"),
                        s_or(it, "requester", "?"), exp);
@@ -89,7 +82,7 @@ mx_err tools_render_audit(const cJSON *records, struct mx_buf *out)
                        s_or(r, "kind", "?"), s_or(r, "tool", "?"), s_or(r, "status", "?"), s_or(op, "mxid", "?"),
                        s_or(r, "decision", "?"));
     if (!rc)
-      rc = add_args(out, args ? args : "null", 200);
+      rc = add_args(out, args ? args : "null", 200, NULL);
     if (!rc && strcmp(s_or(r, "kind", ""), "result") == 0)
       rc = mx_buf_addf(out, " exit %lld, %lld ms", (long long)exit_code, (long long)dur);
     if (!rc && mx_json_str(r, "approval"))

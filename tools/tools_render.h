@@ -1,6 +1,6 @@
 /*
  * tools/tools_render.h - plain-text renderings for chat and CLI (no Matrix
- * markup, no sending): approval notices, `!pending`, `!audit [N]`,
+ * markup, no sending): `!pending`, `!audit [N]`,
  * `!audit verify`, and the `mxfleet audit verify|show` entry points.
  * Layer: tools/; the bot sends what these produce. cJSON inputs are borrowed.
  */
@@ -15,10 +15,8 @@
 #include "mx_err.h"
 #include "tools_approvals.h"
 #include "tools_audit.h"
+#include "tools_render_notice.h"
 
-/* "approval needed [k3f9q2xa] destructive: proc.kill {"pid":42} (hash 1a2b3c4d5e6f,
- *  expires 20:31 UTC); reply 'approve k3f9q2xa' / 'deny k3f9q2xa' or react ✅ / ❌" */
-mx_err tools_render_notice(const struct tools_pending *p, struct mx_buf *out);
 /* `!pending`: list from tools_approvals_list_pending. */
 mx_err tools_render_pending(const cJSON *list, struct mx_buf *out);
 /* `!audit [N]`: records from tools_audit_recent. */

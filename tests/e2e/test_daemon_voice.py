@@ -5,10 +5,13 @@ hash, decrypts, transcribes it with pocketsphinx (`command` provider, a
 small grammar), posts the transcript as a reply, then handles it as typed
 text. The scripted model then asks for fs.write, which the manifest allows
 without approval for typed requests - but a voice-triggered write must wait
-for the operator. A tampered voice file is refused, nothing transcribed."""
+for the operator, and its notice shows the transcript; "Approve ID." as a
+phone types it approves. A tampered voice file is refused, nothing
+transcribed."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -77,10 +80,16 @@ def test():
             peer("a", "send_voice", room, ogg, 1500)
             wait_for(peer, room, uid, lambda b: "restart docker" in b and b.startswith("\U0001F3A4"),
                      "the transcript")
-            r = wait_for(peer, room, uid, lambda b: "approval needed" in b, "an approval notice for the voice write")
+            r = wait_for(peer, room, uid, lambda b: "\nAction " in b and ", tool fs.write" in b,
+                         "an approval notice for the voice write")
             check(not os.path.exists(note), "a voice-triggered write ran before approval")
-            aid = r["body"].split("[", 1)[1].split("]", 1)[0]
-            peer("a", "send", room, f"approve {aid}")
+            # issue 13.8: the operator confirms what was heard, not only what the model made of it
+            check('Heard (voice): "restart docker"' in r["body"], f"the notice does not show the transcript: {r['body']}")
+            check(r["body"].startswith(f"Write 8 bytes (1 line) over `{note}` on pc1?\n"),
+                  f"the notice does not lead with one sentence: {r['body']}")
+            aid = re.search(r"\nAction ([a-z0-9]+), tool ", r["body"]).group(1)
+            # issue 13.3: as a phone keyboard types it
+            peer("a", "send", room, f"Approve {aid}.")
             wait_for(peer, room, uid, lambda b: "Tool results" in b, "the final answer")
             with open(note) as f:
                 check(f.read() == "by voice", "the approved voice write wrote something else")

@@ -174,6 +174,14 @@ static void progress_text_names_calls(void **state)
   assert_int_equal(llm_progress_text(calls, 2, &b), MX_OK);
   assert_string_equal(mx_buf_cstr(&b), "running fs.list /var/log, sys.uptime\xE2\x80\xA6");
   mx_buf_release(&b);
+  /* long values are cut after a whole word, never inside a token (a
+   * secret's prefix would escape the bot's redactor) */
+  struct llm_tool_call longc = {"c", "shell.eval", "{\"command\":\"psql -h db.example.org -c select_everything "
+                                                 "PGPASSWORD=AbCdEfGhIjKlMnOpQrStUvWxYz\"}"};
+  mx_buf_init(&b, 1024);
+  assert_int_equal(llm_progress_text(&longc, 1, &b), MX_OK);
+  assert_string_equal(mx_buf_cstr(&b), "running shell.eval psql -h db.example.org -c select_everything \xE2\x80\xA6\xE2\x80\xA6");
+  mx_buf_release(&b);
 }
 
 static void stuck_same_call_same_result(void **state)

@@ -163,7 +163,7 @@ static void test_pending_survives_restart(void **state)
   f->ap = NULL;
   assert_int_equal(tools_approvals_open(f->db, &f->ap, err), MX_OK);
   cJSON *list = NULL;
-  assert_int_equal(tools_approvals_list_pending(f->ap, "pc1", &list, err), MX_OK);
+  assert_int_equal(tools_approvals_list_pending(f->ap, NULL, "pc1", &list, err), MX_OK);
   assert_int_equal(cJSON_GetArraySize(list), 1);
   assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "id")->valuestring, p.id);
   cJSON_Delete(list);
@@ -191,7 +191,7 @@ static void test_cancel_and_stop_all(void **state)
   assert_int_equal(tools_approvals_cancel_device(f->ap, "pc1", &n, err), MX_OK);
   assert_int_equal(n, 2);
   cJSON *list = NULL;
-  assert_int_equal(tools_approvals_list_pending(f->ap, NULL, &list, err), MX_OK);
+  assert_int_equal(tools_approvals_list_pending(f->ap, NULL, NULL, &list, err), MX_OK);
   assert_int_equal(cJSON_GetArraySize(list), 0);
   cJSON_Delete(list);
 }

@@ -46,9 +46,15 @@ static const struct sample corpus[] = {
      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"},
     {"cookie eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U;",
      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"},
-    {"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\nafter",
-     "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "private_key"},
-    {"x -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtruncated", "MIIEowIBAAKCAQEAtruncated", "private_key"},
+    {"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\nafter",
+     "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB", "private_key"},
+    /* output cut inside a key (fs.read at max_bytes): the body seen so far */
+    {"x -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtruncatedMIIEowIBAAKC", "MIIEowIBAAKCAQEAtruncatedMIIEowIBAAKC", "private_key"},
+    {"PGPASSWORD=pgS3cret psql -h db", "pgS3cret", "password"},
+    {"psql postgres://app:pgS3cret@db.example.org:5432/app", "pgS3cret", "url_password"},
+    {"mysql -u root -pmyS3cret app", "myS3cret", "password"},
+    {"sync with syt_YWxpY2U_FZsvBbNGQFIZEeRlKrxs_0ZoLR1 failed", "syt_YWxpY2U_FZsvBbNGQFIZEeRlKrxs_0ZoLR1", "matrix_token"},
+    {"[REDACTED: AKIAIOSFODNN7EXAMPLE ]", "AKIAIOSFODNN7EXAMPLE", "aws_key"},
     {"matrix access token syt_c2VjcmV0_literal_token_1234", "syt_c2VjcmV0_literal_token_1234", "matrix_token"},
 };
 
@@ -73,8 +79,6 @@ static void test_corpus_has_zero_leaks(void **state)
       fail_msg("sample %zu leaked: %s", i, out);
     char tag[96];
     tools_redact_tag(r, corpus[i].rule, corpus[i].secret, strlen(corpus[i].secret), tag, sizeof(tag));
-    if (strcmp(corpus[i].rule, "private_key") == 0) /* the tag covers the whole block */
-      snprintf(tag, sizeof(tag), "[REDACTED:private_key:");
     if (!strstr(out, tag))
       fail_msg("sample %zu: expected tag %s in %s", i, tag, out);
     free(out);

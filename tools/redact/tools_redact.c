@@ -2,6 +2,8 @@
  * tools/redact/tools_redact.c - secret scanners and [REDACTED:<rule>:<hmac8>]
  * tags; see tools_redact.h. Hand-written matchers (no regex engine) so the
  * cost is one pass over the text and binary output cannot confuse them.
+ * A match is a secret value only: it never crosses a line break, a quote or
+ * a shell token boundary, so what a command does stays readable around it.
  * Layer: tools/; common/ only. Never logs (it is the log filter).
  */
 #include "tools_redact.h"
@@ -19,8 +21,9 @@
 #include "mx_buf.h"
 #include "mx_crypto.h"
 #include "mx_util.h"
+#include "tools_redact_int.h"
 
-#define MAX_LITERALS 64
+#define MAX_LITERALS 512 /* config secrets: a few per device */
 #define MAX_VALUE 4096
 
 struct literal {
@@ -34,12 +37,6 @@ struct tools_redactor {
   size_t keylen;
   struct literal lit[MAX_LITERALS];
   int nlit;
-};
-
-/* A match: the secret is text[start, end); rule names it. */
-struct match {
-  size_t start, end;
-  const char *rule;
 };
 
 mx_err tools_redact_new(const void *key, size_t keylen, struct tools_redactor **out, char *err)
@@ -105,6 +102,8 @@ mx_err tools_redact_add_literal(struct tools_redactor *r, const char *rule, cons
 {
   if (!secret || strlen(secret) < 4)
     return mx_fail(MX_ERR_INVALID, err, "redaction literal '%s': expected at least 4 bytes", rule ? rule : "config");
+  if (strpbrk(secret, "\r\n"))
+    return mx_fail(MX_ERR_INVALID, err, "redaction literal '%s': expected one line, got a line break", rule ? rule : "config");
   if (r->nlit >= MAX_LITERALS)
     return mx_fail(MX_ERR_TOO_BIG, err, "redaction literals: at most %d", MAX_LITERALS);
   struct literal *l = &r->lit[r->nlit];
@@ -153,36 +152,6 @@ static int has_prefix_ci(const char *t, size_t len, size_t i, const char *p)
 {
   size_t n = strlen(p);
   return len - i >= n && strncasecmp(t + i, p, n) == 0;
-}
-
-static const char *find_bytes(const char *t, size_t len, size_t from, const char *needle)
-{
-  if (from >= len)
-    return NULL;
-  return memmem(t + from, len - from, needle, strlen(needle));
-}
-
-static int match_private_key(const char *t, size_t len, size_t i, struct match *m)
-{
-  if (!has_prefix(t, len, i, "-----BEGIN "))
-    return 0;
-  const char *hdr_end = find_bytes(t, len, i + 11, "-----");
-  if (!hdr_end || (size_t)(hdr_end - t) - i > 64)
-    return 0;
-  size_t hdr_len = (size_t)(hdr_end - t) - i;
-  if (!memmem(t + i, hdr_len, "PRIVATE KEY", 11))
-    return 0;
-  size_t end = len;
-  const char *e = find_bytes(t, len, (size_t)(hdr_end - t) + 5, "-----END ");
-  if (e) {
-    const char *close = find_bytes(t, len, (size_t)(e - t) + 9, "-----");
-    if (close)
-      end = (size_t)(close - t) + 5;
-  }
-  m->start = i;
-  m->end = end;
-  m->rule = "private_key";
-  return 1;
 }
 
 static int match_aws(const char *t, size_t len, size_t i, struct match *m)
@@ -295,6 +264,10 @@ static const char *const secret_keys[] = {
 
 static int key_is_secret(const char *k, size_t n)
 {
+  /* Matrix error codes (M_UNKNOWN_TOKEN: Unrecognised access token) name
+   * a token, they never carry one. */
+  if (n > 2 && k[0] == 'M' && k[1] == '_')
+    return 0;
   for (size_t s = 0; s < sizeof(secret_keys) / sizeof(secret_keys[0]); s++) {
     size_t sl = strlen(secret_keys[s]);
     if (n < sl || strncasecmp(k + n - sl, secret_keys[s], sl) != 0)
@@ -302,14 +275,35 @@ static int key_is_secret(const char *k, size_t n)
     /* Bare PWD is the shell's working directory, bare "pass" too common:
      * those two only count with a prefix (MYSQL_PWD, db_pass). */
     int needs_prefix = strcmp(secret_keys[s], "pwd") == 0 || strcmp(secret_keys[s], "pass") == 0;
-    if ((n == sl && !needs_prefix) || (n > sl && strchr("_-.", k[n - sl - 1])))
+    /* PGPASSWORD, REDISPASSWORD: "password" glued to its program's name */
+    int glued = strcmp(secret_keys[s], "password") == 0 || strcmp(secret_keys[s], "passwd") == 0;
+    if ((n == sl && !needs_prefix) || (n > sl && (glued || strchr("_-.", k[n - sl - 1]))))
       return 1;
   }
   return 0;
 }
 
+/* Bytes a secret value never spans: line breaks, quotes, expansions and
+ * escapes always; blanks and shell operators unless the value is quoted. */
+static int value_stops(char c, char q)
+{
+  if (c == '\n' || c == '\r' || c == '\0' || c == '"' || c == '\'' || c == '`' || c == '$' || c == '\\')
+    return 1;
+  return !q && (isspace((unsigned char)c) || strchr(",;&|<>(){}[]", c));
+}
+
+/* "Unrecognised access token": after "key: " a plain word followed by more
+ * words is prose, not a value. */
+static int is_prose(const char *t, size_t len, size_t j, size_t k)
+{
+  for (size_t x = j; x < k; x++)
+    if (!isalpha((unsigned char)t[x]))
+      return 0;
+  return j > 0 && t[j - 1] == ' ' && k + 1 < len && t[k] == ' ' && isalpha((unsigned char)t[k + 1]);
+}
+
 /* Value after the separator: quoted (up to the closing quote) or bare (up to
- * whitespace or a delimiter). "Basic"/"Bearer" schemes are skipped. */
+ * a token boundary); see value_stops. "Basic"/"Bearer" schemes are skipped. */
 static int pair_value(const char *t, size_t len, size_t j, struct match *m)
 {
   char q = 0;
@@ -320,15 +314,11 @@ static int pair_value(const char *t, size_t len, size_t j, struct match *m)
   else if (has_prefix_ci(t, len, j, "bearer "))
     j += 7;
   size_t k = j;
-  while (k < len && k - j < MAX_VALUE) {
-    char c = t[k];
-    if (q ? c == q : (isspace((unsigned char)c) || strchr(",;&)}]\"'", c) || c == '\0'))
-      break;
+  while (k < len && k - j < MAX_VALUE && !value_stops(t[k], q))
     k++;
-  }
-  if (k == j || has_prefix(t, len, j, "[REDACTED:"))
+  if (k == j || tools_redact_is_tag(t, len, j, NULL))
     return 0;
-  if (!q && (k - j == 4 && strncmp(t + j, "null", 4) == 0))
+  if (!q && ((k - j == 4 && strncmp(t + j, "null", 4) == 0) || is_prose(t, len, j, k)))
     return 0;
   m->start = j;
   m->end = k;
@@ -370,30 +360,107 @@ static int match_literal(const struct tools_redactor *r, const char *t, size_t l
   return 0;
 }
 
-static int match_any(const struct tools_redactor *r, const char *t, size_t len, size_t i, struct match *m)
+/* Matrix access and refresh tokens: syt_<localpart b64>_<random>_<crc>. */
+static int match_matrix(const char *t, size_t len, size_t i, struct match *m)
 {
-  return match_literal(r, t, len, i, m) || match_private_key(t, len, i, m) || match_aws(t, len, i, m) ||
-         match_github(t, len, i, m) || match_slack(t, len, i, m) || match_jwt(t, len, i, m) ||
-         match_bearer(t, len, i, m) || match_pair(t, len, i, m);
+  if (t[i] != 's' || !at_word_start(t, i) || !(has_prefix(t, len, i, "syt_") || has_prefix(t, len, i, "syr_")))
+    return 0;
+  size_t n = span(t, len, i + 4, "_");
+  if (n < 20)
+    return 0;
+  m->start = i;
+  m->end = i + 4 + n;
+  m->rule = "matrix_token";
+  return 1;
 }
 
-char *tools_redact(const struct tools_redactor *r, const char *text, size_t len, size_t *outlen, int *count)
+/* The password of a URL's userinfo: scheme://user:PASSWORD@host. */
+static int match_url_password(const char *t, size_t len, size_t i, struct match *m)
+{
+  if (t[i] != ':' || !has_prefix(t, len, i, "://"))
+    return 0;
+  size_t u = i + 3;
+  while (u < len && u - i < 260 && t[u] != ':' && t[u] != '@' && t[u] != '/' && !value_stops(t[u], 0))
+    u++;
+  if (u >= len || t[u] != ':') /* the user may be empty: redis://:PASSWORD@host */
+    return 0;
+  size_t p = u + 1, k = p;
+  while (k < len && k - p < MAX_VALUE && t[k] != '@' && t[k] != '/' && !value_stops(t[k], 0))
+    k++;
+  if (k == p || k >= len || t[k] != '@' || tools_redact_is_tag(t, len, p, NULL))
+    return 0;
+  m->start = p;
+  m->end = k;
+  m->rule = "url_password";
+  return 1;
+}
+
+/* mysql -pSECRET (the password glued to -p) on a mysql/mariadb command
+ * line: the program name must come earlier on the same line. */
+static int match_mysql_p(const char *t, size_t len, size_t i, struct match *m)
+{
+  if (t[i] != '-' || len - i < 3 || t[i + 1] != 'p' || value_stops(t[i + 2], 0) || t[i + 2] == '-' ||
+      (i > 0 && !isspace((unsigned char)t[i - 1]) && t[i - 1] != '"' && t[i - 1] != '\''))
+    return 0;
+  size_t ls = i;
+  while (ls > 0 && t[ls - 1] != '\n')
+    ls--;
+  if (!memmem(t + ls, i - ls, "mysql", 5) && !memmem(t + ls, i - ls, "mariadb", 7))
+    return 0;
+  size_t k = i + 2;
+  while (k < len && k - i < MAX_VALUE && !value_stops(t[k], 0))
+    k++;
+  m->start = i + 2;
+  m->end = k;
+  m->rule = "password";
+  return 1;
+}
+
+static int match_any(const struct tools_redactor *r, const char *t, size_t len, size_t i, int exec, struct match *m)
+{
+  return match_literal(r, t, len, i, m) || tools_redact_match_pem(t, len, i, exec, m) || match_aws(t, len, i, m) ||
+         match_github(t, len, i, m) || match_slack(t, len, i, m) || match_matrix(t, len, i, m) ||
+         match_jwt(t, len, i, m) || match_bearer(t, len, i, m) || match_url_password(t, len, i, m) ||
+         match_mysql_p(t, len, i, m) || match_pair(t, len, i, m);
+}
+
+int tools_redact_is_tag(const char *t, size_t len, size_t i, size_t *n)
+{
+  if (!has_prefix(t, len, i, "[REDACTED:"))
+    return 0;
+  size_t j = i + 10, r = 0;
+  while (j < len && r < 32 && (islower((unsigned char)t[j]) || isdigit((unsigned char)t[j]) || t[j] == '_'))
+    j++, r++;
+  if (!r || j + 10 > len || t[j] != ':')
+    return 0;
+  for (size_t k = j + 1; k < j + 9; k++)
+    if (!isdigit((unsigned char)t[k]) && (t[k] < 'a' || t[k] > 'f'))
+      return 0;
+  if (t[j + 9] != ']')
+    return 0;
+  if (n)
+    *n = j + 10 - i;
+  return 1;
+}
+
+char *tools_redact_ex(const struct tools_redactor *r, const char *text, size_t len, int flags, size_t *outlen,
+                      int *count)
 {
   /* Redacted text can only grow by a tag per secret; cap generously. */
   struct mx_buf b = MX_BUF_INIT(len * 8 + 4096);
-  size_t copied = 0;
-  int hits = 0;
+  size_t copied = 0, tag_len = 0;
+  int hits = 0, exec = (flags & TOOLS_REDACT_EXEC) != 0;
   mx_err rc = mx_buf_add(&b, "", 0);
   for (size_t i = 0; !rc && i < len;) {
     struct match m;
-    if (text[i] == '[' && has_prefix(text, len, i, "[REDACTED:")) {
+    if (text[i] == '[' && tools_redact_is_tag(text, len, i, &tag_len)) {
       /* Already a tag (text redacted twice, e.g. engine output then the log
-       * filter): keep it whole so it stays stable. */
-      const char *close = memchr(text + i, ']', len - i < 96 ? len - i : 96);
-      i = close ? (size_t)(close - text) + 1 : i + 10;
+       * filter): keep it whole so it stays stable. Only an exact tag is
+       * skipped, so "[REDACTED:" cannot shield what follows it. */
+      i += tag_len;
       continue;
     }
-    if (!match_any(r, text, len, i, &m)) {
+    if (!match_any(r, text, len, i, exec, &m)) {
       i++;
       continue;
     }
@@ -414,6 +481,11 @@ char *tools_redact(const struct tools_redactor *r, const char *text, size_t len,
   if (count)
     *count = hits;
   return mx_buf_take(&b);
+}
+
+char *tools_redact(const struct tools_redactor *r, const char *text, size_t len, size_t *outlen, int *count)
+{
+  return tools_redact_ex(r, text, len, 0, outlen, count);
 }
 
 char *tools_redact_str(const struct tools_redactor *r, const char *s)

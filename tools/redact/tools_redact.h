@@ -1,9 +1,13 @@
 /*
  * tools/redact/tools_redact.h - replaces secrets with [REDACTED:<rule>:<hmac8>]
- * before text leaves the process or hits a log: private key blocks, AWS
- * keys, GitHub / Slack / bearer tokens, password=-style pairs, JWTs and
+ * before text leaves the process or hits a log: private key bodies, AWS
+ * keys, GitHub / Slack / Matrix / bearer tokens, password=-style pairs
+ * (PGPASSWORD=, --password=), URL passwords, mysql -pSECRET, JWTs and
  * literals from config. hmac8 is the first 8 hex chars of HMAC-SHA256 keyed
- * per install, so the same secret always gives the same tag.
+ * per install, so the same secret always gives the same tag. Only secret
+ * values are replaced, in place: a tag never spans a line break, a quote or
+ * a shell token boundary, so an approval notice and the audit still show
+ * everything that runs.
  * Layer: tools/; common/ only. A redactor is immutable after setup (add all
  * literals first), then safe to use from several threads.
  * Ownership: returned strings are malloc'd, the caller frees them.
@@ -13,7 +17,13 @@
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "mx_err.h"
+
+/* Text that will run (tool arguments): a private key is masked only as a
+ * complete, well-formed block; output and logs also mask a cut-off one. */
+#define TOOLS_REDACT_EXEC 1
 
 struct tools_redactor;
 
@@ -29,6 +39,14 @@ mx_err tools_redact_add_literal(struct tools_redactor *r, const char *rule, cons
 /* Redacted copy of text[0..len) (NUL-terminated, *outlen set when non-NULL);
  * *count (optional) gets the number of replacements. NULL on out of memory. */
 char *tools_redact(const struct tools_redactor *r, const char *text, size_t len, size_t *outlen, int *count);
+/* Same with flags (TOOLS_REDACT_EXEC). */
+char *tools_redact_ex(const struct tools_redactor *r, const char *text, size_t len, int flags, size_t *outlen,
+                      int *count);
+/* Tool arguments as they will run: an owned copy of v (cJSON_Delete) whose
+ * string values are redacted with TOOLS_REDACT_EXEC; in an argv array of
+ * mysql/mariadb, "-pSECRET" becomes "-p[REDACTED:password:..]". NULL on
+ * out of memory. v is borrowed. */
+cJSON *tools_redact_json(const struct tools_redactor *r, const cJSON *v);
 /* Convenience for C strings. */
 char *tools_redact_str(const struct tools_redactor *r, const char *s);
 /* The tag a secret gets under rule, into out (at least 48 bytes). */

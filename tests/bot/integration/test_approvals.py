@@ -17,7 +17,7 @@ def notice_id(operator, room, bot_uid, seen):
     """Waits for a new approval notice and returns (action id, event id)."""
     def probe():
         for e in operator.messages_from(room, bot_uid):
-            m = re.search(r"approval needed \[([A-Za-z0-9]+)\]", e["content"].get("body", ""))
+            m = re.search(r"\nAction ([a-z0-9]+), tool ", e["content"].get("body", ""))
             if m and m.group(1) not in seen:
                 return m.group(1), e["event_id"]
         return None
