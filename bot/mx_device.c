@@ -15,6 +15,7 @@
 #include "dev_ssh.h"
 #include "dev_wg.h"
 #include "mx_util.h"
+#include "tools_audit.h"
 
 static const char default_unix[] =
     "{\"version\": 1, \"platform\": \"%s\",\n"
@@ -102,10 +103,12 @@ mx_err mx_device_backend_open(const struct mx_config *cfg, const struct mx_devic
     return rc;
   }
   case MX_BACKEND_WG: {
+    /* the agent's checkpoints are verified with tools/audit's code */
+    static const struct dev_wg_audit_checks checks = {tools_audit_checkpoint_check, tools_audit_record_hash};
     char url[160];
     snprintf(url, sizeof(url), "http://%s:%d", d->wg_address, d->wg_port);
     struct dev_wg_config c = { .url = url, .key_file = d->wg_hmac_key_file, .data_dir = cfg->data_dir,
-                               .device = d->name };
+                               .device = d->name, .audit_checks = &checks };
     return dev_wg_new(&c, out, err);
   }
   }

@@ -183,6 +183,7 @@ mx_err dev_wg_new(const struct dev_wg_config *cfg, struct dev_backend **out, cha
   w->device = mx_strdup(cfg->device ? cfg->device : cfg->url);
   w->db_path = mx_path_join(cfg->data_dir, "mxfleet.db");
   w->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
+  w->checks = cfg->audit_checks;
   w->base.name = "wg";
   w->base.run = wg_run;
   w->base.health = wg_health;

@@ -6,8 +6,9 @@
  * signs and require each new one to extend the last: same head at the same
  * size, and the record at the old size still carrying the old head.
  * Tables (module "dev_wg"): dev_wg_checkpoints, dev_wg_audit_keys.
- * Layer: devices/wg (never calls tools/: the signed text is stored for
- * tools_audit_checkpoint_parse to verify). Reply cJSON is owned here.
+ * The checkpoint's signature is verified and every record between two
+ * checkpoints recomputed, through the checks the bot wires in from tools/.
+ * Layer: devices/wg (never calls tools/ itself). Reply cJSON is owned here.
  */
 #include "dev_wg_int.h"
 
@@ -82,20 +83,55 @@ static mx_err last_stored(sqlite3 *db, const char *device, struct ckpt *c, char 
   return MX_OK;
 }
 
-/* The record at seq old->size must still hash to old->head. */
-static mx_err extends(struct dev_wg *w, const struct ckpt *old, int *ok, char *err)
+/* Checks one fetched record: its hash recomputed from its content (never
+ * the agent's word for it), linked to the previous one. */
+static int record_ok(struct dev_wg *w, const cJSON *rec, int64_t want_seq, char prev[65], char *err)
 {
-  char target[64];
-  cJSON *page = NULL;
-  snprintf(target, sizeof(target), "/v1/audit?since=%lld", (long long)(old->size - 1));
-  mx_err rc = fetch_json(w, target, &page, err);
-  if (rc)
-    return rc;
-  const cJSON *first = cJSON_GetArrayItem(mx_json_arr(page, "records"), 0);
   int64_t seq = 0;
-  const char *hash = mx_json_str(first, "hash");
-  *ok = first && mx_json_int(first, "seq", &seq) && seq == old->size && hash && strcmp(hash, old->head) == 0;
-  cJSON_Delete(page);
+  char h[65];
+  const char *claimed = mx_json_str(rec, "hash"), *p = mx_json_str(rec, "prev_hash");
+  if (!mx_json_int(rec, "seq", &seq) || seq != want_seq || !claimed || !p)
+    return 0;
+  if ((prev[0] && strcmp(p, prev) != 0) || w->checks->record_hash(rec, h, err) || strcmp(h, claimed) != 0)
+    return 0;
+  snprintf(prev, 65, "%s", h);
+  return 1;
+}
+
+/* The records from old->size to now->size, fetched page by page and each
+ * recomputed: the one at old->size must hash to old->head, every later one
+ * must link to it, and the one at now->size to now->head. */
+static mx_err extends(struct dev_wg *w, const struct ckpt *old, const struct ckpt *now, int *ok, char *err)
+{
+  char prev[65] = "";
+  int64_t next = old->size;
+  *ok = 1;
+  while (*ok && next <= now->size) {
+    char target[64];
+    cJSON *page = NULL;
+    snprintf(target, sizeof(target), "/v1/audit?since=%lld", (long long)(next - 1));
+    mx_err rc = fetch_json(w, target, &page, err);
+    if (rc)
+      return rc;
+    const cJSON *rec;
+    int got = 0;
+    cJSON_ArrayForEach(rec, mx_json_arr(page, "records"))
+    {
+      if (next > now->size)
+        break; /* grew after the checkpoint: later checks cover it */
+      char rerr[MX_ERRBUF_LEN];
+      *ok = record_ok(w, rec, next, prev, rerr) && (next != old->size || strcmp(prev, old->head) == 0);
+      if (!*ok)
+        break;
+      next++;
+      got++;
+    }
+    cJSON_Delete(page);
+    if (!got)
+      *ok = 0; /* the agent stopped short of its own checkpoint */
+  }
+  if (*ok)
+    *ok = strcmp(prev, now->head) == 0;
   return MX_OK;
 }
 
@@ -115,7 +151,7 @@ static mx_err compare(struct dev_wg *w, const struct ckpt *old, const struct ckp
     rc = mx_buf_addf(&t, "rewritten: head at %lld differs from the anchored head", (long long)now->size);
     ok = 0;
   } else if (now->size > old->size && old->size > 0) {
-    rc = extends(w, old, &ok, err);
+    rc = extends(w, old, now, &ok, err);
     if (!rc && !ok)
       rc = mx_buf_addf(&t, "rewound: record %lld no longer matches the anchored head", (long long)old->size);
   }
@@ -142,10 +178,30 @@ static mx_err parse_ckpt(struct dev_wg *w, const cJSON *o, struct ckpt *c, const
     return mx_fail(MX_ERR_INVALID, err, "agent %s /v1/audit/checkpoint: expected size, head, text, public_key",
                    w->device);
   snprintf(c->head, sizeof(c->head), "%s", head);
-  /* The checkpoint arrived over the HMAC-authenticated channel; its Ed25519
-   * signature is for third parties and is verified by tools/ (devices/ must
-   * not call upward). We keep the signed text and pin the key. */
   return MX_OK;
+}
+
+/* The HMAC channel only says the agent sent it; the Ed25519 signature says
+ * the agent's audit key (pinned by check_key) vouches for (size, head). A
+ * tool running on the device can reach the HMAC key sooner than the audit
+ * key, which the agent reads before it drops privileges. */
+static mx_err verify_sig(struct dev_wg *w, const struct ckpt *c, const char *pub, const char *txt, char **text,
+                         char *err)
+{
+  uint8_t *raw = NULL;
+  size_t n = 0;
+  char verr[MX_ERRBUF_LEN] = "";
+  if (!w->checks)
+    return mx_fail(MX_ERR_UNSUPPORTED, err, "agent %s: no checkpoint verifier wired: cannot vouch for its audit chain",
+                   w->device);
+  mx_err rc = mx_b64_decode(pub, &raw, &n) || n != 32 ? MX_ERR_INVALID : MX_OK;
+  if (!rc)
+    rc = w->checks->checkpoint(txt, raw, c->size, c->head, verr);
+  free(raw);
+  if (!rc)
+    return MX_OK;
+  *text = mx_strdup("bad_signature: the agent's checkpoint does not verify with its audit key");
+  return mx_fail(MX_ERR_TAMPERED, err, "agent %s audit checkpoint: %s", w->device, verr[0] ? verr : "bad public key");
 }
 
 mx_err dev_wg_check_audit(struct dev_backend *b, char **status_text, char *err)
@@ -159,6 +215,8 @@ mx_err dev_wg_check_audit(struct dev_backend *b, char **status_text, char *err)
   mx_err rc = fetch_json(w, "/v1/audit/checkpoint", &o, err);
   if (!rc)
     rc = parse_ckpt(w, o, &now, &pub, &txt, err);
+  if (!rc)
+    rc = verify_sig(w, &now, pub, txt, status_text, err);
   if (!rc)
     rc = mx_db_open(w->db_path, &db, err);
   if (!rc)

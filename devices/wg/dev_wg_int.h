@@ -17,6 +17,7 @@ struct dev_wg {
   char *url, *data_dir, *device, *db_path;
   uint8_t key[DEV_WG_KEY_LEN];
   int connect_timeout_ms;
+  const struct dev_wg_audit_checks *checks; /* borrowed, may be NULL */
   pthread_mutex_t mu;      /* guards `cached` */
   CURL *cached;            /* one reusable handle (keeps the connection warm) */
 };

@@ -51,7 +51,9 @@ static int setup(void **state)
   unlink(db);
   if (mx_mkdir_p(botdata, 0700, err) || dev_wg_key_load(keyfile, key, err))
     return -1;
-  struct dev_wg_config c = {.url = AGENT, .key_file = keyfile, .data_dir = botdata, .device = "wgtest"};
+  static const struct dev_wg_audit_checks checks = {tools_audit_checkpoint_check, tools_audit_record_hash};
+  struct dev_wg_config c = {.url = AGENT, .key_file = keyfile, .data_dir = botdata, .device = "wgtest",
+                            .audit_checks = &checks};
   if (dev_wg_new(&c, &wg, err)) {
     fprintf(stderr, "%s\n", err);
     return -1;

@@ -103,6 +103,14 @@ mx_err tools_audit_checkpoint_text(const struct tools_audit_checkpoint *c, struc
  * When pubkey (32 raw Ed25519 bytes) is given the signature must verify. */
 mx_err tools_audit_checkpoint_parse(const char *text, const uint8_t *pubkey, struct tools_audit_checkpoint *out,
                                     char *err);
+/* Another install's checkpoint as fetched: text must parse, be signed by
+ * pub (32 raw Ed25519 bytes) and state exactly size and head_hex (the
+ * values the reply claims). MX_ERR_AUTH otherwise. */
+mx_err tools_audit_checkpoint_check(const char *text, const uint8_t pub[32], int64_t size, const char *head_hex,
+                                    char *err);
+/* Recomputes the hash of a record as /v1/audit and tools_audit_recent
+ * return it (the record plus seq, prev_hash, hash): hex into hash_hex. */
+mx_err tools_audit_record_hash(const cJSON *record, char hash_hex[2 * TOOLS_AUDIT_HASH_LEN + 1], char *err);
 /* This install's public key (32 bytes) and key id. */
 mx_err tools_audit_public_key(struct tools_audit *a, uint8_t pub[32], char key_id[17], char *err);
 
