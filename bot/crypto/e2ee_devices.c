@@ -216,7 +216,19 @@ static mx_err query_and_store(struct mx_e2ee *e, const char **q, const int64_t *
   }
   if (!rc)
     rc = e2ee_devices_ingest(e, e->db, resp, q, k, err);
+  const cJSON *answered = mx_json_obj(resp, "device_keys");
   for (size_t i = 0; !rc && i < k; i++) {
+    /* A user the answer does not cover (their server is in `failures`, or
+     * simply left out) stays outdated: their cached list is not current. */
+    if (!mx_json_obj(answered, q[i])) {
+      const char *server = strchr(q[i], ':');
+      const cJSON *f = server ? cJSON_GetObjectItemCaseSensitive(mx_json_obj(resp, "failures"), server + 1) : NULL;
+      char *why = f ? cJSON_PrintUnformatted(f) : NULL;
+      mx_warn(e->user_id, "keys/query: no device list for %s (%s); it stays outdated", q[i],
+              why ? why : "not in the answer");
+      cJSON_free(why);
+      continue;
+    }
     char s[24];
     snprintf(s, sizeof(s), "%" PRId64, seq[i] < 0 ? 1 : seq[i]);
     const char *v[] = { e->user_id, q[i], s };

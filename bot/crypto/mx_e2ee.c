@@ -409,7 +409,10 @@ int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *re
   free(stored);
   if (e2ee_devices_query(e, users, 1, force, err) != MX_OK)
     mx_warn(e->user_id, "cannot refresh the devices of %s: %s", s->user_id, err);
-  int match = device_matches(e, s);
+  /* A list still outdated after the refresh may hide a removed or replaced
+   * device: never decide on the cache then. */
+  int outdated = e->api && e2ee_db_int(e->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, 1) != 0;
+  int match = !outdated && device_matches(e, s);
   int changed = e2ee_db_int(e->db, "SELECT master_changed FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, 0) == 1;
   int verified = match && !changed && e2ee_device_verified(e, e->db, s->user_id, s->device_id);
   char *master = e2ee_db_text(e->db, "SELECT master_key FROM e2ee_users WHERE acct=? AND user_id=?", 2, v);
@@ -421,6 +424,12 @@ int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *re
   if (master && !changed)
     snprintf(s->master_key, sizeof(s->master_key), "%s", master);
   free(master);
+  if (outdated) {
+    snprintf(reason, reason_len, "Refused: I could not get the current list of your sessions from the homeserver, "
+                                 "so I cannot tell whether session %s is still yours. Try again in a moment.",
+             s->device_id[0] ? s->device_id : "(unknown)");
+    return 0;
+  }
   if (!match) {
     snprintf(reason, reason_len, "your session %s is unknown or its keys do not match the keys that encrypted "
                                  "this message; refusing", s->device_id[0] ? s->device_id : "(unknown)");

@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <microhttpd.h>
 #include <olm/outbound_group_session.h>
+#include <pthread.h>
 
 #include "e2ee_int.h"
 #include "mx_crypto.h"
@@ -788,6 +790,114 @@ static void seal_round_trip_and_pickle_key_file(void **state)
   free(sealed);
 }
 
+/* ---- a homeserver that answers /keys/query with a canned body ---- */
+struct canned_hs {
+  struct MHD_Daemon *d;
+  int port;
+  pthread_mutex_t lock;
+  char *keys_query; /* owned body for POST .../keys/query */
+  int hits;
+};
+
+static enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                      const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+  (void)method;
+  (void)version;
+  (void)upload;
+  struct canned_hs *h = cls;
+  if (!*con_cls) {
+    *con_cls = h;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  pthread_mutex_lock(&h->lock);
+  h->hits++;
+  char *body = strdup(strstr(url, "/keys/query") && h->keys_query ? h->keys_query : "{}");
+  pthread_mutex_unlock(&h->lock);
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static void canned_start(struct canned_hs *h)
+{
+  memset(h, 0, sizeof(*h));
+  pthread_mutex_init(&h->lock, NULL);
+  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, canned_handler, h, MHD_OPTION_END);
+  assert_non_null(h->d);
+  h->port = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT)->port;
+}
+
+static void canned_set(struct canned_hs *h, const cJSON *body)
+{
+  pthread_mutex_lock(&h->lock);
+  free(h->keys_query);
+  h->keys_query = cJSON_PrintUnformatted(body);
+  pthread_mutex_unlock(&h->lock);
+}
+
+static void canned_stop(struct canned_hs *h)
+{
+  MHD_stop_daemon(h->d);
+  free(h->keys_query);
+  pthread_mutex_destroy(&h->lock);
+}
+
+/* Issue 12, gap 1: a /keys/query whose answer leaves the operator out (their
+ * server in `failures`) must not mark them up to date, and a command is not
+ * decided on the cached list then. */
+static void partly_failed_key_query_keeps_the_user_outdated(void **state)
+{
+  (void)state;
+  struct canned_hs hs;
+  canned_start(&hs);
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
+  struct mx_api *api = mx_api_new(base, "@bot9:test", "tok");
+  struct mx_e2ee *op = open_id("@op9:test", "OPDEV");
+  const char *ops[] = { "@op9:test" };
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@bot9:test", .device_id = "BOTDEV",
+                            .operators = ops, .n_operators = 1, .require_verified_sender = 1, .api = api };
+  struct mx_e2ee *bot = NULL;
+  assert_int_equal(mx_e2ee_open(&o, &bot, NULL), MX_OK);
+  struct xs m, ss;
+  xs_new(&m);
+  xs_new(&ss);
+  cJSON *good = query_resp(op, &m, &ss, &m, 1);
+  canned_set(&hs, good);
+  struct mx_e2ee_sender s = sender_of(op);
+  char reason[512];
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 1); /* queried, trusted */
+  const char *v[] = { "@bot9:test", "@op9:test" };
+  assert_int_equal(e2ee_db_int(bot->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, -1), 0);
+
+  /* the operator's device list changes; the next answer fails for their server */
+  assert_int_equal(e2ee_db_run(bot->db, NULL, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id=?",
+                               2, v), MX_OK);
+  cJSON *failed = cJSON_Parse("{\"device_keys\": {}, \"failures\": {\"test\": {\"status\": 503, "
+                              "\"message\": \"Not ready for retry\"}}}");
+  canned_set(&hs, failed);
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 0);
+  assert_non_null(strstr(reason, "could not get the current list of your sessions"));
+  assert_int_equal(e2ee_db_int(bot->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, -1), 1);
+
+  /* the server answers again: trusted again, up to date */
+  canned_set(&hs, good);
+  assert_int_equal(mx_e2ee_sender_trusted(bot, &s, reason, sizeof(reason)), 1);
+  assert_int_equal(e2ee_db_int(bot->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, -1), 0);
+  cJSON_Delete(good);
+  cJSON_Delete(failed);
+  mx_e2ee_close(bot);
+  mx_e2ee_close(op);
+  mx_api_free(api);
+  canned_stop(&hs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -805,6 +915,7 @@ int main(void)
     cmocka_unit_test(cleartext_relation_is_kept),
     cmocka_unit_test(attachment_round_trip_and_tamper),
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
+    cmocka_unit_test(partly_failed_key_query_keeps_the_user_outdated),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
