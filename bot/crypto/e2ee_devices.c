@@ -1,6 +1,6 @@
 /*
- * bot/crypto/e2ee_devices.c - device lists of other users: /keys/query and
- * /keys/changes, verification of what comes back (inner ids match the map
+ * bot/crypto/e2ee_devices.c - device lists of other users: /keys/query,
+ * verification of what comes back (inner ids match the map
  * keys, self-signature, ed25519 pinned per device, master key trusted on
  * first use and never silently replaced, self-signing key signed by the
  * pinned master, device signed by the self-signing key).
@@ -255,33 +255,6 @@ mx_err e2ee_devices_query(struct mx_e2ee *e, const char *const *users, size_t n,
     rc = query_and_store(e, q, seq, k, err);
   free(q);
   free(seq);
-  return rc;
-}
-
-mx_err e2ee_devices_changes(struct mx_e2ee *e, const char *since, char *err)
-{
-  char *esc = mx_api_escape(since);
-  struct mx_buf path = MX_BUF_INIT(4096);
-  mx_err rc = esc ? mx_buf_addf(&path, "/_matrix/client/v3/keys/changes?from=%s&to=%s", esc, esc) : MX_ERR_NOMEM;
-  free(esc);
-  cJSON *resp = NULL;
-  if (!rc)
-    rc = mx_api_call(e->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &resp, err);
-  mx_buf_release(&path);
-  const cJSON *u;
-  cJSON_ArrayForEach(u, (rc ? NULL : mx_json_arr(resp, "changed")))
-  {
-    const char *v[] = { e->user_id, u->valuestring };
-    if (cJSON_IsString(u))
-      e2ee_db_run(e->db, NULL, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id=?", 2, v);
-  }
-  cJSON_ArrayForEach(u, (rc ? NULL : mx_json_arr(resp, "left")))
-  {
-    const char *v[] = { e->user_id, u->valuestring };
-    if (cJSON_IsString(u))
-      e2ee_db_run(e->db, NULL, "UPDATE e2ee_users SET tracking=0 WHERE acct=? AND user_id=?", 2, v);
-  }
-  cJSON_Delete(resp);
   return rc;
 }
 

@@ -159,7 +159,6 @@ mx_err e2ee_unseal(const uint8_t key[32], const char *b64, uint8_t *plain, size_
 
 /* e2ee_devices.c (worker side, e->lock NOT held; uses e->db) */
 mx_err e2ee_devices_query(struct mx_e2ee *e, const char *const *users, size_t n, int force, char *err);
-mx_err e2ee_devices_changes(struct mx_e2ee *e, const char *since, char *err);
 mx_err e2ee_devices_ingest(struct mx_e2ee *e, sqlite3 *db, const cJSON *resp, const char *const *users,
                            size_t n, char *err);
 int e2ee_device_verified(struct mx_e2ee *e, sqlite3 *db, const char *user_id, const char *device_id);

@@ -1,7 +1,7 @@
 /*
  * bot/crypto/mx_e2ee.c - life cycle of one identity's crypto: open (pickle
- * key, migrations, account load or creation), start (keys, cross-signing,
- * /keys/changes), maintain (one-time keys, fallback key, outdated lists,
+ * key, migrations, account load or creation), start (keys, cross-signing),
+ * maintain (one-time keys, fallback key, outdated lists,
  * unwedging) and the command-trust decision. The other mx_e2ee_* entry
  * points live in e2ee_sync.c, e2ee_megolm_in.c, e2ee_megolm_out.c and
  * e2ee_attach.c. Layer: bot/crypto.
@@ -226,14 +226,11 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
       rc = MX_OK;
     }
   }
-  if (!rc && since_token && *since_token && e2ee_devices_changes(e, since_token, err) != MX_OK) {
-    /* cannot learn what changed while we were away: distrust every cached
-     * device list instead (each is re-queried before its next use) */
-    mx_warn(e->user_id, "keys/changes failed (%s): re-querying every tracked user", err);
-    const char *v[] = { e->user_id, e->user_id };
-    rc = e2ee_db_run(e->db, err, "UPDATE e2ee_users SET outdated=outdated+1 WHERE acct=? AND user_id<>? AND tracking=1",
-                     2, v);
-  }
+  /* No /keys/changes here: the device lists are committed in the same
+   * transaction as next_batch, and the first sync from that token carries
+   * device_lists.changed/left for the whole time we were away. (It used to
+   * be called with from == to, which can never report anything.) */
+  (void)since_token;
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }

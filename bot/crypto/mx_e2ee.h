@@ -70,8 +70,9 @@ const char *mx_e2ee_curve25519(const struct mx_e2ee *e);
 const char *mx_e2ee_ed25519(const struct mx_e2ee *e);
 
 /* After login, blocking (worker): device keys, one-time keys (~50), fallback
- * key, cross-signing bootstrap and own-device signature, then /keys/changes
- * from since_token (NULL on the very first start). */
+ * key, cross-signing bootstrap and own-device signature. since_token (the
+ * stored next_batch, NULL on the very first start) needs no /keys/changes:
+ * the first sync from it reports every device-list change since. */
 mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err);
 
 /* Sync worker, inside the caller's open transaction on db: to_device first,
