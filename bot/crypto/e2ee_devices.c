@@ -184,8 +184,8 @@ static size_t stale_users(struct mx_e2ee *e, const char *const *users, size_t n,
 {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    if (strcmp(users[i], e->user_id) == 0)
-      continue;
+    /* our own account too: its other verified devices (an Element session
+     * of the bot's user) get room keys and have their key requests answered */
     const char *v[] = { e->user_id, users[i] };
     int64_t o = e2ee_db_int(e->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=? AND tracking=1", 2, v, -1);
     if (o != 0 || force) {

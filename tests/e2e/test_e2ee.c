@@ -898,6 +898,39 @@ static void partly_failed_key_query_keeps_the_user_outdated(void **state)
   canned_stop(&hs);
 }
 
+/* Issue 12, gap 7: the bot's own account is queried like any member, so
+ * another verified device of the bot's user becomes known (it gets room
+ * keys and its key requests are answered). */
+static void own_account_devices_are_queried(void **state)
+{
+  (void)state;
+  struct canned_hs hs;
+  canned_start(&hs);
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
+  struct mx_api *api = mx_api_new(base, "@bot10:test", "tok");
+  struct mx_e2ee *other = open_id("@bot10:test", "OTHERDEV");
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@bot10:test", .device_id = "BOTDEV",
+                            .require_verified_sender = 1, .api = api };
+  struct mx_e2ee *bot = NULL;
+  assert_int_equal(mx_e2ee_open(&o, &bot, NULL), MX_OK);
+  struct xs m, ss;
+  xs_new(&m);
+  xs_new(&ss);
+  cJSON *r = query_resp(other, &m, &ss, &m, 1);
+  canned_set(&hs, r);
+  const char *users[] = { "@bot10:test" };
+  char err[MX_ERRBUF_LEN] = "";
+  assert_int_equal(e2ee_devices_query(bot, users, 1, 0, err), MX_OK);
+  assert_true(hs.hits >= 1);
+  assert_true(e2ee_device_verified(bot, bot->db, "@bot10:test", "OTHERDEV"));
+  cJSON_Delete(r);
+  mx_e2ee_close(bot);
+  mx_e2ee_close(other);
+  mx_api_free(api);
+  canned_stop(&hs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -916,6 +949,7 @@ int main(void)
     cmocka_unit_test(attachment_round_trip_and_tamper),
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
     cmocka_unit_test(partly_failed_key_query_keeps_the_user_outdated),
+    cmocka_unit_test(own_account_devices_are_queried),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
