@@ -83,6 +83,22 @@ static void check_secret(struct check *k, const char *path, const char *file)
         (unsigned)st.st_uid, (unsigned)me);
 }
 
+/* registration.*: only onboarding reads them, and it runs as root; the
+ * service user (ExecStartPre) need not, and should not, be able to read the
+ * homeserver's registration secret. Root-owned and unreadable to us is fine. */
+static void check_onboarding_secret(struct check *k, const char *path, const char *file)
+{
+  struct stat st;
+  if (file && geteuid() != 0 && stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 &&
+      access(file, R_OK) != 0) {
+    if (st.st_mode & 0027)
+      bad(k, path, "'%s' has mode %04o: expected no access for others and no group write, like 0600 or 0640",
+          file, (unsigned)(st.st_mode & 07777));
+    return;
+  }
+  check_secret(k, path, file);
+}
+
 /* api_key_file inside the llm/speech blocks (their parsers read the key
  * but keep no path). */
 static void check_key_file(struct check *k, const cJSON *o, const char *path)
@@ -110,8 +126,8 @@ static void check_secrets(struct check *k)
     snprintf(p, sizeof(p), "devices[%zu].backend.hmac_key_file", i);
     check_secret(k, p, d->wg_hmac_key_file);
   }
-  check_secret(k, "registration.shared_secret_file", c->registration_shared_secret_file);
-  check_secret(k, "registration.admin_token_file", c->registration_admin_token_file);
+  check_onboarding_secret(k, "registration.shared_secret_file", c->registration_shared_secret_file);
+  check_onboarding_secret(k, "registration.admin_token_file", c->registration_admin_token_file);
   size_t i = 0;
   const cJSON *pr;
   cJSON_ArrayForEach(pr, mx_json_arr(c->llm, "providers")) {

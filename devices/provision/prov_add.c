@@ -154,6 +154,9 @@ static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, ch
     rc = data_paths(c);
   if (!rc)
     rc = key_path(c, err);
+  /* before make_dirs: a data_dir created now would be root's */
+  if (!rc)
+    c->give_away = prov_owner_find(&c->cfg, &c->svc_uid, &c->svc_gid);
   if (!rc)
     rc = make_dirs(c, err);
   if (!rc && o->via == DEV_PROV_VIA_WG)
@@ -252,6 +255,13 @@ mx_err dev_prov_add(const struct dev_prov_add_opts *o, const struct dev_prov_mat
     rc = run_all(&c, prov_steps_wg, prov_steps_wg_n, err);
   else if (!rc)
     rc = run_all(&c, prov_steps_ssh, prov_steps_ssh_n, err);
+  char e2[MX_ERRBUF_LEN];
+  /* also after a rollback: what is left (journal, dirs) must stay usable */
+  if (c.give_away && prov_owner_apply(c.cfg.data_fs, c.svc_uid, c.svc_gid, e2)) {
+    fprintf(c.out, "warning: %s; the service cannot read these files until they are chown'ed\n", e2);
+    if (!rc)
+      rc = mx_fail(MX_ERR_IO, err, "%s", e2);
+  }
   ctx_free(&c);
   return rc;
 }

@@ -12,11 +12,8 @@
 #include <unistd.h>
 
 #include "mx_crypto.h"
+#include "mx_share.h"
 #include "mx_util.h"
-
-#ifndef DEV_PROV_SOURCE_DIR
-#define DEV_PROV_SOURCE_DIR "."
-#endif
 
 /* The install script. On a systemd host (run as root) it installs the
  * packaged unit, /etc/mxfleet-agent and wg-quick@IF so both survive a
@@ -122,8 +119,12 @@ mx_err prov_bundle_files(struct prov_ctx *c, char *local[BUNDLE_N], const char *
 
 static mx_err link_sources(struct prov_ctx *c, int *created, char *err)
 {
-  const char *src[BUNDLE_LINKED] = { c->o->agent_bin, c->man_fs, c->hmac_fs, c->wgconf_fs,
-                                     DEV_PROV_SOURCE_DIR "/packaging/systemd/mxfleet-agent.service" };
+  char *units = mx_share_dir(MX_SHARE_SYSTEMD);
+  char *unit = units ? mx_path_join(units, "mxfleet-agent.service") : NULL;
+  free(units);
+  if (!unit)
+    return MX_ERR_NOMEM;
+  const char *src[BUNDLE_LINKED] = { c->o->agent_bin, c->man_fs, c->hmac_fs, c->wgconf_fs, unit };
   mx_err rc = MX_OK;
   for (int i = 0; !rc && i < BUNDLE_LINKED; i++) {
     char *p = mx_path_join(c->bundle_fs, bundle_names[i]), *target = realpath(src[i], NULL);
@@ -142,6 +143,7 @@ static mx_err link_sources(struct prov_ctx *c, int *created, char *err)
     free(p);
     free(target);
   }
+  free(unit);
   return rc;
 }
 

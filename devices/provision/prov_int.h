@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
@@ -41,6 +42,9 @@ struct prov_ctx {
   const struct dev_prov_add_opts *o;
   const struct dev_prov_matrix_ops *ops;
   FILE *out;
+  int give_away;        /* root run for a service user: hand data_dir files to it */
+  uid_t svc_uid;
+  gid_t svc_gid;
   char *user_id;        /* @agent-NAME:server */
   char *ssh_user, *ssh_host;
   int ssh_port;
@@ -161,6 +165,13 @@ mx_err prov_step_config_undo(struct prov_ctx *c, char *err);
 mx_err prov_step_greet_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err);
 
 /* prov_files.c: small file helpers. */
+/* prov_owner.c: when running as root, the unprivileged service user that
+ * must own what this run writes under data_dir (1 = found). */
+int prov_owner_find(const struct prov_cfg *cfg, uid_t *uid, gid_t *gid);
+/* Hands every root-owned entry under dir to uid:gid (never follows links). */
+mx_err prov_owner_apply(const char *dir, uid_t uid, gid_t gid, char *err);
+/* Rewrites the config file keeping its mode, owner and group. */
+mx_err prov_config_write(const char *path, const char *text, char *err);
 int prov_file_exists(const char *path);
 mx_err prov_file_same(const char *path, const char *data, size_t n, int *same, char *err);
 mx_err prov_remove(const char *path, char *err);

@@ -63,11 +63,9 @@ static mx_err deactivate(const struct prov_cfg *cfg, const cJSON *m, FILE *out, 
 static mx_err remove_entry(const struct prov_cfg *cfg, const char *name, FILE *out, char *err)
 {
   char *edited = NULL;
-  struct stat st;
-  mode_t mode = stat(cfg->path, &st) == 0 ? (st.st_mode & 07777) : 0600;
   mx_err rc = prov_cfgedit_remove(mx_buf_cstr(&cfg->text), name, &edited, err);
   if (!rc)
-    rc = mx_file_write(cfg->path, edited, strlen(edited), mode, err);
+    rc = prov_config_write(cfg->path, edited, err);
   if (!rc)
     fprintf(out, "  config entry '%s' removed from %s\n", name, cfg->path);
   free(edited);

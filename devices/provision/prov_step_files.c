@@ -12,21 +12,19 @@
 #include <sys/stat.h>
 
 #include "mx_json.h"
+#include "mx_share.h"
 #include "mx_util.h"
-
-#ifndef DEV_PROV_SOURCE_DIR
-#define DEV_PROV_SOURCE_DIR "."
-#endif
 
 static char *template_path(struct prov_ctx *c, int prompt)
 {
+  if (prompt && c->o->prompt_template)
+    return mx_strdup(c->o->prompt_template);
+  /* shipped ones: share/mxfleet/{prompts,templates} of this install */
+  char *dir = prompt ? mx_share_dir(MX_SHARE_PROMPTS)
+                     : c->o->templates_dir ? mx_strdup(c->o->templates_dir) : mx_share_dir(MX_SHARE_TEMPLATES);
   struct mx_buf b = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  mx_err rc = MX_OK;
-  if (prompt)
-    rc = mx_buf_adds(&b, c->o->prompt_template ? c->o->prompt_template : DEV_PROV_SOURCE_DIR "/prompts/device.md");
-  else
-    rc = mx_buf_addf(&b, "%s/%s.json", c->o->templates_dir ? c->o->templates_dir : DEV_PROV_SOURCE_DIR "/tools/templates",
-                     c->os);
+  mx_err rc = !dir ? MX_ERR_NOMEM : prompt ? mx_buf_addf(&b, "%s/device.md", dir) : mx_buf_addf(&b, "%s/%s.json", dir, c->os);
+  free(dir);
   return rc ? NULL : mx_buf_take(&b);
 }
 
@@ -38,7 +36,7 @@ static mx_err read_template(struct prov_ctx *c, int prompt, struct mx_buf *out, 
   mx_err rc = mx_file_read(p, MX_BUF_MAX_SMALL, out, err);
   if (rc == MX_ERR_NOT_FOUND)
     rc = mx_fail(rc, err, "%s template '%s' is missing (%s)", prompt ? "prompt" : "manifest", p,
-                 prompt ? "pass --prompt-template FILE" : "tools/templates/<os>.json, or pass --templates DIR");
+                 prompt ? "pass --prompt-template FILE" : "pass --templates DIR");
   free(p);
   return rc;
 }
@@ -135,9 +133,7 @@ static cJSON *entry_new(struct prov_ctx *c)
 
 static mx_err write_config(struct prov_ctx *c, const char *text, char *err)
 {
-  struct stat st;
-  mode_t mode = stat(c->cfg.path, &st) == 0 ? (st.st_mode & 07777) : 0600;
-  return mx_file_write(c->cfg.path, text, strlen(text), mode, err);
+  return prov_config_write(c->cfg.path, text, err);
 }
 
 mx_err prov_step_config_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
