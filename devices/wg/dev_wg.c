@@ -80,7 +80,7 @@ static enum dev_status parse_status(const char *s)
   return DEV_FAILED;
 }
 
-static mx_err fill_result(struct dev_wg *w, long status, const char *body, struct dev_result *r, char *err)
+mx_err dev_wg_fill_result(const char *device, long status, const char *body, struct dev_result *r, char *err)
 {
   cJSON *o = cJSON_Parse(body);
   const char *reason = mx_json_str(o, "reason");
@@ -88,14 +88,14 @@ static mx_err fill_result(struct dev_wg *w, long status, const char *body, struc
   int64_t v = 0;
   mx_err rc = MX_OK;
   if (status == 401)
-    rc = mx_fail(MX_ERR_AUTH, err, "agent %s: request not accepted (%s); check the device key", w->device,
+    rc = mx_fail(MX_ERR_AUTH, err, "agent %s: request not accepted (%s); check the device key", device,
                  reason ? reason : "unauthorized");
   else if (status == 413)
-    rc = mx_fail(MX_ERR_TOO_BIG, err, "agent %s: request body over the agent's limit", w->device);
+    rc = mx_fail(MX_ERR_TOO_BIG, err, "agent %s: request body over the agent's limit", device);
   else if (status == 503)
-    rc = mx_fail(MX_ERR_UNAVAILABLE, err, "agent %s: unavailable (%s)", w->device, detail ? detail : "busy");
+    rc = mx_fail(MX_ERR_UNAVAILABLE, err, "agent %s: unavailable (%s)", device, detail ? detail : "busy");
   else if ((status != 200 && status != 403) || !cJSON_IsObject(o))
-    rc = mx_fail(MX_ERR_HTTP, err, "agent %s: unexpected reply, HTTP %ld", w->device, status);
+    rc = mx_fail(MX_ERR_HTTP, err, "agent %s: unexpected reply, HTTP %ld", device, status);
   if (rc)
     goto done;
   r->status = status == 403 ? DEV_REFUSED : parse_status(mx_json_str(o, "status"));
@@ -127,7 +127,7 @@ static mx_err wg_run(struct dev_backend *b, const struct dev_call *call, struct 
   /* Never retried: the agent may have run it even if the reply was lost. */
   rc = dev_wg_http(w, "POST", "/v1/call", body, strlen(body), timeout, call->cancel, &status, &resp, err);
   if (!rc)
-    rc = fill_result(w, status, mx_buf_cstr(&resp), out, err);
+    rc = dev_wg_fill_result(w->device, status, mx_buf_cstr(&resp), out, err);
   out->duration_ms = mx_mono_ms() - t0;
   cJSON_free(body);
   mx_buf_release(&resp);

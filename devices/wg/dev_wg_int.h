@@ -26,6 +26,10 @@ struct dev_wg {
  * cancel (may be NULL) aborts it when it turns non-zero. */
 mx_err dev_wg_http(struct dev_wg *w, const char *method, const char *target, const char *body, size_t n,
                    long timeout_ms, const volatile int *cancel, long *status, struct mx_buf *resp, char *err);
+/* Turns the agent's reply to POST /v1/call (HTTP status and body, as a
+ * possibly compromised device sent them) into r; 401/413/503 and anything
+ * unexpected are errors naming the device. Also run by tests/fuzz. */
+mx_err dev_wg_fill_result(const char *device, long status, const char *body, struct dev_result *r, char *err);
 /* GET with retries for transient failures (idempotent reads only). */
 mx_err dev_wg_get(struct dev_wg *w, const char *target, long timeout_ms, long *status, struct mx_buf *resp,
                   char *err);
