@@ -97,7 +97,9 @@ mx_err mx_device_backend_open(const struct mx_config *cfg, const struct mx_devic
   case MX_BACKEND_SSH: {
     char *kh = d->ssh_known_hosts ? mx_strdup(d->ssh_known_hosts) : mx_path_join(cfg->data_dir, "ssh_known_hosts");
     struct dev_ssh_config c = { .host = d->ssh_host, .port = d->ssh_port, .user = d->ssh_user,
-                                .key_file = d->ssh_key_file, .known_hosts = kh, .device = d->name };
+                                .key_file = d->ssh_key_file, .known_hosts = kh, .device = d->name,
+                                .shell = tools_policy_shell(m),
+                                .check_path = tools_policy_check_path_cb, .check_ctx = m };
     mx_err rc = kh ? dev_ssh_new(&c, out, err) : MX_ERR_NOMEM;
     free(kh);
     return rc;

@@ -1,9 +1,41 @@
-/* devices/dev.c - dev_result helpers shared by every backend. */
+/* devices/dev.c - the served-tool table of every backend kind and the
+ * dev_result helpers they share. */
 #include "dev.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* In-process executors; mxfleet-agent runs exactly these on a wg device. */
+static const char *const local_tools[] = {
+    "fs.read",   "fs.list",  "fs.stat",     "fs.write",  "git.status", "git.log",   "git.diff",   "docker.ps",
+    "docker.logs", "docker.restart", "pkg.list", "pkg.install", "proc.list", "proc.kill", "shell.exec", "shell.eval",
+    NULL};
+/* Over libssh from the bot host: SFTP for fs.*, an exec channel for
+ * shell.*. Reads and plain program runs only; no agent, no writes. */
+static const char *const ssh_tools[] = {"fs.read", "fs.list", "fs.stat", "shell.exec", "shell.eval", NULL};
+
+const char *const dev_backend_kinds[] = {"local", "wg", "ssh", NULL};
+
+const char *const *dev_served_tools(const char *kind)
+{
+  if (!kind)
+    return NULL;
+  if (strcmp(kind, "local") == 0 || strcmp(kind, "wg") == 0)
+    return local_tools;
+  if (strcmp(kind, "ssh") == 0)
+    return ssh_tools;
+  return NULL;
+}
+
+int dev_backend_serves(const struct dev_backend *b, const char *tool)
+{
+  for (const char *const *t = b && tool ? b->tools : NULL; t && *t; t++)
+    if (strcmp(*t, tool) == 0)
+      return 1;
+  return 0;
+}
 
 void dev_result_init(struct dev_result *r)
 {

@@ -23,7 +23,7 @@
 
 struct dev_call {
   const char *request_id; /* unique per call; links backend logs to the audit */
-  const char *tool;       /* catalog name: "fs.read", "shell.exec", "ssh.exec" ... */
+  const char *tool;       /* catalog name: "fs.read", "shell.exec" ... (the same on every backend) */
   const cJSON *args;      /* borrowed; schema-validated */
   int timeout_ms;         /* whole call, from the manifest's per-tool limit */
   size_t max_output;      /* bytes of stdout+stderr kept; the rest is dropped */
@@ -56,8 +56,23 @@ void dev_result_release(struct dev_result *r);
 mx_err dev_result_set(struct dev_result *r, enum dev_status status, const char *fmt, ...) MX_PRINTF(3, 4);
 const char *dev_status_str(enum dev_status s);
 
+/*
+ * The tools a backend kind serves: one name per intent on every backend
+ * ("fs.read" is SFTP on ssh, the agent on wg, in-process on local), so the
+ * transport never shows in tool names, prompts or manifests. NULL-terminated
+ * catalog names; NULL for an unknown kind. Each backend's run() refuses any
+ * other tool, and tools/ offers a device exactly (its manifest ∩ this list).
+ */
+struct dev_backend;
+const char *const *dev_served_tools(const char *backend_kind);
+/* The backend kinds, NULL-terminated, in the order docs list them. */
+extern const char *const dev_backend_kinds[];
+/* 1 when the backend b serves tool (b->tools lists it). */
+int dev_backend_serves(const struct dev_backend *b, const char *tool);
+
 struct dev_backend {
-  const char *name; /* "local", "ssh", "wg" */
+  const char *name;         /* "local", "ssh", "wg" */
+  const char *const *tools; /* dev_served_tools(name): what run() carries out */
   /* MX_OK: the call was carried out or refused by the device and *out says
    * how. An error code: it could not be attempted (transport down, host key
    * changed, auth failed); err says why. */

@@ -1,7 +1,7 @@
 # packaging/install.cmake - what `cmake --install` puts beside the binaries
 # (bot/ and devices/agent/ install those): the read-only data the bot looks
 # up at run time through common/mx_share.c, under share/mxfleet/:
-#   templates/<os>.json   manifest templates for `mxfleet device add`
+#   templates/<os>.json   manifest templates for `mxfleet device add` (<os>-ssh.json for --via ssh)
 #   prompts/device.md     the agent's system prompt template
 #   systemd/*.service     the units; mxfleet-agent.service also goes into
 #                         every `device add --via wg` bundle

@@ -1,8 +1,10 @@
 /*
  * tools/tools_catalog.h - the ONE table of tools: name, description, JSON
- * Schema of the arguments, risk class, which backends support it. It feeds
- * the LLM tool list, `!help` and docs/tools/ (checked by a test), so they
- * cannot drift. Layer: tools/; common/ only.
+ * Schema of the arguments, risk class. One name per intent on every backend;
+ * which backends serve a tool is theirs to declare (dev_served_tools in
+ * devices/dev.h). It feeds the LLM tool list, `!help` and docs/tools/
+ * (checked by a test), so they cannot drift. Layer: tools/ -> devices/dev.h
+ * (the served-tool lists); common/.
  * Ownership: the table is static; returned cJSON is owned (cJSON_Delete).
  */
 #ifndef TOOLS_CATALOG_H
@@ -22,18 +24,12 @@ enum tools_risk {
   TOOLS_RISK_INTERPRETER = 3
 };
 
-/* Backend bits. */
-#define TOOLS_BACKEND_LOCAL 0x1u
-#define TOOLS_BACKEND_WG 0x2u
-#define TOOLS_BACKEND_SSH 0x4u
-
 struct tools_spec {
   const char *name;        /* "fs.read" */
   const char *summary;     /* one line, for !help */
   const char *description; /* for the model and docs */
   const char *schema;      /* JSON Schema text of the arguments */
   enum tools_risk risk;
-  unsigned backends;       /* TOOLS_BACKEND_* */
   const char *policy;      /* how the manifest governs it (docs, !help) */
   const char *errors;      /* tool-specific failures (docs) */
   const char *example;     /* example arguments (JSON) */
@@ -42,12 +38,11 @@ struct tools_spec {
 const struct tools_spec *tools_catalog(size_t *n);
 const struct tools_spec *tools_catalog_find(const char *name);
 const char *tools_risk_str(enum tools_risk r);
-/* Backend bit for a backend name ("local", "wg", "ssh"); 0 if unknown. */
-unsigned tools_backend_bit(const char *backend_name);
 /* Parsed schema of a tool (owned), NULL when the name is unknown. */
 cJSON *tools_catalog_schema(const struct tools_spec *s);
-/* `!help` text: one line per tool the backend supports (mask 0 = all). */
-mx_err tools_catalog_help(unsigned backend_mask, struct mx_buf *out);
+/* `!help` text: one line per catalog tool in served (a NULL-terminated
+ * list such as dev_served_tools("ssh"); NULL = all). */
+mx_err tools_catalog_help(const char *const *served, struct mx_buf *out);
 /* The docs/tools/<name>.md page for a tool (fixed headings: NAME, SYNOPSIS,
  * DESCRIPTION, ARGUMENTS, RISK, BACKENDS, POLICY, ERRORS, EXAMPLE). */
 mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out);

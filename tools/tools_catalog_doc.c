@@ -2,37 +2,54 @@
  * tools/tools_catalog_doc.c - text generated from the catalog table: the
  * `!help` list and the docs/tools/<name>.md pages (fixed headings NAME,
  * SYNOPSIS, DESCRIPTION, ARGUMENTS, RISK, BACKENDS, POLICY, ERRORS, EXAMPLE).
- * Layer: tools/; common/ only.
+ * The BACKENDS lines come from each backend's own served-tool list.
+ * Layer: tools/ -> devices/dev.h; common/.
  */
 #include "tools_catalog.h"
 
 #include <string.h>
 
-mx_err tools_catalog_help(unsigned mask, struct mx_buf *out)
+#include "dev.h"
+
+static int listed(const char *const *list, const char *name)
+{
+  for (; list && *list; list++)
+    if (strcmp(*list, name) == 0)
+      return 1;
+  return 0;
+}
+
+mx_err tools_catalog_help(const char *const *served, struct mx_buf *out)
 {
   size_t n;
   const struct tools_spec *c = tools_catalog(&n);
   mx_err rc = MX_OK;
   for (size_t i = 0; !rc && i < n; i++)
-    if (!mask || (c[i].backends & mask))
+    if (!served || listed(served, c[i].name))
       rc = mx_buf_addf(out, "%-15s %-12s %s\n", c[i].name, tools_risk_str(c[i].risk), c[i].summary);
   return rc;
 }
 
-static mx_err backends_text(unsigned b, struct mx_buf *out)
+/* How each backend carries a tool out, for the docs. */
+static const char *backend_label(const char *kind, const char *tool)
+{
+  if (strcmp(kind, "wg") == 0)
+    return "wg (mxfleet-agent)";
+  if (strcmp(kind, "ssh") == 0)
+    return strncmp(tool, "fs.", 3) == 0 ? "ssh (SFTP)" : "ssh (exec channel)";
+  return kind;
+}
+
+static mx_err backends_text(const char *tool, struct mx_buf *out)
 {
   mx_err rc = MX_OK;
   const char *sep = "";
-  if (b & TOOLS_BACKEND_LOCAL) {
-    rc = mx_buf_addf(out, "%slocal", sep);
+  for (int k = 0; !rc && dev_backend_kinds[k]; k++) {
+    if (!listed(dev_served_tools(dev_backend_kinds[k]), tool))
+      continue;
+    rc = mx_buf_addf(out, "%s%s", sep, backend_label(dev_backend_kinds[k], tool));
     sep = ", ";
   }
-  if (!rc && (b & TOOLS_BACKEND_WG)) {
-    rc = mx_buf_addf(out, "%swg (mxfleet-agent)", sep);
-    sep = ", ";
-  }
-  if (!rc && (b & TOOLS_BACKEND_SSH))
-    rc = mx_buf_addf(out, "%sssh", sep);
   return rc;
 }
 
@@ -82,7 +99,7 @@ mx_err tools_catalog_doc(const struct tools_spec *s, struct mx_buf *out)
   if (!rc)
     rc = mx_buf_addf(out, "\n## RISK\n\n%s\n\n## BACKENDS\n\n", tools_risk_str(s->risk));
   if (!rc)
-    rc = backends_text(s->backends, out);
+    rc = backends_text(s->name, out);
   if (!rc)
     rc = mx_buf_addf(out,
                      "\n\n## POLICY\n\n%s. Calls triggered by voice above read risk always ask for approval. "
@@ -106,7 +123,7 @@ mx_err tools_catalog_doc_index(struct mx_buf *out)
   for (size_t i = 0; !rc && i < n; i++) {
     rc = mx_buf_addf(out, "| [%s](%s.md) | %s | ", c[i].name, c[i].name, tools_risk_str(c[i].risk));
     if (!rc)
-      rc = backends_text(c[i].backends, out);
+      rc = backends_text(c[i].name, out);
     if (!rc)
       rc = mx_buf_addf(out, " | %s |\n", c[i].summary);
   }

@@ -1,7 +1,7 @@
 /*
  * tools/tools_engine.c - engine life cycle, the tool list offered to the
- * model (catalog ∩ backend ∩ manifest), the in-flight registry and the
- * kill switch. Layer: tools/ -> devices/; knows nothing of Matrix.
+ * model (catalog ∩ what the backend serves ∩ what the manifest enables),
+ * the in-flight registry and the kill switch. Layer: tools/ -> devices/; knows nothing of Matrix.
  */
 #include "tools_engine_int.h"
 
@@ -12,13 +12,30 @@
 #include "mx_log.h"
 #include "mx_util.h"
 
+/* A manifest may enable more than the backend serves (one manifest moved
+ * between backends); those tools are not offered, and the log says so
+ * once, so an empty tool list never goes unexplained. */
+static void warn_unserved(const struct tools_engine *e)
+{
+  size_t n;
+  const struct tools_spec *c = tools_catalog(&n);
+  struct mx_buf names = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  mx_err rc = MX_OK;
+  for (size_t i = 0; !rc && i < n; i++)
+    if (tools_policy_enabled(e->o.manifest, c[i].name) && !dev_backend_serves(e->o.backend, c[i].name))
+      rc = mx_buf_addf(&names, "%s%s", names.len ? ", " : "", c[i].name);
+  if (!rc && names.len)
+    mx_warn(e->device, "manifest enables %s, which the %s backend does not serve: not offered", mx_buf_cstr(&names),
+            e->o.backend->name);
+  mx_buf_release(&names);
+}
+
 mx_err tools_engine_new(const struct tools_engine_opts *o, struct tools_engine **out, char *err)
 {
   if (!o || !o->device || !o->manifest || !o->backend || !o->audit || !o->approvals)
     return mx_fail(MX_ERR_INVALID, err, "tools engine: device, manifest, backend, audit and approvals are required");
-  unsigned bit = tools_backend_bit(o->backend->name);
-  if (!bit)
-    return mx_fail(MX_ERR_INVALID, err, "tools engine: backend: expected 'local', 'wg' or 'ssh', got '%s'",
+  if (!o->backend->tools)
+    return mx_fail(MX_ERR_INVALID, err, "tools engine: backend '%s' declares no served tools",
                    o->backend->name ? o->backend->name : "(null)");
   struct tools_engine *e = calloc(1, sizeof(*e));
   if (!e || !(e->device = mx_strdup(o->device))) {
@@ -27,8 +44,8 @@ mx_err tools_engine_new(const struct tools_engine_opts *o, struct tools_engine *
   }
   e->o = *o;
   e->o.device = e->device;
-  e->backend_bit = bit;
   pthread_mutex_init(&e->mu, NULL);
+  warn_unserved(e);
   *out = e;
   return MX_OK;
 }
@@ -70,7 +87,7 @@ cJSON *tools_engine_specs(struct tools_engine *e)
   const struct tools_spec *c = tools_catalog(&n);
   cJSON *arr = cJSON_CreateArray();
   for (size_t i = 0; arr && i < n; i++) {
-    if (!(c[i].backends & e->backend_bit) || !tools_policy_enabled(e->o.manifest, c[i].name))
+    if (!dev_backend_serves(e->o.backend, c[i].name) || !tools_policy_enabled(e->o.manifest, c[i].name))
       continue;
     cJSON *o = cJSON_CreateObject();
     cJSON *schema = tools_catalog_schema(&c[i]);

@@ -218,7 +218,7 @@ mx_err tools_engine_call(struct tools_engine *e, const struct tools_origin *orig
 {
   outcome_init(out);
   const struct tools_spec *spec = tools_catalog_find(tool);
-  if (!spec || !(spec->backends & e->backend_bit) || !tools_policy_enabled(e->o.manifest, tool)) {
+  if (!spec || !dev_backend_serves(e->o.backend, spec->name) || !tools_policy_enabled(e->o.manifest, tool)) {
     engine_outcome(e, out, TOOLS_OUT_DENIED, "tool '%.100s' is not available on %s", tool ? tool : "", e->device);
     return MX_OK;
   }
@@ -270,7 +270,7 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
   struct tools_policy_result pr;
   char cerr[MX_ERRBUF_LEN];
   mx_err rc = MX_OK;
-  if (!spec || !args || !(spec->backends & e->backend_bit)) {
+  if (!spec || !args || !dev_backend_serves(e->o.backend, spec->name)) {
     engine_outcome(e, out, TOOLS_OUT_FAILED, "action %s: stored call is not runnable here", p->id);
   } else if ((rc = tools_policy_check(e->o.manifest, spec->name, args, &pr, err)) == MX_OK) {
     c.limits = pr.limits;

@@ -22,7 +22,6 @@ struct inflight {
 struct tools_engine {
   struct tools_engine_opts o;
   char *device;
-  unsigned backend_bit;
   pthread_mutex_t mu;      /* guards the in-flight list */
   struct inflight *active;
 };

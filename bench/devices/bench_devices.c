@@ -1,6 +1,6 @@
 /*
  * bench_devices.c - tool-call latency per backend:
- *   ssh DIR N  ssh.exec ["true"] over the reused libssh session vs a fresh
+ *   ssh DIR N  shell.exec ["true"] over the reused libssh session vs a fresh
  *              `ssh -o BatchMode=yes host true` per call; prints the ratio
  *   wg DIR N   fs.read, shell.exec ["/bin/echo", "x"] and GET /v1/health through the
  *              WireGuard tunnel to mxfleet-agent (run in the hub namespace)
@@ -99,10 +99,10 @@ static int bench_ssh(const char *dir, int n)
   if (dev_ssh_new(&c, &b, err))
     return fprintf(stderr, "%s\n", err), 1;
   int64_t *reused = calloc((size_t)n, sizeof(int64_t)), *fresh = calloc((size_t)n, sizeof(int64_t));
-  int ok = reused && fresh && run_call(b, "ssh.exec", "{\"argv\":[\"true\"]}"); /* connect outside the timing */
+  int ok = reused && fresh && run_call(b, "shell.exec", "{\"argv\":[\"true\"]}"); /* connect outside the timing */
   for (int i = 0; ok && i < n; i++) {
     int64_t t0 = now_us();
-    ok = run_call(b, "ssh.exec", "{\"argv\":[\"true\"]}");
+    ok = run_call(b, "shell.exec", "{\"argv\":[\"true\"]}");
     reused[i] = now_us() - t0;
   }
   for (int i = 0; ok && i < n; i++) {
@@ -112,7 +112,7 @@ static int bench_ssh(const char *dir, int n)
   }
   if (ok) {
     double r = mean_us(fresh, n) / mean_us(reused, n);
-    report("ssh reused session, ssh.exec true", reused, n);
+    report("ssh reused session, shell.exec true", reused, n);
     report("fresh `ssh -o BatchMode=yes` true", fresh, n);
     printf("ratio fresh/reused (mean): %.1fx (target >= 20x)\n", r);
   }

@@ -1,6 +1,6 @@
 /*
  * devices/local/dev_local.c - the "local" backend: dispatches a call to the
- * capability handlers and times it. Unknown and ssh.* tools are refused.
+ * capability handlers and times it. Tools it does not serve are refused.
  * Layer: devices/; common/ only.
  */
 #include "dev_local_int.h"
@@ -59,6 +59,7 @@ mx_err dev_local_new(const struct dev_local_opts *o, struct dev_backend **out, c
   if (o)
     l->o = *o;
   l->base.name = "local";
+  l->base.tools = dev_served_tools("local");
   l->base.run = local_run;
   l->base.health = local_health;
   l->base.destroy = local_destroy;

@@ -145,6 +145,8 @@ static mx_err ctx_init(struct prov_ctx *c, const struct dev_prov_add_opts *o, ch
                    o->name ? o->name : "");
   if (strcmp(c->os, "linux") && strcmp(c->os, "macos") && strcmp(c->os, "windows"))
     return mx_fail(MX_ERR_INVALID, err, "--os: expected linux, macos or windows, got '%s'", c->os);
+  if (o->via == DEV_PROV_VIA_WG && strcmp(c->os, "windows") == 0)
+    return mx_fail(MX_ERR_INVALID, err, "--os windows: mxfleet-agent does not run on Windows; onboard it --via ssh");
   mx_err rc = prov_cfg_load(o->config_path, &c->cfg, err);
   if (!rc)
     rc = parse_target(c, o->ssh_target, err);

@@ -1,6 +1,8 @@
 /*
  * prov_step_files.c - the shared file steps of onboarding: the device's manifest (copied
- * from the OS template tools/templates/<os>.json) and prompt file under
+ * from the template for its OS and backend: tools/templates/<os>.json for the
+ * agent, <os>-ssh.json over SSH; every tool it enables must be one the
+ * backend serves, so a fresh device never starts with no tools) and prompt file under
  * data_dir, and its entry in the config file, added by a text edit (temp +
  * rename, same mode) that keeps every other byte. Undo restores the config's
  * original bytes when nobody changed it since. Layer: devices/provision.
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dev.h"
 #include "mx_json.h"
 #include "mx_share.h"
 #include "mx_util.h"
@@ -23,9 +26,36 @@ static char *template_path(struct prov_ctx *c, int prompt)
   char *dir = prompt ? mx_share_dir(MX_SHARE_PROMPTS)
                      : c->o->templates_dir ? mx_strdup(c->o->templates_dir) : mx_share_dir(MX_SHARE_TEMPLATES);
   struct mx_buf b = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  mx_err rc = !dir ? MX_ERR_NOMEM : prompt ? mx_buf_addf(&b, "%s/device.md", dir) : mx_buf_addf(&b, "%s/%s.json", dir, c->os);
+  mx_err rc = !dir      ? MX_ERR_NOMEM
+              : prompt ? mx_buf_addf(&b, "%s/device.md", dir)
+                       : mx_buf_addf(&b, "%s/%s%s.json", dir, c->os, c->o->via == DEV_PROV_VIA_WG ? "" : "-ssh");
   free(dir);
   return rc ? NULL : mx_buf_take(&b);
+}
+
+/* Every tool the template enables must be served by the device's backend. */
+static mx_err check_served(struct prov_ctx *c, const char *path, const struct mx_buf *text, char *err)
+{
+  const char *kind = c->o->via == DEV_PROV_VIA_WG ? "wg" : "ssh";
+  const char *const *served = dev_served_tools(kind);
+  cJSON *j = cJSON_ParseWithLength(text->buf ? text->buf : "", text->len);
+  const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+  mx_err rc = cJSON_IsObject(tools) ? MX_OK
+                                    : mx_fail(MX_ERR_CONFIG, err, "manifest template '%s': expected a JSON object with "
+                                              "\"tools\"", path);
+  const cJSON *list = rc ? NULL : tools, *t;
+  cJSON_ArrayForEach(t, list) {
+    int ok = 0;
+    for (const char *const *s = served; s && *s && !ok; s++)
+      ok = strcmp(*s, t->string) == 0;
+    if (!ok) {
+      rc = mx_fail(MX_ERR_CONFIG, err, "manifest template '%s': tools.%s: the %s backend does not serve it "
+                   "(it serves only what docs/tools/README.md lists for %s); remove it", path, t->string, kind, kind);
+      break;
+    }
+  }
+  cJSON_Delete(j);
+  return rc;
 }
 
 static mx_err read_template(struct prov_ctx *c, int prompt, struct mx_buf *out, char *err)
@@ -36,7 +66,8 @@ static mx_err read_template(struct prov_ctx *c, int prompt, struct mx_buf *out, 
   mx_err rc = mx_file_read(p, MX_BUF_MAX_SMALL, out, err);
   if (rc == MX_ERR_NOT_FOUND)
     rc = mx_fail(rc, err, "%s template '%s' is missing (%s)", prompt ? "prompt" : "manifest", p,
-                 prompt ? "pass --prompt-template FILE" : "pass --templates DIR");
+                 prompt ? "pass --prompt-template FILE"
+                        : "<os>.json is the template for --via wg, <os>-ssh.json for --via ssh; or pass --templates DIR");
   free(p);
   return rc;
 }

@@ -8,13 +8,21 @@
  * changed key fails with MX_ERR_TAMPERED so the caller can alert. Public-key
  * authentication only. Layer: devices/; calls common/ and libssh only.
  *
- * Tools (args are borrowed cJSON, schema-checked by tools/ beforehand):
- *   ssh.exec / shell.exec  {"argv": ["cmd", "arg"...]}  each word single-quoted
- *   shell.eval             {"command": "..."}  passed to the remote shell as is;
- *                          only ever called when the manifest allows shell.eval
- *   ssh.fs_read            {"path": "/abs", "max_bytes"?: N}   over SFTP
- *   ssh.fs_list            {"path": "/abs", "max_entries"?: N} over SFTP;
- *                          out holds a JSON array of {name,type,size,mode,mtime}
+ * Tools: the catalog's names, as for every backend (dev_served_tools("ssh");
+ * args are borrowed cJSON, schema-checked by tools/ beforehand):
+ *   shell.exec  {"argv": [...], "cwd"?: "/abs"}  each word quoted for the
+ *               declared remote shell (dev_ssh_quote.h); before the first
+ *               one in a session the shell's probe must print what the
+ *               declared shell prints, else shell.exec is refused
+ *   shell.eval  {"command": "..."}  passed to the remote shell as is; only
+ *               ever called when the manifest allows shell.eval
+ *   fs.read     {"path": "/abs", "offset"?: N, "max_bytes"?: N}   over SFTP
+ *   fs.list     {"path": "/abs"} over SFTP: a JSON array of {name,type,size}
+ *               sorted by name, as the local backend prints it
+ *   fs.stat     {"path": "/abs"} over SFTP (lstat): {type,size,mode,uid,gid,mtime}
+ * Paths are confined by the caller's check_path callback after the server
+ * resolved them (SFTP realpath), so a symlink on the host cannot lead a
+ * read out of the manifest's roots.
  */
 #ifndef DEV_SSH_H
 #define DEV_SSH_H
@@ -29,6 +37,13 @@ struct dev_ssh_config {
   const char *known_hosts; /* pinned keys, usually <data_dir>/ssh_known_hosts */
   int connect_timeout_ms;  /* 0 means 10000 */
   const char *device;      /* label for log lines; may be NULL */
+  const char *shell;       /* remote login shell: "posix" (NULL), "fish", "cmd", "powershell"; other: unknown */
+  /* Confines a resolved remote path (fs.*): MX_OK when it lies under a
+   * readable root, else MX_ERR_DENIED with the reason in err. NULL: every
+   * fs.* call is refused. Wired to the manifest by the caller, like the
+   * local backend's open_path. */
+  mx_err (*check_path)(void *ctx, const char *path, char *err);
+  void *check_ctx;
 };
 
 /* Copies cfg (strings included); connects lazily on the first call. */

@@ -28,9 +28,10 @@ void dev_ssh_disconnect(ssh_session s);
 mx_err dev_ssh_exec(ssh_session s, const char *cmd, const struct dev_call *call, struct dev_result *r, int *retry,
                     char *err);
 
-/* SFTP tools; same *retry rule. */
-mx_err dev_ssh_fs_read(ssh_session s, const struct dev_call *call, struct dev_result *r, int *retry, char *err);
-mx_err dev_ssh_fs_list(ssh_session s, const struct dev_call *call, struct dev_result *r, int *retry, char *err);
+/* fs.read, fs.list, fs.stat over SFTP, paths confined by cfg->check_path;
+ * same *retry rule. */
+mx_err dev_ssh_fs(ssh_session s, const struct dev_ssh_config *cfg, const struct dev_call *call, struct dev_result *r,
+                  int *retry, char *err);
 
 /* Keeps at most what is left of the call's output cap; sets r->truncated
  * when bytes were dropped. *kept counts stdout+stderr together. */

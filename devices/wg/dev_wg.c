@@ -118,6 +118,8 @@ static mx_err wg_run(struct dev_backend *b, const struct dev_call *call, struct 
   mx_err rc;
   if (!call->tool)
     return mx_fail(MX_ERR_INVALID, err, "wg: call without a tool name");
+  if (!dev_backend_serves(b, call->tool))
+    return dev_result_set(out, DEV_REFUSED, "tool '%s' is not served by the wg backend", call->tool);
   char *body = request_body(call, &rc);
   if (!body)
     return mx_fail(rc, err, "wg %s: cannot encode the call", call->tool);
@@ -185,6 +187,7 @@ mx_err dev_wg_new(const struct dev_wg_config *cfg, struct dev_backend **out, cha
   w->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
   w->checks = cfg->audit_checks;
   w->base.name = "wg";
+  w->base.tools = dev_served_tools("wg");
   w->base.run = wg_run;
   w->base.health = wg_health;
   w->base.destroy = wg_destroy;

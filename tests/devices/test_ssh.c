@@ -2,7 +2,8 @@
  * test_ssh.c - the ssh backend against real sshd instances started by the
  * sshd-fixture (MXF_SSHD_DIR): pinning, exit codes and signals, timeout,
  * output cap, quoting corpus, changed host key, password-only server,
- * session reuse counted in sshd's own log, SFTP caps.
+ * session reuse counted in sshd's own log, SFTP caps, fs.* paths confined
+ * after the host resolved them, the declared-shell probe.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "dev_ssh.h"
+#include "mx_json.h"
 #include "mx_util.h"
 
 static char dir[512]; /* the fixture directory */
@@ -42,12 +44,25 @@ static int read_int(const char *name)
   return v;
 }
 
+/* The readable root of these tests: DIR/sftp (component prefix). */
+static mx_err under_sftp_dir(void *ctx, const char *path, char *err)
+{
+  (void)ctx;
+  char root[600];
+  path_in(root, sizeof(root), "sftp");
+  size_t n = strlen(root);
+  if (strncmp(path, root, n) == 0 && (path[n] == '/' || !path[n]))
+    return MX_OK;
+  return mx_fail(MX_ERR_DENIED, err, "path '%s' is outside every readable root", path);
+}
+
 static struct dev_ssh_config config(int p, const char *known_hosts)
 {
   static char key[600];
   path_in(key, sizeof(key), "user_ed25519");
   struct dev_ssh_config c = {.host = "127.0.0.1", .port = p, .user = "mxfleet-test", .key_file = key,
-                             .known_hosts = known_hosts, .connect_timeout_ms = 5000, .device = "test"};
+                             .known_hosts = known_hosts, .connect_timeout_ms = 5000, .device = "test",
+                             .check_path = under_sftp_dir};
   return c;
 }
 
@@ -78,7 +93,7 @@ static mx_err run_argv(struct dev_backend *b, const char *const *argv, int timeo
   cJSON *a = cJSON_AddArrayToObject(args, "argv");
   for (int i = 0; argv[i]; i++)
     cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
-  struct dev_call call = {.request_id = "t", .tool = "ssh.exec", .args = args, .timeout_ms = timeout_ms,
+  struct dev_call call = {.request_id = "t", .tool = "shell.exec", .args = args, .timeout_ms = timeout_ms,
                           .max_output = cap};
   dev_result_init(r);
   mx_err rc = b->run(b, &call, r, err);
@@ -233,9 +248,11 @@ static void quoting_corpus(void **state)
   assert_memory_equal(r.out.buf, want.buf, want.len);
   assert_int_equal(access(marker, F_OK), -1);
   dev_result_release(&r);
-  /* Invalid UTF-8 never reaches the host. */
+  /* Invalid UTF-8 never reaches the host: refused before anything is sent. */
   const char *bad[] = {"echo", "\xc3\x28", NULL};
-  assert_int_equal(run_argv(b, bad, 5000, 100, &r, err), MX_ERR_INVALID);
+  assert_int_equal(run_argv(b, bad, 5000, 100, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_REFUSED);
+  assert_non_null(strstr(r.detail, "expected valid UTF-8"));
   dev_result_release(&r);
   b->destroy(b);
   mx_buf_release(&want);
@@ -393,7 +410,7 @@ static void sftp_caps(void **state)
   cJSON *args = cJSON_CreateObject();
   cJSON_AddStringToObject(args, "path", f);
   cJSON_AddNumberToObject(args, "max_bytes", 4);
-  struct dev_call call = {.request_id = "s", .tool = "ssh.fs_read", .args = args, .timeout_ms = 5000,
+  struct dev_call call = {.request_id = "s", .tool = "fs.read", .args = args, .timeout_ms = 5000,
                           .max_output = 4096};
   dev_result_init(&r);
   assert_int_equal(b->run(b, &call, &r, err), MX_OK);
@@ -402,29 +419,144 @@ static void sftp_caps(void **state)
   assert_true(r.truncated);
   dev_result_release(&r);
   cJSON_Delete(args);
+  /* offset, as on the local backend */
+  args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "path", f);
+  cJSON_AddNumberToObject(args, "offset", 7);
+  call.args = args;
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  assert_string_equal(mx_buf_cstr(&r.out), "789");
+  assert_false(r.truncated);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  /* fs.list prints what the local backend prints: [{name,type,size}] by name */
   args = cJSON_CreateObject();
   cJSON_AddStringToObject(args, "path", sub);
-  cJSON_AddNumberToObject(args, "max_entries", 3);
-  call.tool = "ssh.fs_list";
+  call.tool = "fs.list";
   call.args = args;
   dev_result_init(&r);
   assert_int_equal(b->run(b, &call, &r, err), MX_OK);
   cJSON *list = cJSON_Parse(mx_buf_cstr(&r.out));
-  assert_int_equal(cJSON_GetArraySize(list), 3);
-  assert_true(r.truncated);
+  assert_true(cJSON_GetArraySize(list) >= 5);
+  assert_string_equal(mx_json_str(cJSON_GetArrayItem(list, 0), "name"), "f0");
+  assert_string_equal(mx_json_str(cJSON_GetArrayItem(list, 4), "name"), "f4");
+  assert_string_equal(mx_json_str(cJSON_GetArrayItem(list, 0), "type"), "file");
   cJSON_Delete(list);
+  dev_result_release(&r);
+  /* fs.stat */
+  call.tool = "fs.stat";
+  cJSON_ReplaceItemInObject(args, "path", cJSON_CreateString(f));
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  cJSON *st = cJSON_Parse(mx_buf_cstr(&r.out));
+  assert_string_equal(mx_json_str(st, "type"), "file");
+  assert_string_equal(mx_json_str(st, "mode"), "0644");
+  cJSON_Delete(st);
   dev_result_release(&r);
   cJSON_Delete(args);
   args = cJSON_Parse("{\"path\":\"/nonexistent/mxf\"}");
-  call.tool = "ssh.fs_read";
+  call.tool = "fs.read";
   call.args = args;
   dev_result_init(&r);
   assert_int_equal(b->run(b, &call, &r, err), MX_OK);
-  assert_int_equal(r.status, DEV_FAILED);
-  assert_non_null(strstr(r.detail, "no such file"));
+  assert_true(r.status == DEV_FAILED || r.status == DEV_REFUSED);
   dev_result_release(&r);
   cJSON_Delete(args);
   assert_int_equal(dev_ssh_connect_count(b), 1);
+  b->destroy(b);
+}
+
+/* A symlink under the root that points out of it, and a '..' walk: the
+ * host resolves them, the resolved path is checked, nothing is read. */
+static void sftp_confined(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], sub[600], link[700], outside[700], dotdot[700];
+  path_in(sub, sizeof(sub), "sftp");
+  assert_int_equal(mx_mkdir_p(sub, 0755, err), MX_OK);
+  path_in(outside, sizeof(outside), "outside.txt");
+  assert_int_equal(mx_file_write(outside, "secret\n", 7, 0644, err), MX_OK);
+  snprintf(link, sizeof(link), "%s/escape", sub);
+  unlink(link);
+  assert_int_equal(symlink(outside, link), 0);
+  snprintf(dotdot, sizeof(dotdot), "%s/../outside.txt", sub);
+  struct dev_backend *b = backend(port, kh);
+  const char *paths[] = {link, dotdot};
+  for (int i = 0; i < 2; i++) {
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "path", paths[i]);
+    struct dev_call call = {.request_id = "c", .tool = "fs.read", .args = args, .timeout_ms = 5000, .max_output = 4096};
+    struct dev_result r;
+    dev_result_init(&r);
+    assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+    assert_int_equal(r.status, DEV_REFUSED);
+    assert_null(strstr(mx_buf_cstr(&r.out), "secret"));
+    assert_non_null(strstr(r.detail, "outside every readable root"));
+    dev_result_release(&r);
+    cJSON_Delete(args);
+  }
+  b->destroy(b);
+  /* no check_path wired: fs.* is refused outright */
+  struct dev_ssh_config c = config(port, kh);
+  c.check_path = NULL;
+  assert_int_equal(dev_ssh_new(&c, &b, err), MX_OK);
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddStringToObject(args, "path", outside);
+  struct dev_call call = {.request_id = "c", .tool = "fs.read", .args = args, .timeout_ms = 5000, .max_output = 4096};
+  struct dev_result r;
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_REFUSED);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  b->destroy(b);
+}
+
+/* The account's login shell is /bin/sh: declared as fish, cmd or
+ * powershell, or as an unknown shell, shell.exec runs nothing (the probe
+ * prints something else); declared posix, it runs. The old tool names are
+ * not served. */
+static void declared_shell_probe(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN], marker[64];
+  /* /tmp: a place the test user can write */
+  snprintf(marker, sizeof(marker), "/tmp/mxf-probe-%d", (int)getpid());
+  const char *shells[] = {"fish", "cmd", "powershell", "tcsh"};
+  for (int i = 0; i < 4; i++) {
+    struct dev_ssh_config c = config(port, kh);
+    c.shell = shells[i];
+    struct dev_backend *b = NULL;
+    assert_int_equal(dev_ssh_new(&c, &b, err), MX_OK);
+    struct dev_result r;
+    unlink(marker);
+    const char *argv[] = {"/usr/bin/touch", marker, NULL};
+    assert_int_equal(run_argv(b, argv, 5000, 4096, &r, err), MX_OK);
+    assert_int_equal(r.status, DEV_REFUSED);
+    assert_int_equal(access(marker, F_OK), -1);
+    if (i < 3)
+      assert_non_null(strstr(r.detail, "does not parse like"));
+    else
+      assert_non_null(strstr(r.detail, "not known"));
+    dev_result_release(&r);
+    b->destroy(b);
+  }
+  struct dev_backend *b = backend(port, kh);
+  struct dev_result r;
+  const char *argv[] = {"/usr/bin/touch", marker, NULL};
+  assert_int_equal(run_argv(b, argv, 5000, 4096, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  assert_int_equal(access(marker, F_OK), 0);
+  unlink(marker);
+  dev_result_release(&r);
+  cJSON *args = cJSON_Parse("{\"argv\":[\"/bin/true\"]}");
+  struct dev_call call = {.request_id = "o", .tool = "ssh.exec", .args = args, .timeout_ms = 5000, .max_output = 64};
+  dev_result_init(&r);
+  assert_int_equal(b->run(b, &call, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_REFUSED);
+  dev_result_release(&r);
+  cJSON_Delete(args);
   b->destroy(b);
 }
 
@@ -436,6 +568,7 @@ int main(void)
       cmocka_unit_test(quoting_corpus),   cmocka_unit_test(changed_host_key),
       cmocka_unit_test(password_only_refused), cmocka_unit_test(ten_calls_one_connection),
       cmocka_unit_test(sftp_caps),        cmocka_unit_test(reconnects_after_drop),
+      cmocka_unit_test(sftp_confined),    cmocka_unit_test(declared_shell_probe),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -60,7 +60,7 @@ static void unknown_tool_refused_without_connecting(void **state)
   dev_result_init(&r);
   assert_int_equal(b->run(b, &call, &r, err), MX_OK);
   assert_int_equal(r.status, DEV_REFUSED);
-  assert_string_equal(r.detail, "tool 'fs.write' is not available over ssh");
+  assert_string_equal(r.detail, "tool 'fs.write' is not served by the ssh backend");
   assert_int_equal(dev_ssh_connect_count(b), 0);
   dev_result_release(&r);
   b->destroy(b);

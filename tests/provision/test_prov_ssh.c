@@ -149,7 +149,7 @@ static int group_setup(void **state)
   register_user(local, 1, W.admin_token, sizeof(W.admin_token));
   assert_int_equal(mx_mkdir_p(W.templates, 0700, err), MX_OK);
   assert_int_equal(mx_mkdir_p(W.empty_templates, 0700, err), MX_OK);
-  write_text(W.templates, "linux.json", "{\"tools\": {\"fs.read\": \"allow\"}}\n");
+  write_text(W.templates, "linux-ssh.json", "{\"tools\": {\"fs.read\": \"allow\"}}\n");
   write_configs();
   pt_matrix_ops(&W.m, &W.ops);
   return 0;
@@ -483,8 +483,20 @@ static void test_missing_template_fails_clearly(void **state)
   char *cfg0 = read_all(W.config), *files0 = file_list();
   assert_int_equal(add(W.config, name, W.empty_templates, 0, &out, err), MX_ERR_NOT_FOUND);
   assert_non_null(strstr(err, "manifest template '"));
-  assert_non_null(strstr(err, "/linux.json' is missing"));
+  assert_non_null(strstr(err, "/linux-ssh.json' is missing"));
   free(out);
+  /* a template enabling a tool the ssh backend does not serve is refused:
+   * the device would start without it */
+  out = NULL;
+  char name2[32];
+  name_for(name2, sizeof(name2), "unserved");
+  write_text(W.empty_templates, "linux-ssh.json", "{\"tools\": {\"fs.read\": {}, \"fs.write\": {}}}\n");
+  assert_int_equal(add(W.config, name2, W.empty_templates, 0, &out, err), MX_ERR_CONFIG);
+  assert_non_null(strstr(err, "tools.fs.write: the ssh backend does not serve it"));
+  free(out);
+  char p[600];
+  snprintf(p, sizeof(p), "%s/linux-ssh.json", W.empty_templates);
+  unlink(p);
   char *cfg1 = read_all(W.config), *files1 = file_list();
   assert_string_equal(cfg0, cfg1);
   assert_string_equal(files0, files1);
@@ -648,7 +660,7 @@ static void test_without_callbacks_steps_say_skipped(void **state)
   W.ops = saved;
   assert_int_equal(rc, MX_OK);
   char p[512];
-  snprintf(p, sizeof(p), "%s/tools/templates/linux.json", getenv("MXF_PROV_SRC"));
+  snprintf(p, sizeof(p), "%s/tools/templates/linux-ssh.json", getenv("MXF_PROV_SRC")); /* --via ssh */
   char *want = read_all(p);
   snprintf(p, sizeof(p), "%s/manifests/%s.json", W.data, name);
   char *got = read_all(p);

@@ -264,7 +264,7 @@ static void test_backend_exec_and_proc(void **state)
   call(f, "proc.kill", "{\"pid\":1%.0s%s}", "", &r);
   assert_int_equal(r.status, DEV_REFUSED);
   dev_result_release(&r);
-  call(f, "ssh.exec", "{\"argv\":[\"%s%s\"]}", "", &r);
+  call(f, "ssh.exec", "{\"argv\":[\"%s%s\"]}", "", &r); /* not a tool any more: refused */
   assert_int_equal(r.status, DEV_REFUSED);
   dev_result_release(&r);
 }

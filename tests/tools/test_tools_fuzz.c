@@ -74,7 +74,7 @@ static void test_tool_args(void **state)
   char err[MX_ERRBUF_LEN];
   cJSON *mj = cJSON_Parse("{\"version\":1,\"paths\":{\"read\":[\"/var/log\"],\"write\":[\"/tmp/x\"]},"
                           "\"commands\":{\"allow\":[{\"argv0\":\"/bin/cat\",\"args\":[\"/var/log/*\"]}]},"
-                          "\"tools\":{\"fs.read\":{},\"fs.write\":{},\"shell.exec\":{},\"ssh.exec\":{},\"proc.kill\":{}}}");
+                          "\"tools\":{\"fs.read\":{},\"fs.write\":{},\"shell.exec\":{},\"fs.list\":{},\"proc.kill\":{}}}");
   struct tools_manifest *m = NULL;
   assert_int_equal(tools_policy_parse(mj, "fuzz.json", &m, err), MX_OK);
   cJSON_Delete(mj);
@@ -105,7 +105,7 @@ static void test_manifests(void **state)
 {
   (void)state;
   static const char *const seeds[] = {
-      "{\"version\":1,\"platform\":\"windows\",\"paths\":{\"read\":[\"C:\\\\data\"]},\"tools\":{\"ssh.fs_read\":{}}}",
+      "{\"version\":1,\"platform\":\"windows\",\"paths\":{\"read\":[\"C:\\\\data\"]},\"tools\":{\"fs.read\":{}}}",
       "{\"version\":1,\"paths\":{\"read\":[\"/a\",\"/b/c\"],\"write\":[\"/b/c/d\"]},\"commands\":{\"deny\":[{\"argv0\":\"/bin/rm\"}],"
       "\"ask\":[{\"argv0\":\"/bin/sh\",\"args\":[\"-c\",\"*\"]}],\"allow\":[{\"argv0\":\"/bin/ls\",\"args\":[],\"rest\":\"-*\"}]},"
       "\"tools\":{\"fs.read\":{\"timeout_ms\":5},\"shell.exec\":{},\"shell.eval\":{\"approval\":\"ask\"}},\"defaults\":{\"max_output\":10}}",

@@ -327,8 +327,8 @@ static void test_swap_race_fallback(void **state)
 static void test_templates_load(void **state)
 {
   (void)state;
-  static const char *const names[] = {"linux", "macos", "windows"};
-  for (int i = 0; i < 3; i++) {
+  static const char *const names[] = {"linux", "macos", "linux-ssh", "macos-ssh", "windows-ssh"};
+  for (int i = 0; i < 5; i++) {
     char p[512], err[MX_ERRBUF_LEN];
     snprintf(p, sizeof(p), "%s/tools/templates/%s.json", MXFLEET_SOURCE_DIR, names[i]);
     struct tools_manifest *m = NULL;

@@ -86,6 +86,15 @@ mx_err tools_policy_open(const struct tools_manifest *m, const char *path, enum 
  * opts.open_path = tools_policy_open_cb; opts.open_ctx = manifest. */
 mx_err tools_policy_open_cb(void *manifest, const char *path, int write, int flags, mode_t mode, int *fd, char *err);
 
+/* A lexical check of path against the readable roots in the shape of
+ * devices/ssh's check_path: MX_OK inside, MX_ERR_DENIED (reason in err)
+ * outside. The ssh backend calls it with the path the host resolved. */
+mx_err tools_policy_check_path_cb(void *manifest, const char *path, char *err);
+
+/* The remote login shell the manifest declares ("shell"; default "posix",
+ * "cmd" for platform windows): "posix", "fish", "cmd" or "powershell". */
+const char *tools_policy_shell(const struct tools_manifest *m);
+
 /* Tests: 1 forces the no-openat2 fallback path (process-wide). */
 void tools_policy_force_fallback(int on);
 

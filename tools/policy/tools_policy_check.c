@@ -10,6 +10,7 @@
 #include "tools_policy_int.h"
 
 #include <fnmatch.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,20 @@ static const struct policy_kind_entry kinds[] = {
     {"pkg.list", PK_PLAIN, NULL, 0},          {"pkg.install", PK_PLAIN, NULL, 1},
     {"proc.list", PK_PLAIN, NULL, 0},         {"proc.kill", PK_PLAIN, NULL, 1},
     {"shell.exec", PK_COMMAND, "argv", 0},    {"shell.eval", PK_EVAL, "command", 1},
-    {"ssh.exec", PK_COMMAND, "argv", 0},      {"ssh.fs_read", PK_PATH_READ, "path", 0},
-    {"ssh.fs_list", PK_PATH_READ, "path", 0},
 };
+
+/* Names of earlier releases, when SSH had tools of its own: a manifest
+ * naming one fails to load with the name to use instead. */
+static const char *const renamed[][2] = {
+    {"ssh.exec", "shell.exec"}, {"ssh.fs_read", "fs.read"}, {"ssh.fs_list", "fs.list"}};
+
+const char *policy_renamed_tool(const char *old)
+{
+  for (size_t i = 0; old && i < sizeof(renamed) / sizeof(renamed[0]); i++)
+    if (strcmp(renamed[i][0], old) == 0)
+      return renamed[i][1];
+  return NULL;
+}
 
 const struct policy_kind_entry *policy_kind_of(const char *tool)
 {
@@ -61,6 +73,21 @@ static const char *const interpreters[] = {
     "aptitude", "rpm", "yum", "dnf", "zypper", "pip*", "npm", "npx", "yarn", "gem", "cargo", "go", "cc",
     "gcc*", "clang*", NULL};
 
+/* Windows programs that run scripts or other programs; matched like the
+ * list above, after a Windows extension is dropped. */
+static const char *const windows_interpreters[] = {
+    "wsl", "wslhost", "cscript", "wscript", "mshta", "rundll32", "regsvr32", "msiexec", "forfiles",
+    "schtasks", "runas", "conhost", "msbuild", "installutil", "certutil", "bitsadmin", "wmic", "powershell_ise",
+    NULL};
+
+static int listed(const char *const *list, const char *base)
+{
+  for (int i = 0; list[i]; i++)
+    if (fnmatch(list[i], base, FNM_CASEFOLD) == 0)
+      return 1;
+  return 0;
+}
+
 int tools_policy_is_interpreter(const char *argv0)
 {
   if (!argv0)
@@ -69,10 +96,21 @@ int tools_policy_is_interpreter(const char *argv0)
   for (const char *p = argv0; *p; p++)
     if (*p == '/' || *p == '\\')
       base = p + 1;
-  for (int i = 0; interpreters[i]; i++)
-    if (fnmatch(interpreters[i], base, FNM_CASEFOLD) == 0)
-      return 1;
-  return 0;
+  if (listed(interpreters, base))
+    return 1;
+  /* "pwsh.exe", "BASH.EXE", "wsl.com": the same programs under Windows names;
+   * a .bat or .cmd file is always run by cmd.exe. */
+  const char *dot = strrchr(base, '.');
+  char stem[256];
+  if (!dot || (size_t)(dot - base) >= sizeof(stem))
+    return 0;
+  if (strcasecmp(dot, ".bat") == 0 || strcasecmp(dot, ".cmd") == 0)
+    return 1;
+  if (strcasecmp(dot, ".exe") != 0 && strcasecmp(dot, ".com") != 0)
+    return 0;
+  memcpy(stem, base, (size_t)(dot - base));
+  stem[dot - base] = '\0';
+  return listed(interpreters, stem) || listed(windows_interpreters, stem);
 }
 
 const char *tools_decision_str(enum tools_decision d)
@@ -107,6 +145,19 @@ static void set(struct tools_policy_result *res, enum tools_decision d, const ch
   snprintf(res->reason, sizeof(res->reason), fmt, a ? a : "", b ? b : "");
 }
 
+/* 1 when arg has a ".." component, '/' and '\\' both separating (Windows
+ * takes either, and '*' crosses a '\\'). */
+static int has_dotdot(const char *arg)
+{
+  for (const char *p = arg; (p = strstr(p, "..")) != NULL; p += 2) {
+    int start = p == arg || p[-1] == '/' || p[-1] == '\\';
+    int end = !p[2] || p[2] == '/' || p[2] == '\\';
+    if (start && end)
+      return 1;
+  }
+  return 0;
+}
+
 /* One argument against one pattern (tools_policy_glob.c): strict for
  * allow/ask rules, loose for deny rules. In a strict rule an argument with
  * a ".." component only matches a pattern that spells ".." out. */
@@ -114,9 +165,7 @@ static int arg_matches(const char *pat, const char *arg, int strict)
 {
   if (!policy_glob(pat, arg, strict))
     return 0;
-  int dotdot = strcmp(arg, "..") == 0 || strncmp(arg, "../", 3) == 0 || strstr(arg, "/../") ||
-               (strlen(arg) >= 3 && strcmp(arg + strlen(arg) - 3, "/..") == 0);
-  return !strict || !dotdot || strstr(pat, "..") != NULL;
+  return !strict || !has_dotdot(arg) || strstr(pat, "..") != NULL;
 }
 
 static int rule_matches(const struct policy_rule *r, const cJSON *argv, int argc)
@@ -187,6 +236,18 @@ static void check_path(const struct tools_manifest *m, const char *path, int wri
     res->decision = TOOLS_ALLOW;
   free(buf);
 }
+
+mx_err tools_policy_check_path_cb(void *manifest, const char *path, char *err)
+{
+  struct tools_policy_result res;
+  memset(&res, 0, sizeof(res));
+  check_path(manifest, path, 0, &res);
+  if (res.decision == TOOLS_DENY)
+    return mx_fail(MX_ERR_DENIED, err, "%s", res.reason);
+  return MX_OK;
+}
+
+const char *tools_policy_shell(const struct tools_manifest *m) { return m->shell; }
 
 mx_err tools_policy_check(const struct tools_manifest *m, const char *tool, const cJSON *args,
                           struct tools_policy_result *res, char *err)

@@ -38,6 +38,7 @@ struct policy_tool {
 struct tools_manifest {
   char *source;
   int windows;              /* platform "windows": drive-letter roots, '\\' separators */
+  const char *shell;        /* "posix", "fish", "cmd" or "powershell" (static string) */
   struct policy_root *read;
   int nread;
   struct policy_root *write;
@@ -61,6 +62,8 @@ struct policy_kind_entry {
 
 /* The policy meaning of every tool name; NULL when unknown. */
 const struct policy_kind_entry *policy_kind_of(const char *tool);
+/* The current name of a tool renamed since (ssh.exec -> shell.exec), NULL. */
+const char *policy_renamed_tool(const char *old);
 
 /* Splits an absolute path into components ("." and empty ones dropped,
  * ".." kept). Returns the count, or -1 when not absolute or too deep.

@@ -166,6 +166,9 @@ static mx_err parse_tool(const cJSON *it, const char *src, struct tools_manifest
   char where[96];
   snprintf(where, sizeof(where), "tools.%s", it->string);
   const struct policy_kind_entry *k = policy_kind_of(it->string);
+  if (!k && policy_renamed_tool(it->string))
+    return mx_fail(MX_ERR_CONFIG, err, "%s: %s: '%s' is now called '%s' (the same tool names on every backend); "
+                   "rename it in the manifest", src, where, it->string, policy_renamed_tool(it->string));
   if (!k)
     return mx_fail(MX_ERR_CONFIG, err, "%s: %s: unknown tool '%s'", src, where, it->string);
   if (!cJSON_IsObject(it))
@@ -317,7 +320,8 @@ static mx_err parse_commands(const cJSON *obj, const char *src, struct tools_man
 
 static mx_err parse_body(const cJSON *json, const char *src, struct tools_manifest *m, char *err)
 {
-  static const char *const keys[] = {"version", "platform", "comment", "paths", "commands", "tools", "defaults", NULL};
+  static const char *const keys[] = {"version", "platform", "shell", "comment", "paths", "commands", "tools", "defaults", NULL};
+  static const char *const shells[] = {"posix", "fish", "cmd", "powershell", NULL};
   static const char *const pkeys[] = {"read", "write", NULL};
   static const char *const dkeys[] = {"timeout_ms", "max_output", NULL};
   int64_t version = 0;
@@ -332,6 +336,15 @@ static mx_err parse_body(const cJSON *json, const char *src, struct tools_manife
   if (platform && strcmp(platform, "linux") && strcmp(platform, "macos") && strcmp(platform, "windows"))
     return mx_fail(MX_ERR_CONFIG, err, "%s: platform: expected 'linux', 'macos' or 'windows', got '%s'", src, platform);
   m->windows = platform && strcmp(platform, "windows") == 0;
+  /* The shell that re-parses an SSH command line; its quoting differs. */
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(json, "shell");
+  m->shell = m->windows ? "cmd" : "posix";
+  for (int i = 0; sh && shells[i]; i++)
+    if (cJSON_IsString(sh) && strcmp(sh->valuestring, shells[i]) == 0)
+      m->shell = shells[i], sh = NULL;
+  if (sh)
+    return mx_fail(MX_ERR_CONFIG, err, "%s: shell: expected 'posix', 'fish', 'cmd' or 'powershell', got '%s'", src,
+                   cJSON_IsString(sh) ? sh->valuestring : "(not a string)");
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(json, "defaults");
   if (d && ((rc = check_keys(d, dkeys, src, "defaults", err)) || (rc = parse_limits(d, src, "defaults", &m->defaults, err))))
     return rc;

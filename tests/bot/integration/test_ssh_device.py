@@ -37,10 +37,10 @@ def test():
         scen = os.path.join(work, "scen.json")
         with open(scen, "w") as f:
             json.dump({
-                "ssh_two": [{"calls": [{"name": "ssh.fs_read", "args": {"path": os.path.join(share, "motd.txt")}},
-                                       {"name": "ssh.exec", "args": {"argv": ["/bin/echo", "hello", "from ssh"]}}]},
+                "ssh_two": [{"calls": [{"name": "fs.read", "args": {"path": os.path.join(share, "motd.txt")}},
+                                       {"name": "shell.exec", "args": {"argv": ["/bin/echo", "hello", "from ssh"]}}]},
                             {"echo": True}],
-                "ssh_denied": [{"calls": [{"name": "ssh.exec", "args": {"argv": ["/usr/bin/touch",
+                "ssh_denied": [{"calls": [{"name": "shell.exec", "args": {"argv": ["/usr/bin/touch",
                                                                                 os.path.join(share, "pwned")]}}]},
                                {"echo": True}]}, f)
         hs = mxtest.Homeserver.from_env()
@@ -53,7 +53,7 @@ def test():
             dev["manifest"] = write_manifest(bot.dir, {
                 "version": 1, "platform": "linux", "paths": {"read": [share], "write": []},
                 "commands": {"allow": [{"argv0": "/bin/echo", "args": [], "rest": "*"}]},
-                "tools": {"ssh.exec": {}, "ssh.fs_read": {}}})
+                "tools": {"shell.exec": {}, "fs.read": {}}})
 
             def use(s):
                 bot.config["llm"] = llm_block([llm.provider("p", s, "s1")], ["p"])
