@@ -247,7 +247,7 @@ mx_err tools_policy_check_path_cb(void *manifest, const char *path, char *err)
   return MX_OK;
 }
 
-const char *tools_policy_shell(const struct tools_manifest *m) { return m->shell; }
+const char *tools_policy_shell(const struct tools_manifest *m) { return m ? m->shell : NULL; }
 
 mx_err tools_policy_check(const struct tools_manifest *m, const char *tool, const cJSON *args,
                           struct tools_policy_result *res, char *err)
