@@ -68,6 +68,8 @@ static mx_err read_template(struct prov_ctx *c, int prompt, struct mx_buf *out, 
     rc = mx_fail(rc, err, "%s template '%s' is missing (%s)", prompt ? "prompt" : "manifest", p,
                  prompt ? "pass --prompt-template FILE"
                         : "<os>.json is the template for --via wg, <os>-ssh.json for --via ssh; or pass --templates DIR");
+  if (!rc && !prompt && (rc = check_served(c, p, out, err)) != MX_OK)
+    mx_buf_release(out);
   free(p);
   return rc;
 }
