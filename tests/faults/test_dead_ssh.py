@@ -73,8 +73,8 @@ def test():
         slow = ["/bin/sleep", f"{37 + os.getpid() % 50}"]  # a unique command line to find
         scen = os.path.join(work, "scen.json")
         with open(scen, "w") as f:
-            json.dump({"dead": [{"calls": [{"name": "ssh.exec", "args": {"argv": slow}}]}, {"echo": True},
-                                {"calls": [{"name": "ssh.exec", "args": {"argv": ["/bin/echo", "back", "again"]}}]},
+            json.dump({"dead": [{"calls": [{"name": "shell.exec", "args": {"argv": slow}}]}, {"echo": True},
+                                {"calls": [{"name": "shell.exec", "args": {"argv": ["/bin/echo", "back", "again"]}}]},
                                 {"echo": True}]}, f)
         hs = mxtest.Homeserver.from_env()
         with hs, ScriptedLLM(extra_scenarios=scen) as llm:
@@ -89,7 +89,7 @@ def test():
                 "version": 1, "platform": "linux", "paths": {"read": [], "write": []},
                 "commands": {"allow": [{"argv0": "/bin/sleep", "args": [], "rest": "*"},
                                        {"argv0": "/bin/echo", "args": [], "rest": "*"}]},
-                "tools": {"ssh.exec": {"timeout_ms": CALL_MS}}})
+                "tools": {"shell.exec": {"timeout_ms": CALL_MS}}})
             bot.write_config()
             with bot:
                 bot.start()
