@@ -236,7 +236,10 @@ def check_json_block(path, line, kind, text, first_config, at=""):
     try:
         value = json.loads(text if kind != "members" else "{" + text + "}")
     except ValueError as e:
-        fail(where, f"```json {kind}: not valid JSON ({e})")
+        hint = (" - a plain ```json block is a complete config; declare a piece of one as "
+                "```json members PATH (checked in a minimal config) or ```json fragment "
+                "(see tests/docs/test_doc_examples.py)") if kind == "config" else ""
+        fail(where, f"```json {kind}: not valid JSON ({e}){hint}")
         return
     page_dir = os.path.dirname(path)
     if kind == "config":
