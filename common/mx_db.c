@@ -131,6 +131,17 @@ mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration 
       "CREATE TABLE IF NOT EXISTS schema_versions(module TEXT PRIMARY KEY, version INTEGER NOT NULL)", err);
   if (rc)
     return rc;
+  /* A newer mxfleet wrote this database (a downgrade): its tables may mean
+   * things this binary does not know, so nothing is read or written. */
+  int stored = current_version(db, module);
+  if (stored > n) {
+    const char *file = sqlite3_db_filename(db, "main");
+    return mx_fail(MX_ERR_CONFLICT, err,
+                   "%s: schema of '%s' is version %d, newer than this mxfleet %s knows (%d): it was written by "
+                   "a newer release; run that release or restore the backup taken before upgrading "
+                   "(docs/upgrading.md)",
+                   file && *file ? file : "database", module, stored, MXFLEET_VERSION, n);
+  }
   for (int i = 0; i < n; i++) {
     if (m[i].version != i + 1)
       return mx_fail(MX_ERR_INTERNAL, err, "migration %d of '%s' is numbered %d", i + 1, module, m[i].version);

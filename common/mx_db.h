@@ -24,6 +24,9 @@ mx_err mx_db_open(const char *path, sqlite3 **out, char *err);
 /* Same, and a new (empty) database gets page_size-byte pages. */
 mx_err mx_db_open_paged(const char *path, int page_size, sqlite3 **out, char *err);
 void mx_db_close(sqlite3 *db);
+/* Applies the module's steps not applied yet. A database whose module is at
+ * a version above n (written by a newer mxfleet) is refused with
+ * MX_ERR_CONFLICT naming both versions; nothing is changed. */
 mx_err mx_db_migrate(sqlite3 *db, const char *module, const struct mx_migration *m, int n, char *err);
 mx_err mx_db_exec(sqlite3 *db, const char *sql, char *err);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */

@@ -144,6 +144,33 @@ static void new_database_is_private(void **state)
   remove_db(p);
 }
 
+/* A database a newer release migrated further is refused by name and
+ * version numbers, and left as it was (a downgrade must not half-work). */
+static void newer_schema_is_refused(void **state)
+{
+  (void)state;
+  char p[256], err[MX_ERRBUF_LEN] = "";
+  snprintf(p, sizeof(p), "/tmp/mx-db-newer-%d.db", (int)getpid());
+  remove_db(p);
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(p, &db, err), MX_OK);
+  assert_int_equal(mx_db_migrate(db, "t", steps, 3, err), MX_OK);
+  assert_int_equal(mx_db_migrate(db, "t", steps, 2, err), MX_ERR_CONFLICT);
+  assert_non_null(strstr(err, p));
+  assert_non_null(strstr(err, "'t' is version 3, newer than this mxfleet"));
+  assert_non_null(strstr(err, "knows (2)"));
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(mx_db_query(db, &st, err, "SELECT version FROM schema_versions WHERE module='t'", NULL), MX_OK);
+  assert_int_equal(sqlite3_column_int(st, 0), 3);
+  sqlite3_finalize(st);
+  /* the same release, and other modules, still open it */
+  assert_int_equal(mx_db_migrate(db, "t", steps, 3, err), MX_OK);
+  static const struct mx_migration other[] = { { 1, "CREATE TABLE other_t(x INTEGER)" } };
+  assert_int_equal(mx_db_migrate(db, "other", other, 1, err), MX_OK);
+  mx_db_close(db);
+  remove_db(p);
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 3 && strcmp(argv[1], "--child-read-and-close") == 0)
@@ -152,6 +179,7 @@ int main(int argc, char **argv)
     cmocka_unit_test(concurrent_migrations_apply_each_step_once),
     cmocka_unit_test(second_open_keeps_the_wal_lock),
     cmocka_unit_test(new_database_is_private),
+    cmocka_unit_test(newer_schema_is_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
