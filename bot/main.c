@@ -39,7 +39,7 @@ static void usage(FILE *out)
 
 static int cmd_run(int argc, char **argv)
 {
-  struct mx_run_opts o = { NULL, NULL };
+  struct mx_run_opts o = { NULL, NULL, 0 };
   static const struct option opts[] = {
     { "config", required_argument, NULL, 'c' },
     { "http", required_argument, NULL, 'H' },
@@ -68,6 +68,7 @@ static int cmd_run(int argc, char **argv)
     }
   }
   o.config = mx_config_path(o.config);
+  o.log_level_given = mx_cli_log_level_given();
   return mx_daemon_run(&o);
 }
 

@@ -10,11 +10,17 @@
  *     doubling, capped at 30 s). The txnId in a send's path makes a resend
  *     of something the server did store harmless.
  *   - any other 4xx: permanent, returned at once (retrying cannot help).
- * A call never waits past its deadline.
+ * A call never waits past its deadline. The first transient failure of an
+ * outage is a warning at once ("homeserver ... unreachable"; connections
+ * give up after 5 s), repeated at most once a minute for the whole process
+ * (200 identities retrying must not flood the log), and the first success
+ * after it says the homeserver is reachable again. Log lines carry the
+ * device name when the caller set one (mx_api_set_label).
  */
 #include "mx_api.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +36,7 @@
 struct mx_api {
   char *homeserver;
   char *user_id;
+  char *label;          /* the device name for log lines; NULL = user_id */
   char *token;
   const _Atomic int *cancel;
   int idle_ms;
@@ -49,6 +56,39 @@ void mx_api_set_cancel(struct mx_api *api, const _Atomic int *flag)
 void mx_api_set_idle_timeout(struct mx_api *api, int ms)
 {
   api->idle_ms = ms;
+}
+
+void mx_api_set_label(struct mx_api *api, const char *label)
+{
+  free(api->label);
+  api->label = label ? mx_strdup(label) : NULL;
+}
+
+static const char *label_of(const struct mx_api *api)
+{
+  return api->label ? api->label : api->user_id;
+}
+
+/* ---- outage reporting (process-wide, see the header comment) ---- */
+
+static _Atomic int64_t outage_warned_ms; /* mx_mono_ms() of the last warning; 0 none since success */
+
+static void outage_failure(const struct mx_api *api, const char *what, int64_t left_ms)
+{
+  int64_t now = mx_mono_ms();
+  int64_t last = atomic_load(&outage_warned_ms);
+  if (last && now - last < 60000)
+    return;
+  if (!atomic_compare_exchange_strong(&outage_warned_ms, &last, now ? now : 1))
+    return; /* another thread warned just now */
+  mx_warn(label_of(api), "homeserver %s unreachable (%s); retrying for up to %lld s", api->homeserver, what,
+          (long long)(left_ms > 0 ? left_ms / 1000 : 0));
+}
+
+static void outage_success(const struct mx_api *api)
+{
+  if (atomic_load(&outage_warned_ms) && atomic_exchange(&outage_warned_ms, 0))
+    mx_info(label_of(api), "homeserver %s reachable again", api->homeserver);
 }
 
 struct mx_api *mx_api_new(const char *homeserver, const char *user_id, const char *token)
@@ -76,6 +116,7 @@ void mx_api_free(struct mx_api *api)
     return;
   free(api->homeserver);
   free(api->user_id);
+  free(api->label);
   free(api->token);
   pthread_mutex_destroy(&api->lock);
   free(api);
@@ -259,7 +300,7 @@ static CURLcode perform(struct mx_api *api, const struct request *rq, struct att
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L); /* an outage is reported within seconds */
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -339,12 +380,14 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
     if (a.stalled) {
       rc = mx_fail(MX_ERR_TIMEOUT, err, "%s %s: the homeserver sent nothing for %d ms (http_idle_timeout_ms)",
                    rq->method, path, api->idle_ms);
-      mx_warn(api->user_id, "%s; retrying", err);
+      mx_warn(label_of(api), "%s; retrying", err);
       wait = mx_api_backoff_ms(attempt);
     } else if (cc != CURLE_OK) {
       rc = mx_fail(cc == CURLE_OPERATION_TIMEDOUT ? MX_ERR_TIMEOUT : MX_ERR_HTTP, err, "%s %s: %s",
                    rq->method, path, curl_easy_strerror(cc));
       wait = mx_api_backoff_ms(attempt);
+      if (!(opts && opts->no_retry))
+        outage_failure(api, err, deadline - mx_mono_ms());
     } else if (st >= 400) {
       cJSON *j = cJSON_ParseWithLength(mx_buf_cstr(&a.body), a.body.len);
       rc = classify(st, j, err, rq->method, path);
@@ -354,6 +397,8 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
           wait = mx_api_backoff_ms(attempt);
       } else if (st >= 500) {
         wait = mx_api_backoff_ms(attempt);
+        if (st >= 502 && st <= 504 && !(opts && opts->no_retry)) /* a proxy in front of a down homeserver */
+          outage_failure(api, err, deadline - mx_mono_ms());
       }
       if (wait < 0 || (opts && opts->no_retry)) {
         /* permanent: hand the error body over for the caller to inspect */
@@ -364,12 +409,13 @@ static mx_err call_with_retry(struct mx_api *api, const struct request *rq, cons
       cJSON_Delete(j);
     } else {
       *body_out = a.body;
+      outage_success(api);
       return MX_OK;
     }
     mx_buf_release(&a.body);
     if ((opts && opts->no_retry) || mx_mono_ms() + wait >= deadline)
       return rc;
-    mx_debug(api->user_id, "%s %s: retrying in %lld ms (attempt %d)", rq->method, path, (long long)wait,
+    mx_debug(label_of(api), "%s %s: retrying in %lld ms (attempt %d)", rq->method, path, (long long)wait,
              attempt + 1);
     sleep_ms(api, wait);
   }

@@ -75,6 +75,9 @@ void mx_api_header_value(const char *data, size_t n, const char *name, char *out
  * that accepted the connection and hung must not hold a worker for the
  * whole per-request timeout. Set before the api is shared between threads. */
 void mx_api_set_idle_timeout(struct mx_api *api, int ms);
+/* The name log lines carry for this client (the device name); default the
+ * user ID. Copied. */
+void mx_api_set_label(struct mx_api *api, const char *label);
 /* Backoff for attempt n (0-based): min(500*2^n, 30000) ms with +-25% jitter. */
 int64_t mx_api_backoff_ms(int attempt);
 

@@ -25,9 +25,17 @@
 
 static struct tools_redactor *cli_redactor;
 
+static int log_level_given;
+
+int mx_cli_log_level_given(void)
+{
+  return log_level_given;
+}
+
 int mx_cli_set_log_level(const char *level)
 {
   enum mx_log_level l;
+  log_level_given = 1;
   if (mx_log_parse_level(level, &l)) {
     fprintf(stderr, "mxfleet: --log-level: expected debug, info, warn or error, got '%s'\n", level);
     return 2;

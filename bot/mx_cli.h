@@ -26,6 +26,8 @@ struct mx_config *mx_cli_load_config(const char *path);
 /* Parses and applies a --log-level value; prints the error and returns
  * non-zero when it is not debug|info|warn|error. */
 int mx_cli_set_log_level(const char *level);
+/* 1 once a --log-level was given (it then wins over the config's log_level). */
+int mx_cli_log_level_given(void);
 /* Every log line passes through the secret redactor. */
 void mx_cli_install_redaction(void);
 void mx_cli_uninstall_redaction(void);

@@ -23,6 +23,7 @@
 
 #include "mx_buf.h"
 #include "mx_json.h"
+#include "mx_log.h"
 #include "mx_util.h"
 
 #define CFG_MAX_BYTES ((size_t)1024 * 1024)
@@ -36,7 +37,8 @@
 /* Allowed keys per object; also the list docs/config.md must cover. */
 static const char *const k_operator[] = {"user_id", "master_key", NULL};
 static const char *const k_top[] = {"homeserver", "data_dir", "operators", "alerts_room", "devices",
-                                    "bot", "health", "redact", "llm", "speech", "registration", NULL};
+                                    "bot", "health", "redact", "llm", "speech", "registration", "log_level",
+                                    NULL};
 static const char *const k_bot[] = {"command_max_age_s", "require_verified_sender", "sync_timeout_ms",
                                     "http_listen", "exclude_insecure_devices", "http_idle_timeout_ms", NULL};
 static const char *const k_health[] = {"interval_s", "wg_interface", "stale_after_s", "repeat_s", "pending_s",
@@ -305,6 +307,12 @@ static int valid_os(const char *s)
   return !strcmp(s, "linux") || !strcmp(s, "macos") || !strcmp(s, "windows");
 }
 
+static int valid_log_level(const char *s)
+{
+  enum mx_log_level l;
+  return mx_log_parse_level(s, &l) == MX_OK;
+}
+
 static int valid_nonempty(const char *s)
 {
   return s[0] != '\0';
@@ -484,6 +492,17 @@ static mx_err get_block(const struct cfg *c, const cJSON *obj, const char *paren
 }
 
 /* ---- sections ---------------------------------------------------------- */
+
+static mx_err parse_log_level(const struct cfg *c, const cJSON *root, struct mx_config *cfg)
+{
+  char *level = NULL;
+  enum mx_log_level l;
+  mx_err rc = get_str(c, root, "", "log_level", 0, "one of debug, info, warn, error", valid_log_level, &level);
+  if (!rc && level && mx_log_parse_level(level, &l) == MX_OK)
+    cfg->log_level = (int)l;
+  free(level);
+  return rc;
+}
 
 static mx_err parse_bot(const struct cfg *c, const cJSON *root, struct mx_config *cfg)
 {
@@ -884,6 +903,8 @@ static mx_err parse_top(const struct cfg *c, const cJSON *root, struct mx_config
                  "a room alias like #operator-alerts:example.org or a room ID like !abc:example.org",
                  valid_room, &cfg->alerts_room);
   if (!rc)
+    rc = parse_log_level(c, root, cfg);
+  if (!rc)
     rc = parse_bot(c, root, cfg);
   if (!rc)
     rc = parse_health(c, root, cfg);
@@ -954,6 +975,7 @@ static mx_err set_defaults(struct mx_config *cfg, const char *file)
   cfg->require_verified_sender = 1;
   cfg->sync_timeout_ms = 30000;
   cfg->http_idle_timeout_ms = 30000;
+  cfg->log_level = -1;
   cfg->health_interval_s = 60;
   cfg->health_stale_after_s = 600;
   cfg->health_repeat_s = 4 * 3600;

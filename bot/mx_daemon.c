@@ -106,6 +106,8 @@ static mx_err bot_open(struct mx_bot *bot, const struct mx_run_opts *o, char *er
   mx_err rc = mx_config_load(o->config, &bot->cfg, err);
   if (rc)
     return rc;
+  if (!o->log_level_given && bot->cfg->log_level >= 0)
+    mx_log_set_level((enum mx_log_level)bot->cfg->log_level);
   rc = mx_mkdir_p(bot->cfg->data_dir, 0700, err);
   if (rc)
     return rc;

@@ -11,6 +11,7 @@
 struct mx_run_opts {
   const char *config;
   const char *http_listen; /* overrides the config; NULL = config's */
+  int log_level_given;     /* --log-level was given: it wins over the config's log_level */
 };
 
 /* Returns the process exit code. */

@@ -93,6 +93,7 @@ mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
     o.db_path = id->bot->db_path;
     o.data_dir = id->bot->cfg->data_dir;
     o.user_id = id->user_id;
+    o.label = id->dev->name;
     o.device_id = id->device_id;
     o.api = id->api;
     o.operators = (const char *const *)id->bot->cfg->operators;

@@ -24,6 +24,7 @@ mx_err mx_ident_init(struct mx_ident *id, struct mx_bot *bot, const struct mx_de
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
   mx_api_set_cancel(id->api, &bot->stopping);
   mx_api_set_idle_timeout(id->api, bot->cfg->http_idle_timeout_ms);
+  mx_api_set_label(id->api, dev->name);
   mx_buf_init(&id->sync_body, MX_BUF_MAX_HTTP);
   id->retry_timer = -1;
   pthread_mutex_init(&id->crypto_lock, NULL);

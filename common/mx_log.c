@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,32 @@ static const char *level_name(enum mx_log_level l)
   return "info";
 }
 
+/* systemd connects stderr to the journal and says so in JOURNAL_STREAM
+ * ("DEVICE:INODE" of that stream, sd_journal_stream_fd(3)); only then does a
+ * "<N>" prefix (sd-daemon.h: 3 err, 4 warning, 6 info, 7 debug) set the
+ * line's priority instead of showing up as text. Checked per line: the fd
+ * may be redirected (mx_log_set_fd) and an fstat is cheap next to a write. */
+static int to_journal(int fd)
+{
+  const char *js = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+  if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(fd, &st) != 0)
+    return 0;
+  return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+static int syslog_priority(enum mx_log_level l)
+{
+  switch (l) {
+  case MX_LOG_DEBUG: return 7;
+  case MX_LOG_INFO: return 6;
+  case MX_LOG_WARN: return 4;
+  case MX_LOG_ERROR: return 3;
+  }
+  return 6;
+}
+
 /* Quotes msg so one event is always one line: newlines and quotes escaped. */
 static mx_err add_quoted(struct mx_buf *b, const char *msg)
 {
@@ -87,8 +114,12 @@ void mx_log(enum mx_log_level level, const char *identity, const char *fmt, ...)
   strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 
   struct mx_buf line = MX_BUF_INIT(MX_BUF_MAX_SMALL + 256);
-  rc = mx_buf_addf(&line, "%s.%03ldZ level=%s id=%s msg=", when, ts.tv_nsec / 1000000L,
-                   level_name(level), identity && *identity ? identity : "-");
+  int fd = log_fd;
+  if (to_journal(fd))
+    rc = mx_buf_addf(&line, "<%d>", syslog_priority(level));
+  if (!rc)
+    rc = mx_buf_addf(&line, "%s.%03ldZ level=%s id=%s msg=", when, ts.tv_nsec / 1000000L, level_name(level),
+                     identity && *identity ? identity : "-");
   if (!rc)
     rc = add_quoted(&line, mx_buf_cstr(&msg));
   mx_buf_release(&msg);
@@ -105,7 +136,7 @@ void mx_log(enum mx_log_level level, const char *identity, const char *fmt, ...)
   if (withnl) {
     memcpy(withnl, out, n);
     withnl[n] = '\n';
-    ssize_t w = write(log_fd, withnl, n + 1);
+    ssize_t w = write(fd, withnl, n + 1);
     (void)w;
     free(withnl);
   }

@@ -5,6 +5,8 @@
  * Every line passes through the redaction filter installed with
  * mx_log_set_filter() (the bot installs the tools/ redactor at start), so a
  * secret that slips into a message is still replaced before it is written.
+ * Under systemd (stderr is the journal: JOURNAL_STREAM names it) each line
+ * starts with its priority, "<3>" error ... "<7>" debug, as sd-daemon.h does.
  * Thread-safe: each line is formatted privately and written with one write().
  * Lowest layer; must not call anything above common/.
  */

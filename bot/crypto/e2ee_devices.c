@@ -49,7 +49,7 @@ static char *pin_operator(struct mx_e2ee *e, sqlite3 *db, int op, const char *us
     const char *w[] = { pinned, strcmp(pinned, seen) != 0 ? "1" : "0", e->user_id, user };
     e2ee_db_run(db, err, "UPDATE e2ee_users SET master_key=?, master_changed=? WHERE acct=? AND user_id=?", 4, w);
     if (strcmp(pinned, seen) != 0)
-      mx_warn(e->user_id, "ALERT: operator %s publishes master key %s, not the trusted %s; refusing their commands",
+      mx_warn(e->label, "ALERT: operator %s publishes master key %s, not the trusted %s; refusing their commands",
               user, seen, pinned);
   }
   return pinned;
@@ -75,11 +75,11 @@ static char *pin_master(struct mx_e2ee *e, sqlite3 *db, const char *user, const 
     if (e2ee_db_run(db, err, "INSERT INTO e2ee_users(acct, user_id, master_key) VALUES(?,?,?) ON CONFLICT(acct, user_id) "
                              "DO UPDATE SET master_key=excluded.master_key", 3, w))
       return NULL;
-    mx_info(e->user_id, "pinned master key %s of %s (first contact)", seen, user);
+    mx_info(e->label, "pinned master key %s of %s (first contact)", seen, user);
     return mx_strdup(seen);
   }
   if (strcmp(pinned, seen) != 0) {
-    mx_warn(e->user_id, "ALERT: master key of %s changed from %s to %s; not trusting the new one", user, pinned, seen);
+    mx_warn(e->label, "ALERT: master key of %s changed from %s to %s; not trusting the new one", user, pinned, seen);
     e2ee_db_run(db, err, "UPDATE e2ee_users SET master_changed=1 WHERE acct=? AND user_id=?", 2, v);
   }
   return pinned;
@@ -99,7 +99,7 @@ static char *check_self_signing(struct mx_e2ee *e, sqlite3 *db, const cJSON *res
       e2ee_verify_json(e->util, sk, user, pinned, pinned, verr) == MX_OK)
     out = mx_strdup(spub);
   else if (spub)
-    mx_warn(e->user_id, "self-signing key of %s is not signed by the pinned master key", user);
+    mx_warn(e->label, "self-signing key of %s is not signed by the pinned master key", user);
   const char *v[] = { out, e->user_id, user };
   e2ee_db_run(db, err, "UPDATE e2ee_users SET self_signing_key=? WHERE acct=? AND user_id=?", 3, v);
   free(pinned);
@@ -113,7 +113,7 @@ static int check_device(struct mx_e2ee *e, const cJSON *d, const char *user, con
   char kid[160], verr[MX_ERRBUF_LEN];
   const char *uid = mx_json_str(d, "user_id"), *did = mx_json_str(d, "device_id");
   if (!uid || !did || strcmp(uid, user) != 0 || strcmp(did, dev) != 0) {
-    mx_warn(e->user_id, "keys/query: device %s of %s has mismatched inner ids; ignored", dev, user);
+    mx_warn(e->label, "keys/query: device %s of %s has mismatched inner ids; ignored", dev, user);
     return -1;
   }
   snprintf(kid, sizeof(kid), "curve25519:%s", dev);
@@ -121,7 +121,7 @@ static int check_device(struct mx_e2ee *e, const cJSON *d, const char *user, con
   snprintf(kid, sizeof(kid), "ed25519:%s", dev);
   *ed = mx_json_str(mx_json_obj(d, "keys"), kid);
   if (!*cur || !*ed || e2ee_verify_json(e->util, d, user, dev, *ed, verr) != MX_OK) {
-    mx_warn(e->user_id, "keys/query: device %s of %s has no valid self-signature; ignored", dev, user);
+    mx_warn(e->label, "keys/query: device %s of %s has no valid self-signature; ignored", dev, user);
     return -1;
   }
   return 0;
@@ -136,7 +136,7 @@ static mx_err store_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *d, const
   const char *k[] = { e->user_id, user, dev };
   char *pinned = e2ee_db_text(db, "SELECT ed25519 FROM e2ee_devices WHERE acct=? AND user_id=? AND device_id=?", 3, k);
   if (pinned && strcmp(pinned, ed) != 0) {
-    mx_warn(e->user_id, "ALERT: device %s of %s changed its ed25519 key; refusing the new key", dev, user);
+    mx_warn(e->label, "ALERT: device %s of %s changed its ed25519 key; refusing the new key", dev, user);
     free(pinned);
     return MX_OK;
   }
@@ -224,7 +224,7 @@ static mx_err query_and_store(struct mx_e2ee *e, const char **q, const int64_t *
       const char *server = strchr(q[i], ':');
       const cJSON *f = server ? cJSON_GetObjectItemCaseSensitive(mx_json_obj(resp, "failures"), server + 1) : NULL;
       char *why = f ? cJSON_PrintUnformatted(f) : NULL;
-      mx_warn(e->user_id, "keys/query: no device list for %s (%s); it stays outdated", q[i],
+      mx_warn(e->label, "keys/query: no device list for %s (%s); it stays outdated", q[i],
               why ? why : "not in the answer");
       cJSON_free(why);
       continue;

@@ -169,7 +169,7 @@ static mx_err answer_one(struct mx_e2ee *e, const struct share *sh, char *err)
   }
   cJSON_Delete(ct);
   if (!rc)
-    mx_info(e->user_id, "forwarded room key %s to our device %s", sh->sid, sh->dev);
+    mx_info(e->label, "forwarded room key %s to our device %s", sh->sid, sh->dev);
   return rc;
 }
 
@@ -192,7 +192,7 @@ mx_err e2ee_forward_answer(struct mx_e2ee *e, char *err)
     /* one attempt per request: a session we lack or a device without keys
      * will not improve by retrying every sync */
     if (answer_one(e, &sh, aerr) != MX_OK)
-      mx_warn(e->user_id, "key request %s from %s/%s not answered: %s", sh.rid, sh.user, sh.dev, aerr);
+      mx_warn(e->label, "key request %s from %s/%s not answered: %s", sh.rid, sh.user, sh.dev, aerr);
     const char *v[] = { e->user_id, sh.user, sh.dev, sh.rid };
     e2ee_db_run(e->db, NULL, "DELETE FROM e2ee_key_shares WHERE acct=? AND user_id=? AND device_id=? AND request_id=?",
                 4, v);

@@ -53,6 +53,7 @@ struct mx_e2ee {
   sqlite3 *db;               /* private connection for worker-side work */
   struct mx_api *api;
   char *user_id, *device_id;
+  char *label;               /* log lines' id=: the device name, else user_id */
   char *password;            /* optional, for UIA when cross-signing keys must be replaced */
   char *password_file;       /* optional, read only when UIA needs it */
   char **operators;

@@ -56,7 +56,7 @@ mx_err e2ee_keyreq_incoming(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, cha
   const char *dev = mx_json_str(c, "requesting_device_id"), *rid = mx_json_str(c, "request_id");
   const char *room = mx_json_str(body, "room_id"), *sid = mx_json_str(body, "session_id");
   if (!sender || !action || !dev || !rid) {
-    mx_warn(e->user_id, "m.room_key_request: expected sender, action, requesting_device_id and request_id; ignored");
+    mx_warn(e->label, "m.room_key_request: expected sender, action, requesting_device_id and request_id; ignored");
     return MX_OK;
   }
   if (strcmp(sender, e->user_id) == 0 && strcmp(dev, e->device_id) == 0)
@@ -66,14 +66,14 @@ mx_err e2ee_keyreq_incoming(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, cha
     return e2ee_db_run(db, err, "DELETE FROM e2ee_key_shares WHERE acct=? AND user_id=? AND device_id=? AND "
                                 "request_id=?", 4, k);
   if (strcmp(action, "request") != 0 || !room || !sid) {
-    mx_warn(e->user_id, "m.room_key_request from %s/%s: expected action request with body.room_id and "
+    mx_warn(e->label, "m.room_key_request from %s/%s: expected action request with body.room_id and "
                         "body.session_id; ignored", sender, dev);
     return MX_OK;
   }
   /* spec "Key requests": share only with our own verified devices; other
    * users get keys from the original sender, never from us */
   if (strcmp(sender, e->user_id) != 0 || !e2ee_device_verified(e, db, sender, dev)) {
-    mx_info(e->user_id, "m.room_key_request from %s/%s for session %s ignored: not one of our verified devices",
+    mx_info(e->label, "m.room_key_request from %s/%s for session %s ignored: not one of our verified devices",
             sender, dev, sid);
     return MX_OK;
   }
@@ -142,7 +142,7 @@ static mx_err send_due(struct mx_e2ee *e, char *err)
     /* state IN (0,1): a key stored meanwhile (state 2) must stay cancellable */
     rc = e2ee_db_run(e->db, err, "UPDATE e2ee_key_requests SET state=1, sent_ms=? WHERE acct=? AND room_id=? AND "
                                  "session_id=? AND state IN (0,1)", 4, v);
-    mx_info(e->user_id, "requested room key %s from %s and our other devices", f[1], f[2]);
+    mx_info(e->label, "requested room key %s from %s and our other devices", f[1], f[2]);
   }
   sqlite3_finalize(st);
   return rc;

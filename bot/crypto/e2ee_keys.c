@@ -211,7 +211,7 @@ mx_err e2ee_keys_publish(struct mx_e2ee *e, e2ee_upload_fn up, void *ctx, int wi
   e->acct_dirty = 1;
   rc = e2ee_flush_unlocked_write(e, err);
   if (!rc && nkeys)
-    mx_info(e->user_id, "published %d one-time/fallback keys (server now has %" PRId64 ")", nkeys, count);
+    mx_info(e->label, "published %d one-time/fallback keys (server now has %" PRId64 ")", nkeys, count);
 cleanup:
   cJSON_Delete(otks);
   cJSON_Delete(fb);

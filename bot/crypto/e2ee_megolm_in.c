@@ -59,7 +59,7 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
   /* keep what we have unless the new copy reaches further back AND comes
    * from the same device: nobody else may re-attribute a session */
   if (had_key && strcmp(had_key, sender_key) != 0) {
-    mx_warn(e->user_id, "room key from %s for session %s that another device shared first; ignored", sender, sid);
+    mx_warn(e->label, "room key from %s for session %s that another device shared first; ignored", sender, sid);
   } else if (have < 0 || (int64_t)first < have) {
     char *pickle = e2ee_pickle_inbound(e, s);
     char fi[16];
@@ -70,7 +70,7 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
                 : mx_fail(MX_ERR_CRYPTO, err, "room key: cannot pickle session");
     free(pickle);
   } else {
-    mx_info(e->user_id, "room key for session %s starts at %" PRIu32 ", ours at %" PRId64 "; kept ours", sid, first,
+    mx_info(e->label, "room key for session %s starts at %" PRIu32 ", ours at %" PRId64 "; kept ours", sid, first,
             have);
   }
   free(had_key);
@@ -79,7 +79,7 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
   if (!rc)
     rc = e2ee_keyreq_arrived(e, db, room, sid, err);
   if (!rc)
-    mx_info(e->user_id, "room key for %s session %s from %s (first index %" PRIu32 ")", room, sid, sender, first);
+    mx_info(e->label, "room key for %s session %s from %s (first index %" PRIu32 ")", room, sid, sender, first);
   return rc;
 }
 
@@ -125,7 +125,7 @@ static mx_err queue_event(struct mx_e2ee *e, sqlite3 *db, const char *room_id, c
     rc = e2ee_keyreq_want(e, db, room_id, sid, mx_json_str(ev, "sender"),
                           mx_json_str(mx_json_obj(ev, "content"), "sender_key"), err);
   if (!rc)
-    mx_info(e->user_id, "event %s waits for room key %s", eid, sid);
+    mx_info(e->label, "event %s waits for room key %s", eid, sid);
   return rc;
 }
 
@@ -301,7 +301,7 @@ mx_err mx_e2ee_decrypt(struct mx_e2ee *e, sqlite3 *db, const char *room_id, cons
   mx_err rc = decrypt_locked(e, db, room_id, event, plain, sender, err);
   pthread_mutex_unlock(&e->lock);
   if (rc && rc != MX_ERR_PENDING)
-    mx_warn(e->user_id, "cannot decrypt event in %s: %s", room_id, err ? err : mx_err_str(rc));
+    mx_warn(e->label, "cannot decrypt event in %s: %s", room_id, err ? err : mx_err_str(rc));
   return rc;
 }
 

@@ -60,7 +60,7 @@ static void room_changed_locked(struct mx_e2ee *e, const char *room_id, const ch
   g->invalid = 1;
   g->gen++;
   g->dirty = 1;
-  mx_info(e->user_id, "outbound session of %s will rotate: %s", room_id, why);
+  mx_info(e->label, "outbound session of %s will rotate: %s", room_id, why);
 }
 
 mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why)
@@ -148,7 +148,7 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2e
     mx_err rc = new_session(g, err);
     if (rc)
       return rc;
-    mx_info(e->user_id, "new outbound megolm session %s for %s", g->session_id, room_id);
+    mx_info(e->label, "new outbound megolm session %s for %s", g->session_id, room_id);
   }
   *out = g;
   return MX_OK;
@@ -371,7 +371,7 @@ static mx_err send_unverified(struct mx_e2ee *e, const char *room, const char *s
     }
   }
   if (!rc)
-    mx_info(e->user_id, "withheld session %s of %s from unverified devices (m.unverified)", sid, room);
+    mx_info(e->label, "withheld session %s of %s from unverified devices (m.unverified)", sid, room);
   return rc;
 }
 
@@ -473,7 +473,7 @@ static mx_err share(struct mx_e2ee *e, const char *room_id, char *sid_out, char 
     rc = e2ee_send_to_device(e, "m.room.encrypted", msgs, err);
   if (!rc && nshare) {
     record_shared(e, room_id, sid_out, msgs, "shared");
-    mx_info(e->user_id, "shared session %s of %s with %d devices", sid_out, room_id, nshare);
+    mx_info(e->label, "shared session %s of %s with %d devices", sid_out, room_id, nshare);
   }
   if (!rc && withheld->child)
     rc = send_withheld(e, withheld, err);

@@ -321,11 +321,11 @@ static void sessions_from_claim(struct mx_e2ee *e, const cJSON *resp)
         const char *key = mx_json_str(k, "key");
         if (!ed || !cur || !key || strncmp(k->string, "signed_curve25519:", 18) != 0 ||
             e2ee_verify_json(e->util, k, u->string, d->string, ed, verr) != MX_OK) {
-          mx_warn(e->user_id, "keys/claim: key for %s/%s is unsigned or badly signed; skipped", u->string, d->string);
+          mx_warn(e->label, "keys/claim: key for %s/%s is unsigned or badly signed; skipped", u->string, d->string);
           continue;
         }
         if (e2ee_olm_new_outbound(e, cur, key, &o, verr) != MX_OK)
-          mx_warn(e->user_id, "cannot create olm session with %s/%s: %s", u->string, d->string, verr);
+          mx_warn(e->label, "cannot create olm session with %s/%s: %s", u->string, d->string, verr);
         break;
       }
       free(ed);

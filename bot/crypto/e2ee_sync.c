@@ -24,7 +24,7 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
     return MX_OK;
   if (strcmp(type, "m.room_key.withheld") == 0) {
     const cJSON *c = mx_json_obj(ev, "content");
-    mx_info(e->user_id, "%s withholds room key %s: %s", sender, mx_json_str(c, "session_id") ? mx_json_str(c, "session_id") : "-",
+    mx_info(e->label, "%s withholds room key %s: %s", sender, mx_json_str(c, "session_id") ? mx_json_str(c, "session_id") : "-",
             mx_json_str(c, "code") ? mx_json_str(c, "code") : "?");
     return MX_OK;
   }
@@ -38,7 +38,7 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
   if (rc == MX_ERR_DB)
     return rc;
   if (rc) {
-    mx_warn(e->user_id, "to-device message from %s dropped: %s", sender, err);
+    mx_warn(e->label, "to-device message from %s dropped: %s", sender, err);
     return MX_OK;
   }
   const char *inner = mx_json_str(p, "type");
@@ -46,18 +46,18 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
     rc = e2ee_room_key_received(e, db, sender, sk, mx_json_str(mx_json_obj(p, "keys"), "ed25519"),
                                 mx_json_obj(p, "content"), err);
     if (rc && rc != MX_ERR_DB) {
-      mx_warn(e->user_id, "room key from %s rejected: %s", sender, err);
+      mx_warn(e->label, "room key from %s rejected: %s", sender, err);
       rc = MX_OK;
     }
   } else if (strcmp(inner, "m.forwarded_room_key") == 0) {
     rc = e2ee_forwarded_key_received(e, db, sender, sk, mx_json_str(mx_json_obj(p, "keys"), "ed25519"),
                                      mx_json_obj(p, "content"), err);
     if (rc && rc != MX_ERR_DB) {
-      mx_warn(e->user_id, "%s", err);
+      mx_warn(e->label, "%s", err);
       rc = MX_OK;
     }
   } else if (strcmp(inner, "m.dummy") != 0) {
-    mx_debug(e->user_id, "ignoring encrypted to-device %s from %s", inner, sender);
+    mx_debug(e->label, "ignoring encrypted to-device %s from %s", inner, sender);
   }
   cJSON_Delete(p);
   return rc;

@@ -46,7 +46,7 @@ char *e2ee_operator_pin(struct mx_e2ee *e, sqlite3 *db, int op, const char *seen
                              "ON CONFLICT(user_id) DO NOTHING", 3, w) == MX_OK)
       pinned = e2ee_db_text(db, "SELECT master_key FROM e2ee_operator_pins WHERE user_id=?", 1, u);
     if (pinned && !legacy && strcmp(pinned, key) == 0)
-      mx_warn(e->user_id, "pinned the master key %s of operator %s on first use; confirm it matches the key in "
+      mx_warn(e->label, "pinned the master key %s of operator %s on first use; confirm it matches the key in "
                           "the operator's own client, or configure it (operators[].master_key)", key, user);
   }
   free(legacy);

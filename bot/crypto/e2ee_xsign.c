@@ -168,7 +168,7 @@ static cJSON *uia_auth(struct mx_e2ee *e, const cJSON *challenge)
     return NULL;
   if (!e->password && e->password_file) { /* read only now, wiped below */
     if (mx_file_read(e->password_file, 4096, &pw, ferr) != MX_OK) {
-      mx_warn(e->user_id, "cross-signing: %s", ferr);
+      mx_warn(e->label, "cross-signing: %s", ferr);
       return NULL;
     }
     mx_rtrim(pw.buf ? pw.buf : (char *)"");
@@ -222,7 +222,7 @@ static mx_err upload_keys(struct mx_e2ee *e, const struct seeds *sd, char *err)
     rc = mx_api_call(e->api, "POST", path, body, NULL, &status, &resp, err);
     wipe_auth(body);
     if (!rc)
-      mx_warn(e->user_id, "replaced this account's cross-signing keys (the crypto store was lost): "
+      mx_warn(e->label, "replaced this account's cross-signing keys (the crypto store was lost): "
                           "operators see a new identity for it");
   }
   cJSON_Delete(resp);
@@ -292,9 +292,9 @@ mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err)
   if (!rc)
     rc = sign_own_device(e, &sd, err);
   if (!rc)
-    mx_info(e->user_id, "cross-signing ready, own device signed (master key %s)", sd.mpub);
+    mx_info(e->label, "cross-signing ready, own device signed (master key %s)", sd.mpub);
   else if (rc == MX_ERR_AUTH)
-    mx_warn(e->user_id, "this account has cross-signing keys we do not hold and replacing them needs "
+    mx_warn(e->label, "this account has cross-signing keys we do not hold and replacing them needs "
                         "interactive auth: the bot device will show as unverified");
   memset(&sd, 0, sizeof(sd));
   return rc;

@@ -77,7 +77,7 @@ static mx_err load_account(struct mx_e2ee *e, char *err)
   char *dev = e2ee_db_text(e->db, "SELECT device_id FROM e2ee_account WHERE acct=?", 1, v);
   mx_err rc = MX_OK;
   if (dev && strcmp(dev, e->device_id) != 0) {
-    mx_warn(e->user_id, "store belongs to device %s, now %s: starting a fresh crypto identity", dev, e->device_id);
+    mx_warn(e->label, "store belongs to device %s, now %s: starting a fresh crypto identity", dev, e->device_id);
     rc = forget_other_device(e, err);
     free(dev);
     dev = NULL;
@@ -101,6 +101,7 @@ static mx_err load_account(struct mx_e2ee *e, char *err)
 static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
 {
   e->user_id = mx_strdup(o->user_id);
+  e->label = mx_strdup(o->label ? o->label : o->user_id);
   e->device_id = mx_strdup(o->device_id);
   if (o->password && !(e->password = mx_strdup(o->password)))
     return MX_ERR_NOMEM;
@@ -108,7 +109,7 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
     return MX_ERR_NOMEM;
   e->operators = calloc(o->n_operators + 1, sizeof(char *));
   e->operator_keys = calloc(o->n_operators + 1, sizeof(char *));
-  if (!e->user_id || !e->device_id || !e->operators || !e->operator_keys)
+  if (!e->user_id || !e->label || !e->device_id || !e->operators || !e->operator_keys)
     return MX_ERR_NOMEM;
   if (o->config_path && !(e->config_path = mx_strdup(o->config_path)))
     return MX_ERR_NOMEM;
@@ -160,7 +161,7 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     mx_e2ee_close(e);
     return rc;
   }
-  mx_info(e->user_id, "e2ee ready: device %s, curve25519 %s, ed25519 %s", e->device_id, e->curve, e->ed);
+  mx_info(e->label, "e2ee ready: device %s, curve25519 %s, ed25519 %s", e->device_id, e->curve, e->ed);
   *out = e;
   return MX_OK;
 }
@@ -189,6 +190,7 @@ void mx_e2ee_close(struct mx_e2ee *e)
   }
   free(e->password_file);
   free(e->user_id);
+  free(e->label);
   free(e->device_id);
   memset(e->pickle_key, 0, sizeof(e->pickle_key));
   pthread_mutex_destroy(&e->lock);
@@ -222,7 +224,7 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
      * (store lost); replacing them needs interactive auth. Encryption still
      * works, the device just shows as unverified: warn, do not fail. */
     if (rc == MX_ERR_AUTH) {
-      mx_warn(e->user_id, "cross-signing not set up: %s", err);
+      mx_warn(e->label, "cross-signing not set up: %s", err);
       rc = MX_OK;
     }
   }
@@ -240,7 +242,7 @@ void mx_e2ee_sync_aborted(struct mx_e2ee *e)
   pthread_mutex_lock(&e->lock);
   char err[MX_ERRBUF_LEN];
   if (e2ee_load_state(e, err))
-    mx_error(e->user_id, "cannot reload crypto state after a rollback: %s", err);
+    mx_error(e->label, "cannot reload crypto state after a rollback: %s", err);
   OlmAccount *a = NULL;
   const char *v[] = { e->user_id };
   char *pickle = e2ee_db_text(e->db, "SELECT pickle FROM e2ee_account WHERE acct=?", 1, v);
@@ -290,7 +292,7 @@ static mx_err unwedge(struct mx_e2ee *e, char *err)
       cJSON *msgs = cJSON_CreateObject();
       cJSON_AddItemToObject(cJSON_AddObjectToObject(msgs, user), dev, ct);
       if (e2ee_send_to_device(e, "m.room.encrypted", msgs, err) == MX_OK)
-        mx_info(e->user_id, "sent m.dummy to %s/%s to recover a wedged olm session", user, dev);
+        mx_info(e->label, "sent m.dummy to %s/%s to recover a wedged olm session", user, dev);
       cJSON_Delete(msgs);
     }
   }
@@ -349,7 +351,7 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   char kerr[MX_ERRBUF_LEN] = "";
   /* key requests are best effort: a failed send is retried next time */
   if (!rc && e2ee_keyreq_maintain(e, kerr) != MX_OK)
-    mx_warn(e->user_id, "key requests: %s", kerr);
+    mx_warn(e->label, "key requests: %s", kerr);
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }
@@ -405,7 +407,7 @@ int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *re
   free(trusted);
   free(stored);
   if (e2ee_devices_query(e, users, 1, force, err) != MX_OK)
-    mx_warn(e->user_id, "cannot refresh the devices of %s: %s", s->user_id, err);
+    mx_warn(e->label, "cannot refresh the devices of %s: %s", s->user_id, err);
   /* A list still outdated after the refresh may hide a removed or replaced
    * device: never decide on the cache then. */
   int outdated = e->api && e2ee_db_int(e->db, "SELECT outdated FROM e2ee_users WHERE acct=? AND user_id=?", 2, v, 1) != 0;

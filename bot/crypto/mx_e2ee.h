@@ -43,6 +43,7 @@ struct mx_e2ee_opts {
                                    m.room_key.withheld m.unverified, not keys */
   int64_t rotation_period_ms;  /* 0 = 7 days */
   int rotation_period_msgs;    /* 0 = 100 */
+  const char *label;        /* names the identity in log lines (the device name); NULL = user_id */
 };
 
 /* Who sent a decrypted event, as proven by the Megolm session's Olm delivery. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "mx_config.h"
+#include "mx_log.h"
 #include "mx_util.h"
 
 static char src_dir[PATH_MAX];  /* tests/bot */
@@ -142,10 +143,12 @@ static const struct bad_case bad_cases[] = {
    "mxfleet.json: devices[0].matrix.passwd: unknown key, expected one of user_id, password_file"},
   {"unknown top-level key", "{" BASE "\"homserver\": \"x\", " DEVS1 "}",
    "mxfleet.json: homserver: unknown key, expected one of homeserver, data_dir, operators, alerts_room, devices, "
-   "bot, health, redact, llm, speech, registration"},
+   "bot, health, redact, llm, speech, registration, log_level"},
+  {"log level", "{" BASE "\"log_level\": \"loud\", " DEVS1 "}",
+   "mxfleet.json: log_level: expected one of debug, info, warn, error, got 'loud'"},
   {"unknown key with a newline", "{" BASE "\"a\\nb\": 1, " DEVS1 "}",
    "mxfleet.json: a?b: unknown key, expected one of homeserver, data_dir, operators, alerts_room, devices, "
-   "bot, health, redact, llm, speech, registration"},
+   "bot, health, redact, llm, speech, registration, log_level"},
   {"unknown key in bot", "{" BASE "\"bot\": {\"sync_timeout\": 5}, " DEVS1 "}",
    "mxfleet.json: bot.sync_timeout: unknown key, expected one of command_max_age_s, require_verified_sender, "
    "sync_timeout_ms, http_listen, exclude_insecure_devices, http_idle_timeout_ms"},
@@ -311,6 +314,7 @@ static void minimum_shape_loads_with_defaults(void **state)
   assert_int_equal(cfg->require_verified_sender, 1);
   assert_int_equal(cfg->sync_timeout_ms, 30000);
   assert_int_equal(cfg->http_idle_timeout_ms, 30000);
+  assert_int_equal(cfg->log_level, -1);
   assert_null(cfg->http_listen);
   assert_string_equal(cfg->wg_interface, "wg0");
   assert_int_equal(cfg->health_interval_s, 60);
@@ -355,6 +359,7 @@ static void every_key_is_read(void **state)
   assert_int_equal(cfg->n_operators, 2);
   assert_string_equal(cfg->operators[1], "@bob:example.org");
   assert_string_equal(cfg->alerts_room, "!AbCdEf:example.org");
+  assert_int_equal(cfg->log_level, MX_LOG_WARN);
   assert_int_equal(cfg->command_max_age_ms, 120000);
   assert_int_equal(cfg->require_verified_sender, 0);
   assert_int_equal(cfg->sync_timeout_ms, 15000);
