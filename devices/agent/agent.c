@@ -10,8 +10,11 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "dev_local.h"
 #include "mx_log.h"
@@ -68,6 +71,8 @@ mx_err agent_prepare(const struct agent_config *cfg, struct agent **out, char *e
     rc = MX_ERR_NOMEM;
   if (!rc)
     rc = bind_listen(a, err);
+  if (!rc)
+    rc = agent_audit_key_prepare(cfg->data_dir, cfg->user, a->audit_seed, &a->have_seed, err);
   if (rc) {
     agent_free(a);
     return rc;
@@ -100,8 +105,17 @@ mx_err agent_start(struct agent *a, char *err)
   struct tools_audit_opts ao = {.data_dir = a->cfg->data_dir, .device = a->cfg->device, .key_path = NULL};
   struct dev_local_opts lo = {.open_path = open_confined, .open_ctx = a};
   mx_err rc = mx_mkdir_p(a->cfg->data_dir, 0700, err);
+  /* Same-uid processes (the tools it runs) may not read this memory. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (!rc)
     rc = tools_audit_open(&ao, &a->audit, err);
+  if (!rc && a->have_seed)
+    rc = tools_audit_set_key(a->audit, a->audit_seed, err);
+  else if (!rc)
+    mx_warn(a->cfg->device, "audit key in %s is readable by the user that runs tools (the agent was not started as "
+                            "root with \"user\" set): a tool could sign a forged checkpoint; see docs/agent.md",
+            a->cfg->data_dir);
+  OPENSSL_cleanse(a->audit_seed, sizeof(a->audit_seed));
   if (!rc)
     rc = dev_local_new(&lo, &a->local, err);
   if (!rc)
@@ -131,5 +145,6 @@ void agent_free(struct agent *a)
   tools_manifest_free(a->manifest);
   dev_wg_nonces_free(a->nonces);
   memset(a->key, 0, sizeof(a->key));
+  OPENSSL_cleanse(a->audit_seed, sizeof(a->audit_seed));
   free(a);
 }

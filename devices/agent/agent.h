@@ -9,6 +9,8 @@
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <stdint.h>
+
 #include "agent_config.h"
 #include "mx_err.h"
 
@@ -30,5 +32,11 @@ mx_err agent_check(const struct agent_config *cfg, char *err);
 /* Drops to user (setgroups, setgid, setuid) when running as root; refuses
  * to continue as root if that fails. A no-op when not root. */
 mx_err agent_drop_privileges(const char *user, char *err);
+
+/* When root with a user to drop to: reads (or creates) the audit signing
+ * seed in <data_dir>/audit-key/ed25519.key, both root-owned and closed to
+ * others, so the user that runs tools can neither read nor replace it;
+ * *have = 1. Not root, or no user: *have = 0 (the key stays in data_dir). */
+mx_err agent_audit_key_prepare(const char *data_dir, const char *user, uint8_t seed[32], int *have, char *err);
 
 #endif

@@ -28,6 +28,8 @@ struct agent {
   int listen_fd;                  /* owned until MHD takes it */
   int port;
   int64_t started_ms;
+  uint8_t audit_seed[32];         /* read as root before the drop (have_seed) */
+  int have_seed;
 };
 
 /* POST /v1/call: decide with the manifest, audit intent, run, audit result. */

@@ -388,7 +388,11 @@ static void checkpoints_detect_truncation(void **state)
   char err[MX_ERRBUF_LEN], *text = NULL, adata[700];
   /* The agent's own chain verifies from genesis before anything is done to it. */
   snprintf(adata, sizeof(adata), "%s/agent-data", dir);
-  struct tools_audit_opts ao = {.data_dir = adata, .device = "wgtest"};
+  /* The agent started as root with "user": its signing key is root's, in
+   * agent-data/audit-key (docs/agent.md); verify with that key. */
+  char akey[800];
+  snprintf(akey, sizeof(akey), "%s/audit-key/ed25519.key", adata);
+  struct tools_audit_opts ao = {.data_dir = adata, .device = "wgtest", .key_path = akey};
   struct tools_audit *a = NULL;
   struct tools_audit_verify_report rep;
   assert_int_equal(tools_audit_open(&ao, &a, err), MX_OK);

@@ -111,6 +111,11 @@ mx_err tools_audit_checkpoint_check(const char *text, const uint8_t pub[32], int
 /* Recomputes the hash of a record as /v1/audit and tools_audit_recent
  * return it (the record plus seq, prev_hash, hash): hex into hash_hex. */
 mx_err tools_audit_record_hash(const cJSON *record, char hash_hex[2 * TOOLS_AUDIT_HASH_LEN + 1], char *err);
+/* Reads the raw Ed25519 seed at path, creating it (0600, O_EXCL) when
+ * missing: for a process that reads its key before dropping privileges. */
+mx_err tools_audit_key_read(const char *path, uint8_t seed[32], char *err);
+/* Signs with this seed from now on instead of the key file (opts.key_path). */
+mx_err tools_audit_set_key(struct tools_audit *a, const uint8_t seed[32], char *err);
 /* This install's public key (32 bytes) and key id. */
 mx_err tools_audit_public_key(struct tools_audit *a, uint8_t pub[32], char key_id[17], char *err);
 

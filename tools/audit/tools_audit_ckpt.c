@@ -55,6 +55,34 @@ mx_err audit_key_load(struct tools_audit *a, char *err)
   return rc;
 }
 
+mx_err tools_audit_key_read(const char *path, uint8_t seed[32], char *err)
+{
+  struct mx_buf b = MX_BUF_INIT(64);
+  mx_err rc = create_seed(path, err);
+  if (!rc)
+    rc = mx_file_read(path, 64, &b, err);
+  if (!rc && b.len != 32)
+    rc = mx_fail(MX_ERR_CRYPTO, err, "audit key '%s': expected 32 bytes, got %zu", path, b.len);
+  if (!rc)
+    memcpy(seed, b.buf, 32);
+  if (b.buf)
+    OPENSSL_cleanse(b.buf, b.len);
+  mx_buf_release(&b);
+  return rc;
+}
+
+mx_err tools_audit_set_key(struct tools_audit *a, const uint8_t seed[32], char *err)
+{
+  EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+  if (!k)
+    return mx_fail(MX_ERR_CRYPTO, err, "audit key: not an Ed25519 seed");
+  pthread_mutex_lock(&a->mu);
+  EVP_PKEY_free(a->key);
+  a->key = k;
+  pthread_mutex_unlock(&a->mu);
+  return MX_OK;
+}
+
 static void key_id_of(const uint8_t pub[32], char out[17])
 {
   uint8_t d[MX_SHA256_LEN];
