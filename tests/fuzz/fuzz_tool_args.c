@@ -3,7 +3,8 @@
  * schema validation (tools/tools_schema.c) against the catalog's schema of
  * the tool, then the manifest decision (tools/policy) for a manifest with
  * read and write roots and allow/ask/deny command rules with globs.
- * Input: first byte picks the tool, the rest is the JSON arguments.
+ * Input: the tool's name, a newline, then the JSON arguments (by name, so
+ * the seeds survive changes to the catalog's order).
  * Properties: a refusal says why; the decision is made for valid arguments
  * and is one of ALLOW/ASK/DENY with a reason.
  */
@@ -47,12 +48,16 @@ static struct tools_manifest *manifest(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   const struct tools_manifest *m = manifest();
-  if (size < 1)
+  const uint8_t *nl = memchr(data, '\n', size);
+  if (!nl || nl - data > 64)
     return 0;
-  size_t n = 0;
-  const struct tools_spec *c = tools_catalog(&n);
-  const struct tools_spec *s = &c[data[0] % n];
-  cJSON *args = cJSON_ParseWithLength((const char *)data + 1, size - 1);
+  char name[65];
+  memcpy(name, data, (size_t)(nl - data));
+  name[nl - data] = '\0';
+  const struct tools_spec *s = tools_catalog_find(name);
+  if (!s)
+    return 0;
+  cJSON *args = cJSON_ParseWithLength((const char *)nl + 1, size - (size_t)(nl - data) - 1);
   if (!args)
     return 0;
   cJSON *schema = tools_catalog_schema(s);
