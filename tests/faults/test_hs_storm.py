@@ -95,9 +95,13 @@ def test():
 
             entries = proxy.entries(t_storm)
             pongs = mxtest.pongs(op, room, uid)
+            sends = [e for e in bot_sends(entries) if "/send/m.room.message/" in e["path"]]
+            # the machine-readable summary bench/faults/hs_storm.py collects
+            print(f"STORM seed={SEED} pings={PINGS} rate={RATE} faults={storm.injected} "
+                  f"send_attempts={len(sends)} lost={max(0, PINGS + 2 - len(pongs))} "
+                  f"doubled={max(0, len(pongs) - PINGS - 2)} seconds={time.monotonic() - t_storm:.1f}", flush=True)
             check(len(pongs) == PINGS + 2,
                   f"expected {PINGS + 2} pongs stored by Synapse, got {len(pongs)} (lost or doubled)")
-            sends = [e for e in bot_sends(entries) if "/send/m.room.message/" in e["path"]]
             txns = {e["path"] for e in sends}
             check(len(txns) == PINGS + 1,
                   f"expected one txnId per reply ({PINGS + 1}), the bot used {len(txns)}")
