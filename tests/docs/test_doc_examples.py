@@ -1,4 +1,4 @@
-"""Every example in the docs runs (README.md, docs/, examples/).
+"""Every example in the docs runs (README.md, CHANGELOG.md, docs/, examples/).
 
 Fenced blocks say what they are in their info string:
   ```json            a complete mxfleet config: `mxfleet config check` must pass
@@ -334,7 +334,7 @@ def run_for_real(where, cmd, words, cfg, page_dir):
 # ---- driver ----
 
 def pages():
-    found = [os.path.join(REPO, "README.md")]
+    found = [os.path.join(REPO, "README.md"), os.path.join(REPO, "CHANGELOG.md")]
     for pattern in ("docs/**/*.md", "examples/**/*.md", "prompts/*.md", "packaging/**/*.md"):
         found += glob.glob(os.path.join(REPO, pattern), recursive=True)
     return sorted(set(found))
