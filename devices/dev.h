@@ -21,6 +21,17 @@
 #include "mx_buf.h"
 #include "mx_err.h"
 
+/* Who asked for a call, for the device's own audit (mxfleet-agent records
+ * it); every field optional, strings borrowed. */
+struct dev_caller {
+  const char *mxid;          /* the operator's Matrix user ID */
+  const char *device;        /* their Matrix device ID */
+  const char *verification;  /* trust state of that device: "verified", "unverified" ... */
+  const char *master_key;    /* the operator's cross-signing master key the trust decision used */
+  const char *room_id;
+  const char *event_id;      /* the message that led to the call */
+};
+
 struct dev_call {
   const char *request_id; /* unique per call; links backend logs to the audit */
   const char *tool;       /* catalog name: "fs.read", "shell.exec" ... (the same on every backend) */
@@ -30,6 +41,7 @@ struct dev_call {
   const volatile int *cancel; /* optional; non-zero asks the backend to stop the call (!stop) */
   const char *approval_ref;   /* optional; set by tools/ when an operator approved this exact call (the
                                * action id); the wg backend forwards it so the agent may run ASK tools */
+  const struct dev_caller *caller; /* optional; the wg backend sends it, signed with the request */
 };
 
 enum dev_status {

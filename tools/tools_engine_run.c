@@ -145,6 +145,10 @@ mx_err engine_run_checked(struct tools_engine *e, const struct call_ctx *c, stru
   call.max_output = c->limits.max_output;
   call.cancel = &c->fl->cancel;
   call.approval_ref = c->approval_ref; /* lets mxfleet-agent run an ASK tool the operator approved */
+  /* the device's own audit says who asked, from which device and message */
+  struct dev_caller caller = {c->origin->operator_mxid, c->origin->operator_device, c->origin->verification,
+                              c->origin->operator_master_key, c->origin->room_id, c->origin->event_id};
+  call.caller = &caller;
   struct dev_result r;
   dev_result_init(&r);
   int64_t start = mx_mono_ms();

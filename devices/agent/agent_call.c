@@ -5,10 +5,13 @@
  * closed), the call runs through devices/local, and the result is audited.
  *
  * Request:  {"request_id", "tool", "args", "timeout_ms"?, "max_output"?,
- *            "approval"?: {"ref", "tool", "args_sha256"}, "operator"?: {...}}
+ *            "approval"?: {"ref", "tool", "args_sha256"},
+ *            "operator"?: {"mxid", "device", "verification", "master_key", "room_id", "event_id"}}
  * "approval" is the bot saying an operator approved this exact call; the
  * whole request is HMAC-signed with the device key, so only the bot can say
- * it. args_sha256 = hex SHA-256 of the canonical JSON of args.
+ * it. args_sha256 = hex SHA-256 of the canonical JSON of args. "operator"
+ * (who asked, from which Matrix device and message) goes into every audit
+ * record of the call; being inside the signed body, it is the bot's word.
  * Layer: devices/agent. The parsed request is owned here; *reply is owned by
  * the caller.
  */
@@ -82,6 +85,7 @@ static void fill_operator(struct tools_audit_entry *e, const cJSON *op)
   e->operator_mxid = mx_json_str(op, "mxid");
   e->operator_device = mx_json_str(op, "device");
   e->verification = mx_json_str(op, "verification");
+  e->operator_master_key = mx_json_str(op, "master_key");
   e->room_id = mx_json_str(op, "room_id");
   e->event_id = mx_json_str(op, "event_id");
 }

@@ -32,6 +32,19 @@ static mx_err add_approval(cJSON *req, const struct dev_call *call)
   return MX_OK;
 }
 
+/* "operator": who asked. Inside the signed body, so a request cannot be
+ * replayed under another operator's name. */
+static mx_err add_operator(cJSON *req, const struct dev_caller *who)
+{
+  static const char *const keys[] = {"mxid", "device", "verification", "master_key", "room_id", "event_id"};
+  const char *vals[] = {who->mxid, who->device, who->verification, who->master_key, who->room_id, who->event_id};
+  cJSON *op = cJSON_AddObjectToObject(req, "operator");
+  for (size_t i = 0; op && i < sizeof(keys) / sizeof(keys[0]); i++)
+    if (vals[i] && !cJSON_AddStringToObject(op, keys[i], vals[i]))
+      return MX_ERR_NOMEM;
+  return op ? MX_OK : MX_ERR_NOMEM;
+}
+
 static char *request_body(const struct dev_call *call, mx_err *rc)
 {
   cJSON *req = cJSON_CreateObject();
@@ -46,6 +59,8 @@ static char *request_body(const struct dev_call *call, mx_err *rc)
   }
   cJSON_AddItemToObject(req, "args", args); /* consumed */
   *rc = call->approval_ref ? add_approval(req, call) : MX_OK;
+  if (!*rc && call->caller)
+    *rc = add_operator(req, call->caller);
   char *txt = *rc ? NULL : cJSON_PrintUnformatted(req);
   if (!*rc && !txt)
     *rc = MX_ERR_NOMEM;

@@ -299,6 +299,64 @@ static void audit_intent_before_result(void **state)
   mx_buf_release(&resp);
 }
 
+/* Issue 11.9: who asked reaches the device's own audit - the operator,
+ * their Matrix device, its trust state, the room and the message - in
+ * every record of the call, and it is covered by the request signature. */
+static void operator_in_agent_audit(void **state)
+{
+  (void)state;
+  char err[MX_ERRBUF_LEN];
+  cJSON *args = cJSON_Parse("{\"argv\":[\"/bin/echo\",\"who asked\"]}");
+  struct dev_caller who = {.mxid = "@op:example.org", .device = "PHONE7", .verification = "verified",
+                           .master_key = "bWFzdGVyLWtleQ", .room_id = "!dm:example.org", .event_id = "$ask1"};
+  char rid[40];
+  snprintf(rid, sizeof(rid), "t-who-%lld", (long long)mx_now_ms()); /* one per run: the agent may be shared */
+  struct dev_call c = {.request_id = rid, .tool = "shell.exec", .args = args, .timeout_ms = 5000,
+                       .max_output = 65536, .caller = &who};
+  struct dev_result r;
+  dev_result_init(&r);
+  assert_int_equal(wg->run(wg, &c, &r, err), MX_OK);
+  assert_int_equal(r.status, DEV_DONE);
+  dev_result_release(&r);
+  cJSON_Delete(args);
+  struct mx_buf resp = MX_BUF_INIT(MX_BUF_MAX_HTTP);
+  long status = 0;
+  assert_int_equal(dev_wg_request(wg, "GET", "/v1/audit?since=0", NULL, 0, &status, &resp, err), MX_OK);
+  cJSON *o = cJSON_Parse(mx_buf_cstr(&resp));
+  const cJSON *recs = mx_json_arr(o, "records");
+  int n = cJSON_GetArraySize(recs), seen = 0;
+  for (int i = 0; i < n; i++) {
+    const cJSON *rec = cJSON_GetArrayItem(recs, i);
+    if (!mx_json_str(rec, "call_id") || strcmp(mx_json_str(rec, "call_id"), rid) != 0)
+      continue;
+    const cJSON *op = mx_json_obj(rec, "operator");
+    const char *mxid = mx_json_str(op, "mxid");
+    if (!mxid)
+      fail_msg("agent audit record without the operator: %s", cJSON_PrintUnformatted(rec));
+    assert_string_equal(mxid, "@op:example.org");
+    assert_string_equal(mx_json_str(op, "device_id"), "PHONE7");
+    assert_string_equal(mx_json_str(op, "verification"), "verified");
+    assert_string_equal(mx_json_str(op, "master_key"), "bWFzdGVyLWtleQ");
+    assert_string_equal(mx_json_str(rec, "room_id"), "!dm:example.org");
+    assert_string_equal(mx_json_str(rec, "event_id"), "$ask1");
+    seen++;
+  }
+  assert_int_equal(seen, 2); /* intent and result */
+  cJSON_Delete(o);
+  mx_buf_release(&resp);
+  /* the operator is inside the signature: another name is a bad request */
+  const char *body = "{\"request_id\":\"t-who2\",\"tool\":\"shell.exec\",\"args\":{\"argv\":[\"/bin/echo\"]},"
+                     "\"operator\":{\"mxid\":\"@op:example.org\"}}";
+  struct dev_wg_sig sig;
+  assert_int_equal(dev_wg_sign(key, "POST", "/v1/call", mx_now_ms() / 1000, body, strlen(body), &sig), MX_OK);
+  char forged[300];
+  snprintf(forged, sizeof(forged), "%s", body);
+  memcpy(strstr(forged, "@op:"), "@ev:", 4);
+  mx_buf_init(&resp, MX_BUF_MAX_SMALL);
+  assert_int_equal(raw("POST", "/v1/call", forged, strlen(forged), &sig, &resp), 401);
+  mx_buf_release(&resp);
+}
+
 static int open_idle(void)
 {
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(7443)};
@@ -437,9 +495,13 @@ int main(void)
       cmocka_unit_test(health_through_tunnel),   cmocka_unit_test(allowed_calls_run),
       cmocka_unit_test(agent_manifest_wins),     cmocka_unit_test(ask_needs_approval),
       cmocka_unit_test(unauthenticated_refused), cmocka_unit_test(big_body_413),
-      cmocka_unit_test(audit_intent_before_result), cmocka_unit_test(deadline_and_cancel),
+      cmocka_unit_test(audit_intent_before_result), cmocka_unit_test(operator_in_agent_audit),
+      cmocka_unit_test(deadline_and_cancel),
       cmocka_unit_test(per_ip_connection_limit), cmocka_unit_test(checkpoints_detect_truncation),
   };
+  /* tests/security runs one case of this file (MXF_TEST_FILTER) */
+  if (getenv("MXF_TEST_FILTER"))
+    cmocka_set_test_filter(getenv("MXF_TEST_FILTER"));
   int rc = cmocka_run_group_tests(tests, setup, teardown);
   curl_global_cleanup();
   return rc;

@@ -132,7 +132,7 @@ static void test_failed_write_keeps_the_old_file(void **state)
     memset(args + o, 'A', 600 * 1024);
     snprintf(args + o + 600 * 1024, sizeof(args) - (size_t)o - 600 * 1024, "\"}");
     cJSON *j = cJSON_Parse(args);
-    struct dev_call c = {"r1", "fs.write", j, 3000, 65536, NULL, NULL};
+    struct dev_call c = {.request_id = "r1", .tool = "fs.write", .args = j, .timeout_ms = 3000, .max_output = 65536};
     struct dev_result r;
     char err[MX_ERRBUF_LEN];
     dev_result_init(&r);

@@ -2,7 +2,9 @@
 calls signed over HTTP through a real wireguard-go tunnel to mxfleet-agent
 in another network namespace -> the answer in the DM. The agent enforces
 its own manifest: a file the bot's manifest allows but the agent's does not
-stays unread. `!audit verify` checks the bot's chain and the agent's.
+stays unread. The agent's own audit names the operator, their device and
+trust state, the room and the message. `!audit verify` checks the bot's
+chain and the agent's.
 
 The test sets up its own tunnel (tests/devices/wgnet) and re-runs itself in
 the hub namespace, where it starts a private Synapse: the bot, the homeserver
@@ -10,6 +12,7 @@ and the test's operator client all share that namespace's loopback."""
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -54,6 +57,19 @@ def inside(wg):
             check("do not read" not in ans, "the agent served a file its own manifest forbids")
             check("refused" in ans.lower() or "denied" in ans.lower() or "403" in ans,
                   f"the model was not told the agent refused: {ans[:400]}")
+            # issue 11.9: the device's own audit says who asked, from which
+            # Matrix device and message (not nulls)
+            db = sqlite3.connect(os.path.join(wg, "agent-data", "audit", "wgtest.db"))
+            recs = [json.loads(r[0]) for r in db.execute("SELECT record FROM audit_chain ORDER BY seq")]
+            db.close()
+            calls = [r for r in recs if r.get("tool") == "fs.read"]
+            check(len(calls) >= 3, f"the agent audited {len(calls)} fs.read records, expected intent+result+refusal")
+            for r in calls:
+                who = r.get("operator") or {}
+                # (no device_id: this operator writes unencrypted, so no device is known)
+                check(who.get("mxid") == op.user_id and who.get("verification") == "unverified"
+                      and r.get("room_id") == room and (r.get("event_id") or "").startswith("$"),
+                      f"an agent audit record does not say who asked: {r}")
             op.send_text(room, "!audit verify")
             v = op.wait_messages(room, uid, lambda c: "agent chain" in c.get("body", ""), count=1,
                                  timeout=60)[0]["content"]["body"]
