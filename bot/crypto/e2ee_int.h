@@ -22,6 +22,11 @@
 #define E2EE_MAX_OLM_PER_DEVICE 5 /* spec: keep at least 4; LRU beyond */
 #define E2EE_DUMMY_INTERVAL_MS (3600 * 1000)
 #define E2EE_FALLBACK_FORGET_MS (3600 * 1000)
+/* After a fallback key upload, syncs that still say "no unused fallback
+ * key" may have been computed before it: believe them only after this long
+ * (a long-poll plus processing), or the key rotates twice and libolm,
+ * which keeps two, forgets the one a peer may be using. */
+#define E2EE_FALLBACK_GRACE_MS (120 * 1000)
 #define E2EE_PENDING_MAX_AGE_MS ((int64_t)7 * 24 * 3600 * 1000)
 #define E2EE_KEYREQ_RETRY_MS ((int64_t)10 * 60 * 1000)
 
@@ -78,6 +83,7 @@ struct mx_e2ee {
   int fallback_missing;
   int lists_changed;
   int64_t fallback_replaced_ms; /* 0: nothing to forget */
+  int64_t fallback_rotated_ms;  /* last fallback upload (persisted), 0 never */
   /* tests only: replaces the PUT /sendToDevice (messages borrowed) */
   mx_err (*to_device_hook)(void *ctx, const char *type, const cJSON *messages, char *err);
   void *to_device_ctx;

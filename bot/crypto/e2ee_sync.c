@@ -15,6 +15,7 @@
 #include "mx_crypto.h"
 #include "mx_json.h"
 #include "mx_log.h"
+#include "mx_util.h"
 
 static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
 {
@@ -98,7 +99,7 @@ static void key_counts(struct mx_e2ee *e, const cJSON *sync)
     if (cJSON_IsString(t) && strcmp(t->valuestring, "signed_curve25519") == 0)
       have = 1;
   }
-  if (!have)
+  if (!have && mx_now_ms() - e->fallback_rotated_ms > E2EE_FALLBACK_GRACE_MS)
     e->fallback_missing = 1;
 }
 

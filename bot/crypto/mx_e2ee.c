@@ -91,6 +91,9 @@ static mx_err load_account(struct mx_e2ee *e, char *err)
   if (!pickle)
     return create_account(e, err);
   e->acct_gen = e2ee_db_int(e->db, "SELECT gen FROM e2ee_account WHERE acct=?", 1, v, 1);
+  e->fallback_rotated_ms = e2ee_db_int(e->db, "SELECT fallback_rotated_ms FROM e2ee_account WHERE acct=?", 1, v, 0);
+  /* the previous key is forgotten an hour after the rotation, restart or not */
+  e->fallback_replaced_ms = e->fallback_rotated_ms;
   e->acct = e2ee_unpickle_account(e, pickle);
   free(pickle);
   if (!e->acct)
@@ -325,8 +328,14 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   if (!rc && ((e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) || e->fallback_missing)) {
     int replacing_fallback = e->fallback_missing;
     rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
-    if (!rc && replacing_fallback && !e->fallback_missing)
-      e->fallback_replaced_ms = mx_now_ms();
+    if (!rc && replacing_fallback && !e->fallback_missing) {
+      e->fallback_replaced_ms = e->fallback_rotated_ms = mx_now_ms();
+      char ms[24];
+      snprintf(ms, sizeof(ms), "%" PRId64, e->fallback_rotated_ms);
+      const char *v[] = { ms, e->user_id };
+      if (e2ee_db_run(e->db, NULL, "UPDATE e2ee_account SET fallback_rotated_ms=? WHERE acct=?", 2, v))
+        mx_warn(e->user_id, "cannot store the fallback key rotation time");
+    }
   }
   /* keep the previous fallback key's private half for an hour, for
    * pre-key messages still in flight, then forget it (spec: at most two) */

@@ -797,6 +797,12 @@ struct canned_hs {
   pthread_mutex_t lock;
   char *keys_query; /* owned body for POST .../keys/query */
   int hits;
+  int fallback_uploads; /* POST .../keys/upload carrying fallback_keys */
+};
+
+struct canned_req {
+  char body[65536];
+  size_t n;
 };
 
 static enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -804,19 +810,27 @@ static enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c, const
 {
   (void)method;
   (void)version;
-  (void)upload;
   struct canned_hs *h = cls;
   if (!*con_cls) {
-    *con_cls = h;
+    *con_cls = calloc(1, sizeof(struct canned_req));
     return MHD_YES;
   }
+  struct canned_req *rq = *con_cls;
   if (*upload_size) {
+    size_t k = *upload_size < sizeof(rq->body) - 1 - rq->n ? *upload_size : sizeof(rq->body) - 1 - rq->n;
+    memcpy(rq->body + rq->n, upload, k);
+    rq->n += k;
     *upload_size = 0;
     return MHD_YES;
   }
   pthread_mutex_lock(&h->lock);
   h->hits++;
-  char *body = strdup(strstr(url, "/keys/query") && h->keys_query ? h->keys_query : "{}");
+  if (strstr(url, "/keys/upload") && strstr(rq->body, "\"fallback_keys\""))
+    h->fallback_uploads++;
+  const char *canned = strstr(url, "/keys/query") && h->keys_query ? h->keys_query
+                       : strstr(url, "/keys/upload") ? "{\"one_time_key_counts\": {\"signed_curve25519\": 50}}"
+                                                      : "{}";
+  char *body = strdup(canned);
   pthread_mutex_unlock(&h->lock);
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
   enum MHD_Result ret = MHD_queue_response(c, 200, r);
@@ -824,11 +838,21 @@ static enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c, const
   return ret;
 }
 
+static void canned_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+  (void)cls;
+  (void)c;
+  (void)t;
+  free(*con_cls);
+  *con_cls = NULL;
+}
+
 static void canned_start(struct canned_hs *h)
 {
   memset(h, 0, sizeof(*h));
   pthread_mutex_init(&h->lock, NULL);
-  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, canned_handler, h, MHD_OPTION_END);
+  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, canned_handler, h,
+                          MHD_OPTION_NOTIFY_COMPLETED, canned_done, NULL, MHD_OPTION_END);
   assert_non_null(h->d);
   h->port = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT)->port;
 }
@@ -931,6 +955,47 @@ static void own_account_devices_are_queried(void **state)
   canned_stop(&hs);
 }
 
+/* Issue 12, gap 5: a sync computed before the fallback key upload still says
+ * "no unused fallback key"; believing it rotates the key twice in a row and
+ * libolm (two keys kept) forgets the one a peer may be using. */
+static void fallback_key_rotates_once(void **state)
+{
+  (void)state;
+  struct canned_hs hs;
+  canned_start(&hs);
+  char base[64], err[MX_ERRBUF_LEN] = "";
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
+  struct mx_api *api = mx_api_new(base, "@fb:test", "tok");
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@fb:test", .device_id = "FBDEV",
+                            .require_verified_sender = 1, .api = api };
+  struct mx_e2ee *e = NULL;
+  assert_int_equal(mx_e2ee_open(&o, &e, NULL), MX_OK);
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  cJSON *sync = cJSON_Parse("{\"device_one_time_keys_count\": {\"signed_curve25519\": 50}, "
+                            "\"device_unused_fallback_key_types\": []}");
+  for (int round = 0; round < 2; round++) { /* the second sync predates the upload */
+    assert_int_equal(mx_db_begin(db, NULL), MX_OK);
+    assert_int_equal(mx_e2ee_process_sync(e, db, sync, err), MX_OK);
+    assert_int_equal(mx_db_commit(db, NULL), MX_OK);
+    assert_int_equal(mx_e2ee_maintain(e, err), MX_OK);
+  }
+  assert_int_equal(hs.fallback_uploads, 1);
+  /* the rotation time survives a restart */
+  mx_e2ee_close(e);
+  assert_int_equal(mx_e2ee_open(&o, &e, NULL), MX_OK);
+  assert_int_equal(mx_db_begin(db, NULL), MX_OK);
+  assert_int_equal(mx_e2ee_process_sync(e, db, sync, err), MX_OK);
+  assert_int_equal(mx_db_commit(db, NULL), MX_OK);
+  assert_int_equal(mx_e2ee_maintain(e, err), MX_OK);
+  assert_int_equal(hs.fallback_uploads, 1);
+  cJSON_Delete(sync);
+  mx_db_close(db);
+  mx_e2ee_close(e);
+  mx_api_free(api);
+  canned_stop(&hs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -950,6 +1015,7 @@ int main(void)
     cmocka_unit_test(seal_round_trip_and_pickle_key_file),
     cmocka_unit_test(partly_failed_key_query_keeps_the_user_outdated),
     cmocka_unit_test(own_account_devices_are_queried),
+    cmocka_unit_test(fallback_key_rotates_once),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
