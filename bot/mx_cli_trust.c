@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mx_api.h"
 #include "mx_config.h"
@@ -45,7 +46,7 @@ struct trust_ctx {
 /* The key the homeserver publishes now, asked with a stored identity token. */
 static int published(struct trust_ctx *t, char *out, size_t n, char *err)
 {
-  for (size_t i = 0; i < t->cfg->n_devices; i++) {
+  for (size_t i = 0; t->db && i < t->cfg->n_devices; i++) {
     struct mx_store_ident si;
     memset(&si, 0, sizeof(si));
     if (mx_store_ident_load(t->db, t->cfg->devices[i].user_id, &si, NULL) || !si.access_token) {
@@ -72,9 +73,9 @@ static void iso(int64_t ms, char *out, size_t n)
 
 static int show(struct trust_ctx *t)
 {
-  struct mx_e2ee_pin pin;
+  struct mx_e2ee_pin pin = { 0 };
   char err[MX_ERRBUF_LEN] = "", pub[64] = "", when[32];
-  if (mx_e2ee_pin_get(t->db, t->op, &pin, err)) {
+  if (t->db && mx_e2ee_pin_get(t->db, t->op, &pin, err)) {
     fprintf(stderr, "mxfleet trust: %s\n", err);
     return 2;
   }
@@ -234,12 +235,18 @@ int mx_cli_trust(int argc, char **argv)
   int rc = 2;
   char err[MX_ERRBUF_LEN] = "";
   char *db_path = mx_path_join(t.cfg->data_dir, "mxfleet.db");
+  int is_show = strcmp(verb, "show") == 0;
   if (t.op_index < 0)
     fprintf(stderr, "mxfleet trust: '%s' is not among the operators in %s\n", t.op, t.cfg->path);
-  else if (!db_path || mx_db_open(db_path, &t.db, err) || mx_e2ee_migrate(t.db, err) || mx_store_migrate(t.db, err))
+  else if (!db_path)
+    fprintf(stderr, "mxfleet trust: out of memory\n");
+  else if (is_show && access(db_path, F_OK) != 0)
+    rc = show(&t); /* the bot never ran: nothing pinned, nobody logged in */
+  else if ((!is_show && mx_mkdir_p(t.cfg->data_dir, 0700, err)) || mx_db_open(db_path, &t.db, err) ||
+           mx_e2ee_migrate(t.db, err) || mx_store_migrate(t.db, err))
     fprintf(stderr, "mxfleet trust: %s\n", err[0] ? err : "out of memory");
   else
-    rc = strcmp(verb, "show") == 0 ? show(&t) : change(&t, verb, key);
+    rc = is_show ? show(&t) : change(&t, verb, key);
   mx_db_close(t.db);
   free(db_path);
   mx_config_free(t.cfg);

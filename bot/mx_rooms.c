@@ -8,6 +8,7 @@
 #include "mx_db.h"
 #include "mx_json.h"
 #include "mx_log.h"
+#include "mx_send.h"
 #include "mx_store.h"
 #include "mx_util.h"
 
@@ -100,9 +101,54 @@ mx_err mx_rooms_mark_direct(struct mx_api *api, const char *user_id, const char 
   return rc;
 }
 
+mx_err mx_rooms_note_undecryptable(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *ev,
+                                   char *err)
+{
+  const char *sender = mx_json_str(ev, "sender");
+  const cJSON *c = mx_json_obj(ev, "content");
+  const char *session = mx_json_str(c, "session_id");
+  if (!sender || !session || !mx_bot_is_operator(id->bot, sender))
+    return MX_OK;
+  /* arg: the session (dedupe key), then the sender's device if the event
+   * still names it (a deprecated field some clients still send) */
+  const char *dev = mx_json_str(c, "device_id");
+  struct mx_buf arg = MX_BUF_INIT(512);
+  mx_err rc = mx_buf_addf(&arg, "%s %s", session, dev ? dev : "");
+  sqlite3_stmt *st = NULL;
+  int seen = 0;
+  if (!rc) {
+    rc = mx_db_query(db, &st, err, "SELECT 1 FROM room_actions WHERE user_id=? AND room_id=? AND action='utd_notice' "
+                                   "AND arg LIKE ? || ' %'", "sss", id->user_id, room_id, session);
+    seen = rc == MX_OK;
+    sqlite3_finalize(st);
+    if (rc == MX_ERR_NOT_FOUND)
+      rc = MX_OK;
+  }
+  if (!rc && !seen)
+    rc = mx_store_action_add(db, id->user_id, room_id, "utd_notice", mx_buf_cstr(&arg), err);
+  mx_buf_release(&arg);
+  return rc;
+}
+
+/* The operator hears that a message was not read, instead of silence; the
+ * queued event is answered when its key arrives (e2ee key requests). */
+static mx_err utd_notice(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *arg, char *err)
+{
+  const char *dev = arg ? strchr(arg, ' ') : NULL;
+  dev = dev && dev[1] ? dev + 1 : NULL;
+  char text[512], key[300];
+  snprintf(text, sizeof(text),
+           "I could not read your message%s%s yet: I do not have its decryption key. I asked your sessions for it "
+           "and will answer as soon as it arrives.", dev ? " from session " : "", dev ? dev : "");
+  snprintf(key, sizeof(key), "utd:%.250s", arg ? arg : "");
+  return mx_send_notice(id, db, room_id, key, text, NULL, NULL, NULL, err);
+}
+
 static mx_err do_action(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *action,
                         const char *arg, char *err)
 {
+  if (strcmp(action, "utd_notice") == 0)
+    return utd_notice(id, db, room_id, arg, err);
   if (strcmp(action, "reject") == 0)
     return room_post(id, "/_matrix/client/v3/rooms/%s/leave", room_id, NULL, err);
   mx_err rc = room_post(id, "/_matrix/client/v3/join/%s", room_id, NULL, err);

@@ -18,6 +18,10 @@ mx_err mx_rooms_on_invite(struct mx_ident *id, sqlite3 *db, const char *room_id,
 /* After commit: carry out pending joins/rejections (best effort, retried
  * after the next sync on transient errors). */
 void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db);
+/* An operator's encrypted event waits for its room key: once per Megolm
+ * session, tell them (after the commit) that it was not read yet. */
+mx_err mx_rooms_note_undecryptable(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *ev,
+                                   char *err);
 /* Joins the configured alerts room by alias, creating it (operators
  * invited) when it does not exist; sets id->alerts_room_id. */
 mx_err mx_rooms_ensure_alerts(struct mx_ident *id, sqlite3 *db, char *err);

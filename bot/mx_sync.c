@@ -380,8 +380,8 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
   if (strcmp(type, "m.room.encrypted") == 0) {
     char e2[MX_ERRBUF_LEN] = "";
     mx_err rc = mx_ext_decrypt(id, db, room_id, ev, &plain, &si, e2);
-    if (rc == MX_ERR_PENDING)
-      return MX_OK; /* queued until its room key arrives */
+    if (rc == MX_ERR_PENDING) /* queued until its room key arrives */
+      return mx_rooms_note_undecryptable(id, db, room_id, ev, err);
     if (rc) {
       mx_warn(id->dev->name, "cannot decrypt %s from %s in %s: %s", event_id, sender, room_id, e2);
             return MX_OK;

@@ -69,14 +69,14 @@ mx_err mx_e2ee_pin_get(sqlite3 *db, const char *user_id, struct mx_e2ee_pin *out
   sqlite3_stmt *st = NULL;
   mx_err rc = mx_db_query(db, &st, err, "SELECT master_key, source, pinned_ms FROM e2ee_operator_pins WHERE user_id=?",
                           "s", user_id);
-  if (rc)
+  if (rc && rc != MX_ERR_NOT_FOUND)
     return rc;
-  if (sqlite3_data_count(st) > 0) {
+  if (!rc) {
     copy(out->master_key, sizeof(out->master_key), (const char *)sqlite3_column_text(st, 0));
     copy(out->source, sizeof(out->source), (const char *)sqlite3_column_text(st, 1));
     out->pinned_ms = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
   }
-  sqlite3_finalize(st);
   const char *u[] = { user_id };
   char *seen = e2ee_db_text(db, "SELECT seen_master FROM e2ee_users WHERE user_id=? AND seen_master IS NOT NULL "
                                 "ORDER BY rowid DESC LIMIT 1", 1, u);

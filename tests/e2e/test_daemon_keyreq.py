@@ -4,7 +4,8 @@ from its SQLite store while stopped), the operator's next !ping uses the
 same Megolm session, the bot sends m.room_key_request, Element's Rust crypto
 re-shares the session as m.forwarded_room_key (it answers devices it shared
 the session with), the bot accepts it from the original device, decrypts and
-answers exactly one pong, then cancels its request."""
+answers exactly one pong, then cancels its request. Meanwhile the operator
+is told, once, that their message could not be read yet."""
 
 import os
 import sqlite3
@@ -56,8 +57,12 @@ def test():
             bot.start()
 
             peer("a", "send", room, "!ping")
-            r = peer("a", "wait_reply", room, uid, 90)
-            check(pong(r), f"no pong after the session was lost: {r}")
+            # the operator hears that the message waits for its key (once),
+            # and gets the answer when the key arrives
+            got = [peer("a", "wait_reply", room, uid, 90), peer("a", "wait_reply", room, uid, 90)]
+            check(sum(1 for r in got if pong(r)) == 1, f"not exactly one pong after the session was lost: {got}")
+            check(any("could not read your message" in r.get("body", "") for r in got),
+                  f"the operator was not told the message could not be read yet: {got}")
             mine = bot_events(op, room, op.user_id)
             sids = {e["content"].get("session_id") for e in mine if e["type"] == "m.room.encrypted"}
             check(len(sids) == 1, f"the operator's messages did not stay in one megolm session: {sids}")
@@ -72,7 +77,7 @@ def test():
             peer("a", "send", room, "!ping")
             check(pong(peer("a", "wait_reply", room, uid, 60)), "no pong for the third command")
             evs = bot_events(op, room, uid)
-            check(len(evs) == 3, f"expected exactly 3 replies, the bot sent {len(evs)}")
+            check(len(evs) == 4, f"expected exactly 3 replies and one notice, the bot sent {len(evs)}")
 
             # the request is cancelled (and forgotten) once the key is in
             mxtest.wait_until(lambda: not db_rows(db, "SELECT 1 FROM e2ee_key_requests WHERE acct=?", (uid,)),

@@ -68,6 +68,9 @@ def test():
             bot.dir, {"version": 1, "platform": "linux", "paths": {"read": [files]}, "tools": {"fs.read": {}}})
         bot.write_config()
         alias = bot.config["alerts_room"]
+        show = cli(bot, "trust", "show", op.user_id)
+        check(show.returncode == 1 and "none yet" in show.stdout,
+              f"trust show before any contact: rc {show.returncode}\n{show.stdout}{show.stderr}")
         with bot, Peer(hs.url, os.path.join(work, "peer.log")) as peer:
             bot.start()
             uid = bot.user_id()
@@ -137,6 +140,17 @@ def test():
             peer("a", "send", room, "!ping")
             replies_until(peer, room, uid, lambda b: b.startswith("pong"), "a pong under the configured key")
             bot.stop()
+
+            # an operator never seen can be pinned ahead, once; repin replaces
+            bob = hs.new_user("bob")
+            bot.config["operators"].append(bob.user_id)
+            bot.write_config()
+            p1 = cli(bot, "trust", "pin", bob.user_id, "--key", key1)
+            check(p1.returncode == 0, f"trust pin of a new operator: rc {p1.returncode}\n{p1.stdout}{p1.stderr}")
+            p2 = cli(bot, "trust", "pin", bob.user_id, "--key", key2)
+            check(p2.returncode == 1 and "already pinned" in p2.stderr, f"a second pin: {p2.stdout}{p2.stderr}")
+            show = cli(bot, "trust", "show", bob.user_id)
+            check(key1 in show.stdout and "(pin," in show.stdout, f"trust show of the pinned operator: {show.stdout}")
 
 
 mxtest.run(test)
