@@ -41,10 +41,11 @@ static int test_one(struct llm_router *r, const struct llm_config *cfg, size_t i
     if (!rep.ncalls)
       llm_extract_text_calls(&rep, names, 1);
     int tools_ok = rep.ncalls > 0 && strcmp(rep.calls[0].name, "echo") == 0 && !rep.call_errors;
-    fprintf(out, "%s (%s, %s): ok in %lld ms, tool calling %s, %lld+%lld tokens\n", cfg->providers[i].name,
-            llm_kind_name(cfg->providers[i].kind), cfg->providers[i].model, (long long)ms,
-            tools_ok ? "works" : "DOES NOT WORK (no echo call came back)", (long long)rep.in_tokens,
-            (long long)rep.out_tokens);
+    const char *tools = !need_tools ? "answered" : tools_ok ? "tool calling works"
+                                                 : "tool calling DOES NOT WORK (no echo call came back)";
+    fprintf(out, "%s (%s, %s): ok in %lld ms, %s, %lld+%lld tokens\n", cfg->providers[i].name,
+            llm_kind_name(cfg->providers[i].kind), cfg->providers[i].model, (long long)ms, tools,
+            (long long)rep.in_tokens, (long long)rep.out_tokens);
     bad = need_tools && !tools_ok;
     llm_reply_free(&rep);
   }

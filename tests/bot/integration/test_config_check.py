@@ -1,9 +1,10 @@
 """`mxfleet config check`: the loader `run` uses, plus llm, speech, manifests,
 prompts and the secret files' modes. A good config exits 0; each bad case
 exits 1 with one line naming the exact key path. `device list` rejects what
-`run` rejects. --online against the real Synapse fixture and the scripted
-LLM server: a good config passes; a wrong password, a failing provider and an
-unreachable homeserver each fail, naming what."""
+`run` rejects. --online against the real Synapse fixture, the scripted LLM
+server and a real sshd: a good config passes; a wrong password, a failing
+provider, an SSH host key that is not the pinned one and an unreachable
+homeserver each fail, naming what."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from mxtest import check
 from llmfix import ScriptedLLM
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+SSHD_FIXTURE = os.path.join(REPO, "tests", "devices", "sshd-fixture")
 
 
 def mxfleet(*args, env=None):
@@ -113,19 +115,59 @@ def offline(d):
     check(rc == 2, f"unknown option: rc {rc} {err!r}")
 
 
+def ssh_device(d, sshd, hs, known):
+    """A device on the sshd fixture, its Matrix user registered."""
+    local = mxtest.unique("agent-web")
+    _, pw = hs.register(local)
+    write(os.path.join(d, "secrets", "web.pw"), pw + "\n")
+    port = int(open(os.path.join(sshd, "port")).read())
+    user = open(os.path.join(sshd, "user")).read().strip()
+    key = os.path.join(d, "secrets", "web.key")
+    with open(os.path.join(sshd, "user_ed25519")) as f:
+        write(key, f.read())
+    return {"name": "web", "matrix": {"user_id": f"@{local}:{hs.name}", "password_file": "secrets/web.pw"},
+            "backend": {"kind": "ssh", "host": "127.0.0.1", "port": port, "user": user, "key_file": key,
+                        "known_hosts": known}}
+
+
 def online(d):
     os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
+    sshd = os.path.join(d, "sshd")
+    os.chmod(d, 0o755)  # the fixture's unprivileged login reads its authorized_keys below d
+    subprocess.run([SSHD_FIXTURE, "start", sshd], check=True, capture_output=True)
+    try:
+        online_with_sshd(d, sshd)
+    finally:
+        subprocess.run([SSHD_FIXTURE, "stop", sshd], capture_output=True)
+
+
+def online_with_sshd(d, sshd):
+    port = int(open(os.path.join(sshd, "port")).read())
+    known = os.path.join(d, "known_hosts")
+    with open(os.path.join(sshd, "host_ed25519.pub")) as f:
+        kt, kb = f.read().split()[:2]
+    write(known, f"[127.0.0.1]:{port} {kt} {kb}\n", 0o644)
     hs = mxtest.Homeserver.from_env()
     with hs, ScriptedLLM() as llm:
         local = mxtest.unique("agent-pc1")
         _, pw = hs.register(local)
         write(os.path.join(d, "secrets", "pc1.pw"), pw + "\n")
         cfg = base(hs.url, hs.name, local)
+        cfg["devices"].append(ssh_device(d, sshd, hs, known))
         cfg["llm"] = {"providers": [llm.provider("main", "text_only", "chk1")]}
         rc, out, err = run_check(d, cfg, "--online", name="online.json")
         check(rc == 0, f"--online good: rc {rc} {out!r} {err!r}")
         check(f"homeserver {hs.url}: ok" in out, out)
         check("(password login)" in out and "backend pc1 (local): ok" in out, out)
+        check("backend web (ssh): ok" in out, f"ssh backend not checked: {out!r}")
+        # a host key that is not the pinned one: refused, the device named
+        wrong = os.path.join(d, "known_hosts.wrong")
+        write(wrong, f"[127.0.0.1]:{port} ssh-ed25519 "
+                     "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", 0o644)
+        cfg["devices"][1]["backend"]["known_hosts"] = wrong
+        rc, out, err = run_check(d, cfg, "--online", name="online-hostkey.json")
+        check(rc == 1 and "devices[1].backend" in err, f"wrong host key passed: rc {rc} {out!r} {err!r}")
+        cfg["devices"].pop()
         check(llm.requests("chk1"), "--online made no request to the LLM provider")
         # a password login is logged out again: no device is left behind
         c = hs.login(local, pw)
