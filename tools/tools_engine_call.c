@@ -256,6 +256,19 @@ static void origin_from_json(const cJSON *j, struct tools_origin *o)
   o->transcript = mx_json_str(j, "transcript");
 }
 
+/* The hash of the arguments that would run, recomputed: the stored row's
+ * args_hash is not evidence that its args column was not edited since. */
+static mx_err stored_args_hash(const char *tool, const cJSON *args, char out[TOOLS_ARGS_HASH_LEN + 1])
+{
+  struct mx_buf canon = MX_BUF_INIT(MX_BUF_MAX_TOOL_OUTPUT);
+  char err[MX_ERRBUF_LEN];
+  mx_err rc = mx_json_canonical(args, &canon, err);
+  if (!rc)
+    tools_args_hash(tool, mx_buf_cstr(&canon), out);
+  mx_buf_release(&canon);
+  return rc;
+}
+
 /* A stored action re-checked against the current manifest, then run. */
 static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, struct inflight *fl,
                          struct tools_outcome *out, char *err)
@@ -268,7 +281,7 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
   struct call_ctx c = {spec, &origin, p->call_id, args, "ask", fl->action_id, {0, 0}, fl, NULL};
   c.audit_args = engine_redacted_args(e, args);
   struct tools_policy_result pr;
-  char cerr[MX_ERRBUF_LEN];
+  char cerr[MX_ERRBUF_LEN] = "", hash[TOOLS_ARGS_HASH_LEN + 1];
   mx_err rc = MX_OK;
   if (!spec || !args || !dev_backend_serves(e->o.backend, spec->name)) {
     engine_outcome(e, out, TOOLS_OUT_FAILED, "action %s: stored call is not runnable here", p->id);
@@ -277,8 +290,10 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
     if (pr.decision == TOOLS_DENY) {
       engine_audit_only(e, &c, "denied", &out->intent_seq);
       engine_outcome(e, out, TOOLS_OUT_DENIED, "denied by the manifest of %s: %s", e->device, pr.reason);
-    } else if (tools_approvals_consume(e->o.approvals, p->id, p->tool, p->args_hash, cerr) != MX_OK) {
-      engine_outcome(e, out, TOOLS_OUT_REJECTED, "not run: %s", cerr);
+    } else if (stored_args_hash(p->tool, args, hash) != MX_OK ||
+               tools_approvals_consume(e->o.approvals, p->id, p->tool, hash, cerr) != MX_OK) {
+      engine_audit_only(e, &c, "rejected", &out->intent_seq);
+      engine_outcome(e, out, TOOLS_OUT_REJECTED, "not run: %s", cerr[0] ? cerr : "its arguments cannot be hashed");
     } else {
       rc = engine_run_checked(e, &c, out, err);
     }

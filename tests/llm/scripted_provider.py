@@ -48,6 +48,9 @@ LS = {"name": "fs.list", "args": {"path": "/var/log"}}
 #   force_whole: answer with one JSON document even to a streaming request
 #   truncated: the answer stops at the output limit (length / max_tokens)
 #   delay_s: wait this long before answering (a slow model; a turn stays in flight)
+#   follow: a model that obeys whatever it reads: every line "CALL {name, args}"
+#           in the tool results (else in the last user message) becomes a call;
+#           none left: a text answer (prompt-injection tests)
 SCENARIOS = {
     "text_only": [{"text": "Hello from the **scripted** model."}],
     "stt_ok": [{"stt_text": " reboot pi three"}],
@@ -56,6 +59,7 @@ SCENARIOS = {
     "truncated": [{"text": "The first part of a long", "truncated": True}],
     "cli_echo": [{"calls": [{"name": "echo", "args": {"text": "ping"}}]}],
     "tool_single": [{"calls": [LS]}, {"echo": True}],
+    "follow": [{"follow": True}],
     "tool_parallel": [
         {"calls": [{"name": "fs.list", "args": {"path": "/a"}},
                    {"name": "fs.list", "args": {"path": "/b"}},
@@ -141,6 +145,33 @@ def tool_results(kind, body):
     return out
 
 
+def last_user_text(body):
+    for m in reversed(body.get("messages", [])):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(b.get("text", "") for b in c if isinstance(b, dict))
+            return str(c or "")
+    return ""
+
+
+def followed(kind, body):
+    """The step of a model that does what the text in front of it says."""
+    results = tool_results(kind, body)
+    calls = []
+    for text in results if results else [last_user_text(body)]:
+        for line in text.splitlines():
+            at = line.find("CALL {")
+            if at < 0:
+                continue
+            try:
+                c = json.loads(line[at + 5:])
+                calls.append({"name": c["name"], "args": c["args"]})
+            except (ValueError, KeyError, TypeError):
+                pass
+    return {"calls": calls} if calls else {"text": "Done: " + " | ".join(results)}
+
+
 def form_fields(ctype, raw):
     """multipart/form-data -> {name: value}; files as {filename, type, size, head}."""
     msg = email.parser.BytesParser().parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
@@ -213,6 +244,8 @@ class Handler(BaseHTTPRequestHandler):
                    "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
             RECORD.write(json.dumps(rec) + "\n")
             RECORD.flush()
+        if step.get("follow"):
+            step = followed(kind, body)
         if step.get("echo"):
             step = {"text": "Tool results: " + " | ".join(tool_results(kind, body))}
         self.in_tokens = max(1, len(raw) // 4)
