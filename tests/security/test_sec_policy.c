@@ -48,6 +48,15 @@ static void assert_denied_and_not_run(struct sec_fx *f, const char *args)
     fail_msg("%s: the program ran", args);
 }
 
+static void assert_allowed_and_run(struct sec_fx *f, const char *args)
+{
+  struct tools_outcome out;
+  sec_call(f, "shell.exec", args, &out);
+  assert_int_equal(out.status, TOOLS_OUT_OK);
+  tools_outcome_release(&out);
+  assert_true(sec_exists(f, "var/marker-ran"));
+}
+
 static void test_star_never_matches_an_option(void **state)
 {
   struct sec_fx *f = *state;
@@ -56,11 +65,7 @@ static void test_star_never_matches_an_option(void **state)
   assert_denied_and_not_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"status\",\"a/b.service\"]}");
   assert_denied_and_not_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"status\",\".x.service\"]}");
   /* the rule still allows what it reads as */
-  struct tools_outcome out;
-  sec_call(f, "shell.exec", "{\"argv\":[\"$D/srv/bin/systemctl\",\"status\",\"nginx.service\"]}", &out);
-  assert_int_equal(out.status, TOOLS_OUT_OK);
-  tools_outcome_release(&out);
-  assert_true(sec_exists(f, "var/marker-ran"));
+  assert_allowed_and_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"status\",\"nginx.service\"]}");
 }
 
 static void test_empty_argument_is_refused(void **state)
@@ -69,16 +74,31 @@ static void test_empty_argument_is_refused(void **state)
   assert_denied_and_not_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"show\",\"\"]}");
 }
 
+/* "x\u0000 --host=evil" would match "*" as "x" and run with the rest cut
+ * off: what runs would not be what the audit shows. Refused as invalid,
+ * before the manifest or the audit is consulted: nothing is recorded. */
+static void test_nul_in_an_argument_is_refused(void **state)
+{
+  struct sec_fx *f = *state;
+  struct tools_outcome out;
+  int64_t before = 0, after = 0;
+  uint8_t head[32];
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(tools_audit_head(f->audit, &before, head, err), MX_OK);
+  sec_call(f, "shell.exec", "{\"argv\":[\"$D/srv/bin/systemctl\",\"show\",\"x\\u0000 --host=evil\"]}", &out);
+  assert_int_equal(out.status, TOOLS_OUT_INVALID);
+  tools_outcome_release(&out);
+  assert_false(sec_exists(f, "var/marker-ran"));
+  assert_int_equal(tools_audit_head(f->audit, &after, head, err), MX_OK);
+  assert_int_equal(after, before);
+}
+
 static void test_digits_class(void **state)
 {
   struct sec_fx *f = *state;
   assert_denied_and_not_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"-n\",\"5x\"]}");
   assert_denied_and_not_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"-n\",\"\"]}");
-  struct tools_outcome out;
-  sec_call(f, "shell.exec", "{\"argv\":[\"$D/srv/bin/systemctl\",\"-n\",\"250\"]}", &out);
-  assert_int_equal(out.status, TOOLS_OUT_OK);
-  tools_outcome_release(&out);
-  assert_true(sec_exists(f, "var/marker-ran"));
+  assert_allowed_and_run(f, "{\"argv\":[\"$D/srv/bin/systemctl\",\"-n\",\"250\"]}");
 }
 
 /* A deny rule with '*' denies options and paths too. */
@@ -171,6 +191,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_star_never_matches_an_option, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_empty_argument_is_refused, policy_setup, sec_teardown),
+      cmocka_unit_test_setup_teardown(test_nul_in_an_argument_is_refused, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_digits_class, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_deny_is_never_narrower, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_more_interpreters_always_ask, policy_setup, sec_teardown),
