@@ -69,6 +69,17 @@ static const struct mx_migration migrations[] = {
     "CREATE TABLE e2ee_operator_pins(user_id TEXT PRIMARY KEY, master_key TEXT NOT NULL, source TEXT NOT NULL,"
     " pinned_ms INTEGER NOT NULL, announced INTEGER NOT NULL DEFAULT 0);"
     "ALTER TABLE e2ee_users ADD COLUMN seen_master TEXT;" },
+  { 5,
+    /* One copy of a Megolm session per sender key: a room member who shares
+     * (or forwards) someone else's session no longer displaces the real
+     * sender's copy, which made that sender's messages unreadable. */
+    "CREATE TABLE e2ee_inbound_v5(acct TEXT, room_id TEXT, session_id TEXT, sender_user TEXT NOT NULL,"
+    " sender_key TEXT NOT NULL, ed25519 TEXT NOT NULL, first_index INTEGER NOT NULL, pickle TEXT NOT NULL,"
+    " PRIMARY KEY(acct, room_id, session_id, sender_key));"
+    "INSERT INTO e2ee_inbound_v5 SELECT acct, room_id, session_id, sender_user, sender_key, ed25519, first_index,"
+    " pickle FROM e2ee_inbound;"
+    "DROP TABLE e2ee_inbound;"
+    "ALTER TABLE e2ee_inbound_v5 RENAME TO e2ee_inbound;" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

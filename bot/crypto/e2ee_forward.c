@@ -78,6 +78,17 @@ mx_err e2ee_forwarded_key_received(struct mx_e2ee *e, sqlite3 *db, const char *s
   if (!alg || strcmp(alg, "m.megolm.v1.aes-sha2") != 0 || !room || !sid || !key || !skey || !ced)
     return mx_fail(MX_ERR_INVALID, err, "m.forwarded_room_key from %s: expected m.megolm.v1.aes-sha2 with room_id, "
                                         "session_id, session_key, sender_key and sender_claimed_ed25519_key", sender);
+  /* Only what we asked for, from whom we asked (the session's sender and
+   * our own devices): an unsolicited forward could attribute a session to
+   * the wrong user. A request stays open until its cancellation is sent. */
+  const char *k[] = { e->user_id, room, sid };
+  char *asked = e2ee_db_text(db, "SELECT sender_user FROM e2ee_key_requests WHERE acct=? AND room_id=? AND "
+                                 "session_id=? AND state IN (1, 2)", 3, k);
+  int from_target = asked && (strcmp(sender, asked) == 0 || strcmp(sender, e->user_id) == 0);
+  const char *refusal = asked ? "not one of the users the request went to" : "no open request for it";
+  free(asked);
+  if (!from_target)
+    return mx_fail(MX_ERR_DENIED, err, "m.forwarded_room_key from %s for session %s refused: %s", sender, sid, refusal);
   char why[MX_ERRBUF_LEN] = "";
   char *owner = original_owner(e, db, sender, olm_key, olm_ed25519, skey, ced, why);
   if (!owner)
@@ -102,10 +113,13 @@ struct share {
 
 static cJSON *forward_content(struct mx_e2ee *e, const char *room, const char *sid, char *err)
 {
+  /* the copy reaching furthest back, its three columns from the same row */
   const char *k[] = { e->user_id, room, sid };
-  char *pickle = e2ee_db_text(e->db, "SELECT pickle FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3, k);
-  char *skey = e2ee_db_text(e->db, "SELECT sender_key FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3, k);
-  char *ed = e2ee_db_text(e->db, "SELECT ed25519 FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3, k);
+#define E2EE_BEST_COPY " FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=? ORDER BY first_index, sender_key LIMIT 1"
+  char *pickle = e2ee_db_text(e->db, "SELECT pickle" E2EE_BEST_COPY, 3, k);
+  char *skey = e2ee_db_text(e->db, "SELECT sender_key" E2EE_BEST_COPY, 3, k);
+  char *ed = e2ee_db_text(e->db, "SELECT ed25519" E2EE_BEST_COPY, 3, k);
+#undef E2EE_BEST_COPY
   cJSON *c = NULL;
   pthread_mutex_lock(&e->lock);
   OlmInboundGroupSession *s = pickle ? e2ee_unpickle_inbound(e, pickle) : NULL;

@@ -51,16 +51,17 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
 {
   uint32_t first = olm_inbound_group_session_first_known_index(s);
   const char *k[] = { e->user_id, room, sid };
-  int64_t have = e2ee_db_int(db, "SELECT first_index FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=?", 3,
-                             k, -1);
+  const char *ks[] = { e->user_id, room, sid, sender_key };
+  int64_t have = e2ee_db_int(db, "SELECT first_index FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=? "
+                                 "AND sender_key=?", 4, ks, -1);
   mx_err rc = MX_OK;
-  char *had_key = have < 0 ? NULL : e2ee_db_text(db, "SELECT sender_key FROM e2ee_inbound WHERE acct=? AND "
-                                                     "room_id=? AND session_id=?", 3, k);
-  /* keep what we have unless the new copy reaches further back AND comes
-   * from the same device: nobody else may re-attribute a session */
-  if (had_key && strcmp(had_key, sender_key) != 0) {
-    mx_warn(e->label, "room key from %s for session %s that another device shared first; ignored", sender, sid);
-  } else if (have < 0 || (int64_t)first < have) {
+  /* One copy per sender key: another device's copy never displaces this
+   * one; the same device's copy is replaced only when it reaches further
+   * back. Decryption picks the copy of the event's sender. */
+  if (e2ee_db_int(db, "SELECT count(*) FROM e2ee_inbound WHERE acct=? AND room_id=? AND session_id=? AND "
+                      "sender_key<>?", 4, ks, 0) > 0)
+    mx_warn(e->label, "session %s in %s is also claimed by another device; %s's copy is kept apart", sid, room, sender);
+  if (have < 0 || (int64_t)first < have) {
     char *pickle = e2ee_pickle_inbound(e, s);
     char fi[16];
     snprintf(fi, sizeof(fi), "%" PRIu32, first);
@@ -73,7 +74,6 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
     mx_info(e->label, "room key for session %s starts at %" PRIu32 ", ours at %" PRId64 "; kept ours", sid, first,
             have);
   }
-  free(had_key);
   if (!rc)
     rc = e2ee_db_run(db, err, "UPDATE e2ee_pending SET ready=1 WHERE acct=? AND room_id=? AND session_id=?", 3, k);
   if (!rc)
@@ -117,8 +117,9 @@ static mx_err queue_event(struct mx_e2ee *e, sqlite3 *db, const char *room_id, c
   char ts[24];
   snprintf(ts, sizeof(ts), "%" PRId64, mx_now_ms());
   const char *v[] = { e->user_id, eid, room_id, sid, text, ts };
-  mx_err rc = text ? e2ee_db_run(db, err, "INSERT OR IGNORE INTO e2ee_pending(acct, event_id, room_id, session_id, "
-                                          "event, ts) VALUES(?,?,?,?,?,?)", 6, v)
+  /* queued again after a key that was not the sender's: wait anew */
+  mx_err rc = text ? e2ee_db_run(db, err, "INSERT INTO e2ee_pending(acct, event_id, room_id, session_id, event, ts) "
+                                          "VALUES(?,?,?,?,?,?) ON CONFLICT(acct, event_id) DO UPDATE SET ready=0", 6, v)
                    : MX_ERR_NOMEM;
   cJSON_free(text);
   if (!rc) /* the request itself goes out from mx_e2ee_maintain */
@@ -156,15 +157,19 @@ struct inbound {
   char *sender_user, *sender_key, *ed25519, *pickle;
 };
 
-static int load_inbound(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, struct inbound *in)
+/* The copy of (room, sid) shared by the event's sender (the one reaching
+ * furthest back). Copies from other users are never used for it. */
+static int load_inbound(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, const char *from,
+                        struct inbound *in)
 {
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(db, "SELECT sender_user, sender_key, ed25519, pickle FROM e2ee_inbound WHERE acct=? AND "
-                        "room_id=? AND session_id=?", &st, NULL))
+                        "room_id=? AND session_id=? AND sender_user=? ORDER BY first_index LIMIT 1", &st, NULL))
     return 0;
   sqlite3_bind_text(st, 1, e->user_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, sid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, from, -1, SQLITE_STATIC);
   int found = sqlite3_step(st) == SQLITE_ROW;
   if (found) {
     in->sender_user = mx_strdup((const char *)sqlite3_column_text(st, 0));
@@ -253,9 +258,11 @@ static mx_err decrypt_locked(struct mx_e2ee *e, sqlite3 *db, const char *room_id
                                         "ciphertext", eid ? eid : "(no event_id)");
   struct inbound in = { 0 };
   const char *dev = mx_json_str(c, "device_id");
-  if (!load_inbound(e, db, room_id, sid, &in) && strcmp(from, e->user_id) == 0 && dev &&
+  if (!load_inbound(e, db, room_id, sid, from, &in) && strcmp(from, e->user_id) == 0 && dev &&
       strcmp(dev, e->device_id) == 0) /* our own, from a session we never kept: nothing will arrive */
     return mx_fail(MX_ERR_CRYPTO, err, "own event %s: session %s was not kept", eid, sid);
+  /* no copy from the sender (maybe only one another member shared): wait
+   * for theirs, never decrypt under someone else's attribution */
   if (!in.pickle)
     return queue_event(e, db, room_id, sid, ev, err) ? MX_ERR_DB
                                                       : mx_fail(MX_ERR_PENDING, err, "room key %s not received yet", sid);
@@ -263,9 +270,7 @@ static mx_err decrypt_locked(struct mx_e2ee *e, sqlite3 *db, const char *room_id
   uint32_t idx = 0;
   char *text = NULL;
   cJSON *p = NULL;
-  if (strcmp(in.sender_user, from) != 0)
-    rc = mx_fail(MX_ERR_CRYPTO, err, "event %s from %s uses a session shared by %s", eid, from, in.sender_user);
-  if (!rc && !(text = group_decrypt(e, in.pickle, ct, &idx, err)))
+  if (!(text = group_decrypt(e, in.pickle, ct, &idx, err)))
     rc = MX_ERR_CRYPTO;
   if (!rc)
     rc = check_replay(e, db, room_id, sid, idx, eid, err);

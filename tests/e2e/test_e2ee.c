@@ -388,7 +388,8 @@ static void wrong_room_and_wrong_sender_rejected(void **state)
   assert_int_equal(in_tx(bot, 1, ev, &plain, &s), MX_ERR_CRYPTO);
   cJSON *ev2 = megolm_event(alice, g, "!r:test", "$x2", "hi");
   cJSON_ReplaceItemInObject(ev2, "sender", cJSON_CreateString("@mallory:test"));
-  assert_int_equal(in_tx(bot, 1, ev2, &plain, &s), MX_ERR_CRYPTO);
+  /* alice's session never decrypts mallory's event: it waits for a copy of mallory's own */
+  assert_int_equal(in_tx(bot, 1, ev2, &plain, &s), MX_ERR_PENDING);
   assert_null(plain);
   cJSON_Delete(sync);
   cJSON_Delete(ev);

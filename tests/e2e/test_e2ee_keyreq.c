@@ -363,6 +363,7 @@ static void forward_from_original_device_is_accepted(void **state)
   cJSON *ev = megolm_event(alice, g, "$f1", "!ping"), *plain = NULL;
   struct mx_e2ee_sender who;
   assert_int_equal(in_tx(dbp, bot, 1, ev, &plain, &who), MX_ERR_PENDING);
+  maintain(bot); /* the request goes out: forwards are accepted only for it */
   deliver(dbp, alice, bot, "m.forwarded_room_key", forward(g, alice, 0));
   expect_decrypts_once_as(bot, alice, "!ping");
   /* replay protection still holds for the forwarded session */
@@ -389,6 +390,7 @@ static void forward_from_anyone_else_is_refused(void **state)
   struct mx_e2ee_sender who;
   know_device(dbp, "@bot:test", alice, 0);
   assert_int_equal(in_tx(dbp, bot, 1, ev, &plain, &who), MX_ERR_PENDING);
+  maintain(bot);
   /* another user, even naming alice's keys */
   deliver(dbp, mallory, bot, "m.forwarded_room_key", forward(g, alice, 0));
   /* the original device's curve key claimed with a different ed25519 */
@@ -424,6 +426,8 @@ static void higher_first_index_never_replaces_lower(void **state)
   cJSON *ev0 = megolm_event(alice, g, "$h0", "zero"), *ev1 = megolm_event(alice, g, "$h1", "one"), *plain = NULL;
   struct mx_e2ee_sender who;
   const char *q = "SELECT first_index FROM e2ee_inbound WHERE acct='@bot:test'";
+  assert_int_equal(in_tx(dbp, bot, 1, ev0, &plain, &who), MX_ERR_PENDING);
+  maintain(bot); /* requested: forwards for the session are accepted until it is cancelled */
   deliver(dbp, alice, bot, "m.forwarded_room_key", forward(g, alice, 1));
   assert_int_equal(sql_int(dbp, q), 1);
   assert_int_equal(in_tx(dbp, bot, 1, ev0, &plain, &who), MX_ERR_CRYPTO); /* before the known index */
@@ -497,9 +501,11 @@ static void requests_answered_only_for_own_verified_devices(void **state)
   cJSON_AddStringToObject(ev, "sender", "@bot:test");
   cJSON_AddItemToObject(ev, "content", cJSON_Duplicate(ct, 1));
   cJSON_AddItemToArray(cJSON_AddArrayToObject(cJSON_AddObjectToObject(sync, "to_device"), "events"), ev);
-  assert_int_equal(in_tx(db2, own, 0, sync, NULL, NULL), MX_OK);
   cJSON *msg = megolm_event(alice, g, "$k1", "shared"), *plain = NULL;
   struct mx_e2ee_sender who;
+  assert_int_equal(in_tx(db2, own, 1, msg, &plain, &who), MX_ERR_PENDING); /* B2 asks for the key */
+  maintain(own);
+  assert_int_equal(in_tx(db2, own, 0, sync, NULL, NULL), MX_OK);
   assert_int_equal(in_tx(db2, own, 1, msg, &plain, &who), MX_OK);
   assert_string_equal(mx_json_str(mx_json_obj(plain, "content"), "body"), "shared");
   assert_string_equal(who.sender_key, mx_e2ee_curve25519(alice));
@@ -515,6 +521,43 @@ static void requests_answered_only_for_own_verified_devices(void **state)
   mx_e2ee_close(own);
 }
 
+/* Issue 12, gap 2: a room member who has alice's session shares it as their
+ * own (m.room_key) or forwards it unasked: the bot keeps alice's copy apart,
+ * waits for it, and decrypts alice's message as hers; before, the first
+ * attribution won and alice's messages were unreadable for good. */
+static void another_members_copy_cannot_block_a_session(void **state)
+{
+  (void)state;
+  struct sent s = { cJSON_CreateArray() };
+  struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
+  struct mx_e2ee *mallory = open_at(dbp, "@mallory:test", "MDEV", &s);
+  OlmOutboundGroupSession *g = new_group();
+  cJSON *ev = megolm_event(alice, g, "$m1", "from alice"), *plain = NULL, *ready = NULL;
+  struct mx_e2ee_sender who;
+  assert_int_equal(in_tx(dbp, bot, 1, ev, &plain, &who), MX_ERR_PENDING);
+  maintain(bot);
+  /* mallory's unsolicited forward is refused outright */
+  deliver(dbp, mallory, bot, "m.forwarded_room_key", forward(g, mallory, 0));
+  assert_int_equal(sql_int(dbp, "SELECT count(*) FROM e2ee_inbound WHERE acct='@bot:test'"), 0);
+  /* her m.room_key for alice's session is kept as hers, apart */
+  deliver(dbp, mallory, bot, "m.room_key", room_key_at(g, 0));
+  assert_int_equal(sql_int(dbp, "SELECT count(*) FROM e2ee_inbound WHERE acct='@bot:test' AND "
+                                "sender_user='@mallory:test'"), 1);
+  if (ready_count(bot, &ready) == 1) /* released by any copy: it must wait again, undecrypted */
+    assert_int_equal(in_tx(dbp, bot, 1, ready->child, &plain, &who), MX_ERR_PENDING);
+  assert_null(plain);
+  cJSON_Delete(ready);
+  /* alice's own re-share, then the message decrypts as alice's */
+  deliver(dbp, alice, bot, "m.forwarded_room_key", forward(g, alice, 0));
+  expect_decrypts_once_as(bot, alice, "from alice");
+  cJSON_Delete(ev);
+  cJSON_Delete(s.log);
+  free_group(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+  mx_e2ee_close(mallory);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -522,6 +565,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(forward_from_original_device_is_accepted, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(forward_from_anyone_else_is_refused, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(higher_first_index_never_replaces_lower, setup_dir, teardown_dir),
+    cmocka_unit_test_setup_teardown(another_members_copy_cannot_block_a_session, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(requests_answered_only_for_own_verified_devices, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
