@@ -344,6 +344,8 @@ static int check_file(const char *file, int want_online)
   check_devices(&k, lc);
   if (want_online && !k.failed)
     online(&k, lc);
+  else if (want_online)
+    fprintf(stderr, "%s: --online skipped: fix the problems above first\n", file);
   if (!k.failed)
     printf("%s: ok (%zu device%s%s%s)\n", file, cfg->n_devices, cfg->n_devices == 1 ? "" : "s",
            cfg->llm ? ", llm" : "", cfg->speech ? ", speech" : "");

@@ -554,13 +554,18 @@ static void check_doc_key(void *ctx, const char *path)
   }
 }
 
+static void read_config_md(struct mx_buf *doc)
+{
+  char path[PATH_MAX * 2];
+  snprintf(path, sizeof(path), "%s/../../docs/config.md", src_dir);
+  assert_int_equal(mx_file_read(path, 1 << 20, doc, NULL), MX_OK);
+}
+
 static void docs_cover_every_key(void **state)
 {
   (void)state;
-  char path[PATH_MAX * 2];
   struct mx_buf doc;
-  snprintf(path, sizeof(path), "%s/../../docs/config.md", src_dir);
-  assert_int_equal(mx_file_read(path, 1 << 20, &doc, NULL), MX_OK);
+  read_config_md(&doc);
   struct doc_check dc = {mx_buf_cstr(&doc), 0, 0};
   mx_config_each_key(check_doc_key, &dc);
   mx_buf_release(&doc);
@@ -585,10 +590,8 @@ static void find_key(void *ctx, const char *path)
 static void docs_document_only_real_keys(void **state)
 {
   (void)state;
-  char path[PATH_MAX * 2];
   struct mx_buf doc;
-  snprintf(path, sizeof(path), "%s/../../docs/config.md", src_dir);
-  assert_int_equal(mx_file_read(path, 1 << 20, &doc, NULL), MX_OK);
+  read_config_md(&doc);
   int sections = 0, bogus = 0;
   for (const char *p = strstr(mx_buf_cstr(&doc), "\n### `"); p; p = strstr(p + 1, "\n### `")) {
     const char *start = p + 6;

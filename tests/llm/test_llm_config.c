@@ -95,6 +95,18 @@ static void default_agent_limit_is_8(void **state)
   llm_config_free(cfg);
 }
 
+/* The route device gets: its chain's provider names, first to last. */
+static void expect_route(const struct llm_config *cfg, const char *device, const char *want_route,
+                         const char *const *names, size_t n)
+{
+  const struct llm_route *r = llm_config_route(cfg, device);
+  assert_non_null(r);
+  assert_string_equal(r->device, want_route);
+  assert_int_equal(r->nchain, n);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(cfg->providers[r->chain[i]].name, names[i]);
+}
+
 /* A config without "routes" (one provider is the common case) routes every
  * device through the providers in the order listed. */
 static void routes_default_to_the_providers_in_order(void **state)
@@ -105,21 +117,14 @@ static void routes_default_to_the_providers_in_order(void **state)
   char err[MX_ERRBUF_LEN] = "";
   if (parse("{\"providers\":[" P1 "," P0 "]}", &cfg, err))
     fail_msg("%s", err);
-  const struct llm_route *r = llm_config_route(cfg, "pc1");
-  assert_non_null(r);
-  assert_int_equal(r->nchain, 2);
-  assert_string_equal(cfg->providers[r->chain[0]].name, "b");
-  assert_string_equal(cfg->providers[r->chain[1]].name, "a");
+  static const char *const both[] = {"b", "a"}, *const only_a[] = {"a"};
+  expect_route(cfg, "pc1", "default", both, 2);
   llm_config_free(cfg);
   /* routes for some devices only: the others still get that default */
   if (parse("{\"providers\":[" P1 "," P0 "],\"routes\":{\"nas\":[\"a\"]}}", &cfg, err))
     fail_msg("%s", err);
-  r = llm_config_route(cfg, "nas");
-  assert_int_equal(r->nchain, 1);
-  assert_string_equal(cfg->providers[r->chain[0]].name, "a");
-  r = llm_config_route(cfg, "pc1");
-  assert_string_equal(r->device, "default");
-  assert_int_equal(r->nchain, 2);
+  expect_route(cfg, "nas", "nas", only_a, 1);
+  expect_route(cfg, "pc1", "default", both, 2);
   llm_config_free(cfg);
 }
 
