@@ -13,16 +13,28 @@
 #include "llm_cfgutil.h"
 #include "mx_util.h"
 
+/* Allowed keys per object; llm_config_each_key() lists them for docs/llm.md. */
+static const char *const k_llm[] = {"providers", "routes", "budgets", "agent", NULL};
+static const char *const k_provider[] = {"name", "kind", "base_url", "model", "api_key_file", "api_key_env",
+                                         "connect_timeout_ms", "timeout_ms", "idle_timeout_ms", "max_tokens", "stream",
+                                         "price_input_per_1k", "price_output_per_1k", "retry", "breaker", NULL};
+static const char *const k_retry[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms", "max_retry_after_ms",
+                                      NULL};
+static const char *const k_breaker[] = {"failure_threshold", "cooldown_ms", NULL};
+static const char *const k_budgets[] = {"device_tokens_per_day", "device_cost_per_day", "operator_tokens_per_day",
+                                        "operator_cost_per_day", NULL};
+static const char *const k_agent[] = {"max_tool_iterations", "turn_timeout_ms", "parallel_tools",
+                                      "tool_result_max_chars", "history_max_tokens", "prompts_dir", "prompt_file",
+                                      NULL};
+
 static mx_err parse_retry(const cJSON *p, const struct llm_cfg_loc *pl, struct llm_retry_cfg *r, char *err)
 {
-  static const char *const keys[] = {"max_attempts", "initial_backoff_ms", "max_backoff_ms", "max_retry_after_ms",
-                                     NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "retry");
   if (!o)
     return MX_OK;
   struct llm_cfg_loc l;
   llm_cfg_sub(&l, pl, ".%s", "retry", -1);
-  mx_err rc = llm_cfg_keys(o, &l, keys, err);
+  mx_err rc = llm_cfg_keys(o, &l, k_retry, err);
   if (!rc)
     rc = llm_cfg_int_i(o, &l, "max_attempts", 1, 10, &r->max_attempts, err);
   if (!rc)
@@ -36,13 +48,12 @@ static mx_err parse_retry(const cJSON *p, const struct llm_cfg_loc *pl, struct l
 
 static mx_err parse_breaker(const cJSON *p, const struct llm_cfg_loc *pl, struct llm_breaker_cfg *b, char *err)
 {
-  static const char *const keys[] = {"failure_threshold", "cooldown_ms", NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "breaker");
   if (!o)
     return MX_OK;
   struct llm_cfg_loc l;
   llm_cfg_sub(&l, pl, ".%s", "breaker", -1);
-  mx_err rc = llm_cfg_keys(o, &l, keys, err);
+  mx_err rc = llm_cfg_keys(o, &l, k_breaker, err);
   if (!rc)
     rc = llm_cfg_int_i(o, &l, "failure_threshold", 1, 1000, &b->failure_threshold, err);
   if (!rc)
@@ -96,11 +107,8 @@ static void provider_defaults(struct llm_provider_cfg *pc)
 
 static mx_err parse_provider(const cJSON *p, const struct llm_cfg_loc *l, struct llm_provider_cfg *pc, char *err)
 {
-  static const char *const keys[] = {"name", "kind", "base_url", "model", "api_key_file", "api_key_env",
-                                     "connect_timeout_ms", "timeout_ms", "idle_timeout_ms", "max_tokens", "stream",
-                                     "price_input_per_1k", "price_output_per_1k", "retry", "breaker", NULL};
   provider_defaults(pc);
-  mx_err rc = llm_cfg_keys(p, l, keys, err);
+  mx_err rc = llm_cfg_keys(p, l, k_provider, err);
   if (!rc)
     rc = llm_cfg_str(p, l, "name", 1, &pc->name, err);
   if (!rc)
@@ -234,14 +242,12 @@ static mx_err parse_routes(const cJSON *blk, const struct llm_cfg_loc *root, str
 
 static mx_err parse_budgets(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_budget_cfg *b, char *err)
 {
-  static const char *const keys[] = {"device_tokens_per_day", "device_cost_per_day", "operator_tokens_per_day",
-                                     "operator_cost_per_day", NULL};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(blk, "budgets");
   if (!o)
     return MX_OK;
   struct llm_cfg_loc l;
   llm_cfg_sub(&l, root, ".%s", "budgets", -1);
-  mx_err rc = llm_cfg_keys(o, &l, keys, err);
+  mx_err rc = llm_cfg_keys(o, &l, k_budgets, err);
   if (!rc)
     rc = llm_cfg_int(o, &l, "device_tokens_per_day", 0, INT64_C(1) << 50, &b->device_tokens_per_day, err);
   if (!rc)
@@ -255,9 +261,6 @@ static mx_err parse_budgets(const cJSON *blk, const struct llm_cfg_loc *root, st
 
 static mx_err parse_agent(const cJSON *blk, const struct llm_cfg_loc *root, struct llm_agent_cfg *a, char *err)
 {
-  static const char *const keys[] = {"max_tool_iterations", "turn_timeout_ms", "parallel_tools",
-                                     "tool_result_max_chars", "history_max_tokens", "prompts_dir", "prompt_file",
-                                     NULL};
   a->max_tool_iterations = 8;
   a->turn_timeout_ms = 300000;
   a->parallel_tools = 4;
@@ -271,7 +274,7 @@ static mx_err parse_agent(const cJSON *blk, const struct llm_cfg_loc *root, stru
   struct llm_cfg_loc l;
   llm_cfg_sub(&l, root, ".%s", "agent", -1);
   int64_t maxc = (int64_t)a->tool_result_max_chars;
-  mx_err rc = llm_cfg_keys(o, &l, keys, err);
+  mx_err rc = llm_cfg_keys(o, &l, k_agent, err);
   if (!rc)
     rc = llm_cfg_int_i(o, &l, "max_tool_iterations", 1, 100, &a->max_tool_iterations, err);
   if (!rc)
@@ -304,7 +307,6 @@ static mx_err resolve_prompts(struct llm_agent_cfg *a, const char *base_dir)
 
 mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **out, char *err)
 {
-  static const char *const keys[] = {"providers", "routes", "budgets", "agent", NULL};
   char *base_dir = llm_cfg_dir_of(file);
   struct llm_cfg_loc root = {file ? file : "mxfleet.json", "llm", base_dir};
   *out = NULL;
@@ -313,7 +315,7 @@ mx_err llm_config_parse(const cJSON *blk, const char *file, struct llm_config **
     free(base_dir);
     return mx_fail(MX_ERR_NOMEM, err, "out of memory");
   }
-  mx_err rc = llm_cfg_keys(blk, &root, keys, err);
+  mx_err rc = llm_cfg_keys(blk, &root, k_llm, err);
   if (!rc)
     rc = parse_providers(blk, &root, cfg, err);
   if (!rc)
@@ -390,4 +392,25 @@ const char *llm_kind_name(enum llm_kind k)
     return "ollama";
   }
   return "?";
+}
+
+void llm_config_each_key(void (*fn)(void *ctx, const char *path), void *ctx)
+{
+  static const struct {
+    const char *prefix;
+    const char *const *keys;
+  } tables[] = {
+    {"llm.", k_llm}, {"llm.providers[].", k_provider}, {"llm.providers[].retry.", k_retry},
+    {"llm.providers[].breaker.", k_breaker}, {"llm.budgets.", k_budgets}, {"llm.agent.", k_agent},
+  };
+  char path[128];
+  for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+    for (const char *const *k = tables[t].keys; *k; k++) {
+      snprintf(path, sizeof(path), "%s%s", tables[t].prefix, *k);
+      fn(ctx, path);
+    }
+  }
+  /* routes: "default" and any device name */
+  fn(ctx, "llm.routes.default");
+  fn(ctx, "llm.routes.<device>");
 }

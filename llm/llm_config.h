@@ -92,4 +92,9 @@ const struct llm_route *llm_config_route(const struct llm_config *cfg, const cha
 const struct llm_provider_cfg *llm_config_provider(const struct llm_config *cfg, const char *name);
 const char *llm_kind_name(enum llm_kind k);
 
+/* Calls fn for every key path the parser accepts, e.g.
+ * "llm.providers[].retry.max_attempts" (docs/llm.md has a section for each;
+ * a test keeps them in step). */
+void llm_config_each_key(void (*fn)(void *ctx, const char *path), void *ctx);
+
 #endif

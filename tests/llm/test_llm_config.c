@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "llm_config.h"
+#include "mx_util.h"
 
 #define P0 "{\"name\":\"a\",\"kind\":\"openai\",\"base_url\":\"https://api.example.org/v1\",\"model\":\"m\",\"api_key_env\":\"LLMCFG_KEY\"}"
 #define P1 "{\"name\":\"b\",\"kind\":\"ollama\",\"base_url\":\"http://127.0.0.1:11434\",\"model\":\"qwen\"}"
@@ -227,10 +228,69 @@ static void secret_never_in_messages(void **state)
   assert_null(strstr(err, "SECRET"));
 }
 
+struct doc_keys {
+  const char *doc;
+  int missing, keys;
+};
+
+static void doc_has_key(void *ctx, const char *path)
+{
+  struct doc_keys *d = ctx;
+  char title[160];
+  snprintf(title, sizeof(title), "\n### %s\n", path);
+  d->keys++;
+  if (!strstr(d->doc, title)) {
+    print_error("docs/llm.md: no section '### %s'\n", path);
+    d->missing++;
+  }
+}
+
+struct key_find {
+  const char *want;
+  int found;
+};
+
+static void find_key(void *ctx, const char *path)
+{
+  struct key_find *f = ctx;
+  f->found |= strcmp(f->want, path) == 0;
+}
+
+/* docs/llm.md has a section for every key the parser accepts, and every
+ * "### llm.x" section is such a key (or says it is not one). */
+static void docs_and_parser_agree_on_keys(void **state)
+{
+  (void)state;
+  struct mx_buf doc;
+  assert_int_equal(mx_file_read(MXFLEET_DOCS_DIR "/llm.md", 1 << 20, &doc, NULL), MX_OK);
+  struct doc_keys d = {mx_buf_cstr(&doc), 0, 0};
+  llm_config_each_key(doc_has_key, &d);
+  assert_true(d.keys > 30);
+  int bogus = 0;
+  for (const char *p = strstr(d.doc, "\n### llm."); p; p = strstr(p + 1, "\n### llm.")) {
+    char key[128];
+    size_t n = strcspn(p + 5, "\n");
+    if (n >= sizeof(key) || strncmp(p + 5 + n, "\n\nNot a key", 11) == 0)
+      continue;
+    memcpy(key, p + 5, n);
+    key[n] = '\0';
+    struct key_find f = {key, 0};
+    llm_config_each_key(find_key, &f);
+    if (!f.found) {
+      print_error("docs/llm.md: section '%s' is not a key the parser accepts\n", key);
+      bogus++;
+    }
+  }
+  mx_buf_release(&doc);
+  assert_int_equal(d.missing, 0);
+  assert_int_equal(bogus, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(valid_config_with_defaults),
+      cmocka_unit_test(docs_and_parser_agree_on_keys),
       cmocka_unit_test(idle_timeout_is_read_and_checked),
       cmocka_unit_test(default_agent_limit_is_8),
       cmocka_unit_test(routes_default_to_the_providers_in_order),
