@@ -5,6 +5,7 @@ file in data_dir, no SQLite I/O/corruption line in the daemon's log,
 `mxfleet audit verify`). Stdlib + mxtest only."""
 
 import glob
+import json
 import os
 import random
 import sqlite3
@@ -97,3 +98,51 @@ def check_store(bot, log_text=None):
     v = cli(bot, "audit", "verify", ok=(0, 1, 2, 3))
     check(v.returncode == 0, f"audit verify failed ({v.returncode}): {v.stdout[-800:]}{v.stderr[-800:]}")
     mxtest.log(f"store ok: {len(dbs)} databases pass integrity_check, audit verifies")
+
+
+def processes_below(pid):
+    """pid and every process below it (by /proc parent links): what a test
+    kills to take down a server it started, sessions included."""
+    children = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(p))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def running(argv):
+    """PIDs whose command line is exactly argv (a tool call's command on a
+    device, which shares the test's PID namespace)."""
+    want = "\0".join(argv) + "\0"
+    pids = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/cmdline") as f:
+                if f.read() == want:
+                    pids.append(int(p))
+        except OSError:
+            pass
+    return pids
+
+
+def alerts(bot, prefix):
+    """The alerts the health monitor posted whose text starts with prefix
+    (counted in the log line each is posted with: the alerts room is
+    encrypted)."""
+    return [line for line in bot.log_text().splitlines() if f'msg="{prefix}' in line]
+
+
+def audit_records(bot, device):
+    """`mxfleet audit show --json` of one device, as a list of records."""
+    p = cli(bot, "audit", "show", "--device", device, "--json")
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]

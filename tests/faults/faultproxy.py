@@ -193,6 +193,16 @@ class FaultProxy:
             pass
 
 
+def proxied_bot(hs, proxy, operator, **kw):
+    """An mxtest.Bot for one device (pc1) that reaches the homeserver only
+    through proxy; the operator's client still talks to Synapse directly."""
+    import mxtest
+    bot = mxtest.Bot(hs, [operator.user_id], [("pc1", mxtest.unique("agent-pc1"))], **kw)
+    bot.config["homeserver"] = proxy.url
+    bot.write_config()
+    return bot
+
+
 def bot_sends(entries):
     """The bot's PUT /rooms/{room}/send/{type}/{txn} requests in the log."""
     return [e for e in entries if e["method"] == "PUT" and "/send/" in e["path"]]

@@ -16,60 +16,18 @@ import time
 
 import mxtest
 from mxtest import check, log
-from llmfix import REPO, ScriptedLLM, llm_block, write_manifest
+from devfix import Sshd
+from faultlib import alerts, audit_records, check_store, processes_below, running
+from llmfix import ScriptedLLM, llm_block, write_manifest
 
-FIXTURE = os.path.join(REPO, "tests", "devices", "sshd-fixture")
 CALL_MS = 8000
 INTERVAL_S = 5
-
-
-def descendants(pid):
-    """pid and every process below it (by /proc parent links)."""
-    children = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(p))
-            except (OSError, ValueError, IndexError):
-                pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def running(argv):
-    """PIDs whose command line is exactly argv."""
-    want = "\0".join(argv) + "\0"
-    pids = []
-    for p in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{p}/cmdline") as f:
-                if f.read() == want:
-                    pids.append(int(p))
-        except OSError:
-            pass
-    return pids
 
 
 def test():
     os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
     work = mxtest.workdir("deadssh-")
-    sshd = os.path.join(work, "sshd")
-    subprocess.run([FIXTURE, "start", sshd], check=True, capture_output=True)
-    try:
-        port = int(open(os.path.join(sshd, "port")).read())
-        user = open(os.path.join(sshd, "user")).read().strip()
-        os.chmod(work, 0o755)
-        known = os.path.join(work, "known_hosts")
-        with open(os.path.join(sshd, "host_ed25519.pub")) as f:
-            kt, kb = f.read().split()[:2]
-        with open(known, "w") as f:
-            f.write(f"[127.0.0.1]:{port} {kt} {kb}\n")
+    with Sshd(work) as sshd:
         slow = ["/bin/sleep", f"{37 + os.getpid() % 50}"]  # a unique command line to find
         scen = os.path.join(work, "scen.json")
         with open(scen, "w") as f:
@@ -83,8 +41,7 @@ def test():
                              extra={"llm": llm_block([llm.provider("p", "dead", "d1")], ["p"]),
                                     "health": {"interval_s": INTERVAL_S, "pending_s": 0, "keep_firing_s": 0}})
             dev = bot.config["devices"][0]
-            dev["backend"] = {"kind": "ssh", "host": "127.0.0.1", "port": port, "user": user,
-                              "key_file": os.path.join(sshd, "user_ed25519"), "known_hosts": known}
+            dev["backend"] = sshd.backend()
             dev["manifest"] = write_manifest(bot.dir, {
                 "version": 1, "platform": "linux", "paths": {"read": [], "write": []},
                 "commands": {"allow": [{"argv0": "/bin/sleep", "args": [], "rest": "*"},
@@ -97,9 +54,9 @@ def test():
                 room = mxtest.open_dm(op, bot)
                 op.send_text(room, "run the slow job")
                 mxtest.wait_until(lambda: running(slow), 60, f"{slow} to run on the host")
-                logins = open(os.path.join(sshd, "sshd.log")).read().count("Accepted publickey")
-                pid = int(open(os.path.join(sshd, "sshd.pid")).read())
-                victims = descendants(pid) + running(slow)
+                logins = sshd.logins()
+                pid = int(open(os.path.join(sshd.dir, "sshd.pid")).read())
+                victims = processes_below(pid) + running(slow)
                 t_kill = time.monotonic()
                 for p in victims:
                     try:
@@ -119,23 +76,20 @@ def test():
                 # a bounded look at the next checks: the outage is still on
                 mxtest.wait_until(lambda: time.monotonic() - t_alert > INTERVAL_S * 2.5, INTERVAL_S * 3,
                                   "two more health checks")
-                n = bot.log_text().count('msg="' + alert)  # the line post_alert logs as it posts
+                n = len(alerts(bot, alert))
                 check(n == 1, f"the outage was alerted {n} times")
 
-                subprocess.run(["/usr/sbin/sshd", "-f", os.path.join(sshd, "sshd.conf"),
-                                "-E", os.path.join(sshd, "sshd.log")], check=True)
+                subprocess.run(["/usr/sbin/sshd", "-f", os.path.join(sshd.dir, "sshd.conf"),
+                                "-E", os.path.join(sshd.dir, "sshd.log")], check=True)
                 mxtest.wait_until(lambda: "[RESOLVED] device_id=web status=ssh_unreachable" in bot.log_text(),
                                   INTERVAL_S * 4, "the ssh_unreachable alert to resolve")
                 op.send_text(room, "say back again")
                 ans = op.wait_messages(room, uid, lambda c: "Tool results" in c.get("body", ""), count=2,
                                        timeout=60)[-1]["content"]["body"]
                 check("back again" in ans, f"the call after recovery did not run: {ans[:300]}")
-                now = open(os.path.join(sshd, "sshd.log")).read().count("Accepted publickey")
-                check(now > 0, f"no new SSH login after the restart (before the kill: {logins})")
+                check(sshd.logins() > logins, f"no new SSH login after the restart ({logins} before the kill)")
                 bot.stop()
-                show = subprocess.run([bot.bin, "audit", "show", "--config", bot.config_path, "--device", "web",
-                                       "--json"], capture_output=True, text=True, cwd=bot.dir)
-                recs = [json.loads(line) for line in show.stdout.splitlines() if line.startswith("{")]
+                recs = audit_records(bot, "web")
                 sleeps = [r for r in recs if r.get("args", {}).get("argv") == slow]
                 outcome = [r for r in sleeps if r.get("kind") != "intent"]
                 check(len(outcome) == 1 and outcome[0].get("status") not in ("done", "pending"),
@@ -145,11 +99,7 @@ def test():
                 echo = [r for r in recs if r.get("args", {}).get("argv") == ["/bin/echo", "back", "again"]
                         and r.get("kind") != "intent"]
                 check(echo and echo[0].get("status") == "done", f"the call after recovery: {echo}")
-                verify = subprocess.run([bot.bin, "audit", "verify", "--config", bot.config_path],
-                                        capture_output=True, text=True, cwd=bot.dir)
-                check(verify.returncode == 0, f"audit verify failed: {verify.stdout}{verify.stderr}")
-    finally:
-        subprocess.run([FIXTURE, "stop", sshd], capture_output=True)
+                check_store(bot)
 
 
 mxtest.run(test)

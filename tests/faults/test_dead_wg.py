@@ -14,14 +14,13 @@ private Synapse, like tests/bot/integration/test_wg_device.py."""
 import json
 import os
 import subprocess
-import sys
 import time
 
 import mxtest
 from mxtest import check, log
-from llmfix import REPO, ScriptedLLM, llm_block, write_manifest
-
-WGNET = os.path.join(REPO, "tests", "devices", "wgnet")
+from devfix import wgnet_main
+from faultlib import alerts, audit_records, check_store, running
+from llmfix import ScriptedLLM, llm_block, write_manifest
 CALL_MS = 8000
 SLACK_S = 5  # DEV_WG_SLACK_MS and scheduling
 INTERVAL_S = 5
@@ -32,20 +31,6 @@ def netns_names(wg):
     tag = subprocess.run(f"printf '%s' '{wg}' | cksum | cut -d' ' -f1 | tail -c 6", shell=True,
                          capture_output=True, text=True, check=True).stdout.strip()
     return f"mxdev{tag}", f"mxwd{tag}", f"mxwh{tag}"
-
-
-def running(argv):
-    """PIDs whose command line is exactly argv (the agent's namespace shares our PID namespace)."""
-    want = "\0".join(argv) + "\0"
-    pids = []
-    for p in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{p}/cmdline") as f:
-                if f.read() == want:
-                    pids.append(int(p))
-        except OSError:
-            pass
-    return pids
 
 
 def link(wg, state):
@@ -85,7 +70,6 @@ def inside(wg):
             uid = bot.user_id()
             room = mxtest.open_dm(op, bot)
             op.send_text(room, "run the slow job")
-            agent_log = os.path.join(wg, "agent.log")
             mxtest.wait_until(lambda: running(["/bin/sleep", "30"]), 60, "the call to run on the device")
             t_down = time.monotonic()
             link(wg, "down")
@@ -98,53 +82,28 @@ def inside(wg):
             check("fail" in ans.lower() or "timed out" in ans.lower() or "timeout" in ans.lower(),
                   f"the operator is not told the call failed: {ans[:300]}")
 
-            mxtest.wait_until(lambda: 'msg="[ALERT] device_id=wgtest' in bot.log_text(), INTERVAL_S * 6,
+            mxtest.wait_until(lambda: alerts(bot, "[ALERT] device_id=wgtest"), INTERVAL_S * 6,
                               "an alert for the dead link")
             t_alert = time.monotonic()
             mxtest.wait_until(lambda: time.monotonic() - t_alert > INTERVAL_S * 2.5, INTERVAL_S * 3,
                               "two more health checks")
-            alerts = [line for line in bot.log_text().splitlines() if 'msg="[ALERT] device_id=wgtest' in line]
-            check(len(alerts) == 1, f"the outage was alerted {len(alerts)} times: {alerts}")
+            posted = alerts(bot, "[ALERT] device_id=wgtest")
+            check(len(posted) == 1, f"the outage was alerted {len(posted)} times: {posted}")
 
             link(wg, "up")
-            mxtest.wait_until(lambda: 'msg="[RESOLVED] device_id=wgtest' in bot.log_text(), INTERVAL_S * 6,
+            mxtest.wait_until(lambda: alerts(bot, "[RESOLVED] device_id=wgtest"), INTERVAL_S * 6,
                               "the alert to resolve")
             op.send_text(room, "read hello")
             ans = op.wait_messages(room, uid, lambda c: "Tool results" in c.get("body", ""), count=2,
                                    timeout=60)[-1]["content"]["body"]
             check("hello from the device" in ans, f"the call after recovery failed: {ans[:300]}")
             bot.stop()
-            show = subprocess.run([bot.bin, "audit", "show", "--config", bot.config_path, "--device", "wgtest",
-                                   "--json"], capture_output=True, text=True, cwd=bot.dir)
-            recs = [json.loads(line) for line in show.stdout.splitlines() if line.startswith("{")]
+            recs = audit_records(bot, "wgtest")
             out = [r for r in recs if r.get("tool") == "shell.exec" and r.get("kind") != "intent"]
             check(len(out) == 1 and out[0].get("status") not in ("done", "pending"),
                   f"the audit does not record the cut call as failed: {[(r.get('kind'), r.get('status')) for r in recs]}")
-            log(f"audit: the cut call's outcome is '{out[0]['status']}'; agent log tail: "
-                f"{open(agent_log).read()[-300:]!r}")
+            log(f"audit: the cut call's outcome is '{out[0]['status']}'")
+            check_store(bot)
 
 
-def main():
-    wg = os.environ.get("MXF_WG_DIR")
-    if wg:
-        mxtest.run(lambda: inside(wg))
-        return
-    agent = os.environ.get("MXFLEET_AGENT_BIN")
-    if not agent:
-        print("FAIL test_dead_wg.py: MXFLEET_AGENT_BIN is not set", flush=True)
-        sys.exit(1)
-    wgdir = os.path.join(os.environ.get("MX_TEST_TMP") or "/tmp", "deadwg-net")
-    if subprocess.run([WGNET, "setup", wgdir, agent]).returncode:
-        print("FAIL test_dead_wg.py: wgnet setup failed", flush=True)
-        sys.exit(1)
-    try:
-        env = dict(os.environ)
-        env.pop("MX_HS_ENV", None)  # the shared Synapse is not reachable from the hub namespace
-        rc = subprocess.run([WGNET, "exec", wgdir, "--", sys.executable, os.path.abspath(__file__)],
-                            env=env).returncode
-    finally:
-        subprocess.run([WGNET, "cleanup", wgdir])
-    sys.exit(rc)
-
-
-main()
+wgnet_main(__file__, inside, "deadwg-net")

@@ -19,7 +19,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from faultproxy import Action, FaultProxy
+from faultproxy import proxied_bot, Action, FaultProxy
 
 SEED = int(os.environ.get("MX_FAULT_SEED", "15"))
 WRONG = [7, "text", True, None, [], {}, [1, "x"], {"k": "v"}, 1.5]
@@ -130,9 +130,7 @@ def test():
     hostile = Hostile()
     with hs, FaultProxy(hs.url, hostile) as proxy:
         op = hs.new_user("alice")
-        bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))])
-        bot.config["homeserver"] = proxy.url
-        bot.write_config()
+        bot = proxied_bot(hs, proxy, op)
         with bot:
             bot.start()
             uid = bot.user_id()

@@ -13,7 +13,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from faultproxy import FaultProxy, bot_sends
+from faultproxy import proxied_bot, FaultProxy, bot_sends
 
 IDLE_MS = 2000
 HANG_S = 5
@@ -23,10 +23,7 @@ def test():
     hs = mxtest.Homeserver.from_env()
     with hs, FaultProxy(hs.url) as proxy:
         op = hs.new_user("alice")
-        bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
-                         bot_opts={"http_idle_timeout_ms": IDLE_MS})
-        bot.config["homeserver"] = proxy.url
-        bot.write_config()
+        bot = proxied_bot(hs, proxy, op, bot_opts={"http_idle_timeout_ms": IDLE_MS})
         with bot:
             bot.start()
             uid = bot.user_id()

@@ -18,7 +18,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from faultproxy import FaultProxy, bot_sends, check_waits, rate_limited, server_error
+from faultproxy import proxied_bot, FaultProxy, bot_sends, check_waits, rate_limited, server_error
 
 SEED = int(os.environ.get("MX_FAULT_SEED", "15"))
 PINGS = int(os.environ.get("MX_FAULT_PINGS", "12"))
@@ -67,9 +67,7 @@ def test():
     storm = Storm(SEED)
     with hs, FaultProxy(hs.url, storm) as proxy:
         op = hs.new_user("alice")
-        bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))])
-        bot.config["homeserver"] = proxy.url
-        bot.write_config()
+        bot = proxied_bot(hs, proxy, op)
         with bot:
             bot.start()
             uid = bot.user_id()

@@ -10,30 +10,19 @@ import subprocess
 
 import mxtest
 from mxtest import check
-from llmfix import REPO, ScriptedLLM, llm_block, write_manifest
-
-FIXTURE = os.path.join(REPO, "tests", "devices", "sshd-fixture")
+from devfix import Sshd
+from llmfix import ScriptedLLM, llm_block, write_manifest
 
 
 def test():
     os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
     work = mxtest.workdir("sshdev-")
-    sshd = os.path.join(work, "sshd")
-    subprocess.run([FIXTURE, "start", sshd], check=True, capture_output=True)
-    try:
-        port = int(open(os.path.join(sshd, "port")).read())
-        user = open(os.path.join(sshd, "user")).read().strip()
+    with Sshd(work) as sshd:
         share = os.path.join(work, "share")
         os.makedirs(share)
         with open(os.path.join(share, "motd.txt"), "w") as f:
             f.write("the answer is 42\n")
-        os.chmod(work, 0o755)
         os.chmod(share, 0o755)
-        known = os.path.join(work, "known_hosts")
-        with open(os.path.join(sshd, "host_ed25519.pub")) as f:
-            kt, kb = f.read().split()[:2]
-        with open(known, "w") as f:
-            f.write(f"[127.0.0.1]:{port} {kt} {kb}\n")
         scen = os.path.join(work, "scen.json")
         with open(scen, "w") as f:
             json.dump({
@@ -48,8 +37,7 @@ def test():
             op = hs.new_user("alice")
             bot = mxtest.Bot(hs, [op.user_id], [("web", mxtest.unique("agent-web"))])
             dev = bot.config["devices"][0]
-            dev["backend"] = {"kind": "ssh", "host": "127.0.0.1", "port": port, "user": user,
-                              "key_file": os.path.join(sshd, "user_ed25519"), "known_hosts": known}
+            dev["backend"] = sshd.backend()
             dev["manifest"] = write_manifest(bot.dir, {
                 "version": 1, "platform": "linux", "paths": {"read": [share], "write": []},
                 "commands": {"allow": [{"argv0": "/bin/echo", "args": [], "rest": "*"}]},
@@ -64,13 +52,13 @@ def test():
                 bot.start()
                 uid = bot.user_id()
                 room = mxtest.open_dm(op, bot)
-                accepted_before = open(os.path.join(sshd, "sshd.log")).read().count("Accepted publickey")
+                accepted_before = sshd.logins()
                 op.send_text(room, "what does the web host say?")
                 ans = op.wait_messages(room, uid, lambda c: "Tool results" in c.get("body", ""), count=1,
                                        timeout=90)[0]["content"]["body"]
                 check("the answer is 42" in ans, f"the file read over SFTP is not in the answer: {ans[:300]}")
                 check("hello from ssh" in ans, f"the command's output is not in the answer: {ans[:300]}")
-                accepted = open(os.path.join(sshd, "sshd.log")).read().count("Accepted publickey")
+                accepted = sshd.logins()
                 check(accepted - accepted_before == 1, f"two calls used {accepted - accepted_before} SSH logins")
 
                 bot.stop()
@@ -86,8 +74,6 @@ def test():
                 verify = subprocess.run([bot.bin, "audit", "verify", "--config", bot.config_path],
                                         capture_output=True, text=True, cwd=bot.dir)
                 check(verify.returncode == 0, f"audit verify failed: {verify.stdout}{verify.stderr}")
-    finally:
-        subprocess.run([FIXTURE, "stop", sshd], capture_output=True)
 
 
 mxtest.run(test)

@@ -13,15 +13,11 @@ and the test's operator client all share that namespace's loopback."""
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 
 import mxtest
 from mxtest import check
-from llmfix import REPO, ScriptedLLM, llm_block, write_manifest
-
-WGNET = os.path.join(REPO, "tests", "devices", "wgnet")
-
+from devfix import wgnet_main
+from llmfix import ScriptedLLM, llm_block, write_manifest
 
 def inside(wg):
     os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
@@ -77,28 +73,4 @@ def inside(wg):
             bot.stop()
 
 
-def main():
-    wg = os.environ.get("MXF_WG_DIR")
-    if wg:
-        mxtest.run(lambda: inside(wg))
-        return
-    agent = os.environ.get("MXFLEET_AGENT_BIN")
-    if not agent:
-        print("FAIL test_wg_device.py: MXFLEET_AGENT_BIN is not set", flush=True)
-        sys.exit(1)
-    wgdir = os.path.join(os.environ.get("MX_TEST_TMP") or "/tmp", "wgdev-net")
-    r = subprocess.run([WGNET, "setup", wgdir, agent])
-    if r.returncode:
-        print("FAIL test_wg_device.py: wgnet setup failed", flush=True)
-        sys.exit(1)
-    try:
-        env = dict(os.environ)
-        env.pop("MX_HS_ENV", None)  # the shared Synapse is not reachable from the hub namespace
-        rc = subprocess.run([WGNET, "exec", wgdir, "--", sys.executable, os.path.abspath(__file__)],
-                            env=env).returncode
-    finally:
-        subprocess.run([WGNET, "cleanup", wgdir])
-    sys.exit(rc)
-
-
-main()
+wgnet_main(__file__, inside, "wgdev-net")
