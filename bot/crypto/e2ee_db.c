@@ -80,6 +80,10 @@ static const struct mx_migration migrations[] = {
     " pickle FROM e2ee_inbound;"
     "DROP TABLE e2ee_inbound;"
     "ALTER TABLE e2ee_inbound_v5 RENAME TO e2ee_inbound;" },
+  { 6,
+    /* the room's own m.room.encryption rotation limits (0 = not set) */
+    "ALTER TABLE e2ee_rooms ADD COLUMN rotation_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE e2ee_rooms ADD COLUMN rotation_msgs INTEGER NOT NULL DEFAULT 0;" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

@@ -201,6 +201,8 @@ mx_err e2ee_forwarded_key_received(struct mx_e2ee *e, sqlite3 *db, const char *s
 mx_err e2ee_forward_answer(struct mx_e2ee *e, char *err);
 
 /* e2ee_keyreq.c: sync side records, maintain side (e->lock NOT held) sends */
+/* Sync side: an m.room_key.withheld from sender stops our requests for it. */
+mx_err e2ee_keyreq_withheld(struct mx_e2ee *e, sqlite3 *db, const char *sender, const cJSON *content, char *err);
 mx_err e2ee_keyreq_want(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, const char *sender,
                         const char *sender_key, char *err);
 mx_err e2ee_keyreq_arrived(struct mx_e2ee *e, sqlite3 *db, const char *room, const char *sid, char *err);
@@ -208,6 +210,13 @@ mx_err e2ee_keyreq_incoming(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, cha
 mx_err e2ee_keyreq_maintain(struct mx_e2ee *e, char *err);
 
 /* e2ee_megolm_out.c */
+/* Sync side: the room's m.room.encryption content (rotation limits). */
+mx_err e2ee_room_encryption_state(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const cJSON *c, char *err);
+/* Worker side (e->db): the rotation limits in force for room_id: the
+ * stricter of ours and the room's. */
+void e2ee_room_rotation(struct mx_e2ee *e, const char *room_id, int64_t *ms, int64_t *msgs);
+/* 0 when history_visibility is "joined": invited users get no room keys. */
+int e2ee_room_keys_for_invited(struct mx_e2ee *e, const char *room_id);
 mx_err e2ee_room_changed(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *why);
 mx_err e2ee_send_to_device(struct mx_e2ee *e, const char *type, cJSON *messages, char *err);
 

@@ -47,6 +47,22 @@ mx_err e2ee_keyreq_arrived(struct mx_e2ee *e, sqlite3 *db, const char *room, con
   return rc;
 }
 
+/* The sender says it will not share the session: stop asking for it (state
+ * 3 keeps the row, so later events of the session do not ask again). */
+mx_err e2ee_keyreq_withheld(struct mx_e2ee *e, sqlite3 *db, const char *sender, const cJSON *c, char *err)
+{
+  const char *room = mx_json_str(c, "room_id"), *sid = mx_json_str(c, "session_id"), *code = mx_json_str(c, "code");
+  mx_info(e->label, "%s withholds room key %s: %s", sender, sid ? sid : "-", code ? code : "?");
+  if (!room || !sid)
+    return MX_OK;
+  const char *k[] = { e->user_id, room, sid, sender };
+  mx_err rc = e2ee_db_run(db, err, "UPDATE e2ee_key_requests SET state=3 WHERE acct=? AND room_id=? AND session_id=? "
+                                   "AND sender_user=? AND state IN (0, 1)", 4, k);
+  if (!rc && sqlite3_changes(db) > 0)
+    mx_info(e->label, "no more requests for room key %s: its sender withholds it", sid);
+  return rc;
+}
+
 /* ---- incoming requests (sync side) ---- */
 
 mx_err e2ee_keyreq_incoming(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, char *err)
@@ -120,6 +136,11 @@ static mx_err send_due(struct mx_e2ee *e, char *err)
   snprintf(due, sizeof(due), "%" PRId64, mx_now_ms() - E2EE_KEYREQ_RETRY_MS);
   const char *w[] = { e->user_id };
   e2ee_db_run(e->db, NULL, "UPDATE e2ee_key_requests SET state=2 WHERE acct=? AND state=1 AND NOT EXISTS (SELECT 1 "
+                           "FROM e2ee_pending p WHERE p.acct=e2ee_key_requests.acct AND "
+                           "p.room_id=e2ee_key_requests.room_id AND p.session_id=e2ee_key_requests.session_id)",
+              1, w);
+  /* withheld sessions are forgotten once no event waits for them */
+  e2ee_db_run(e->db, NULL, "DELETE FROM e2ee_key_requests WHERE acct=? AND state=3 AND NOT EXISTS (SELECT 1 "
                            "FROM e2ee_pending p WHERE p.acct=e2ee_key_requests.acct AND "
                            "p.room_id=e2ee_key_requests.room_id AND p.session_id=e2ee_key_requests.session_id)",
               1, w);

@@ -132,7 +132,45 @@ static int holder_gone(struct mx_e2ee *e, const char *room, const char *sid, con
 }
 
 /* The room's usable outbound session, rotated when due (e->lock held). */
-static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2ee_outbound **out, char *err)
+mx_err e2ee_room_encryption_state(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const cJSON *c, char *err)
+{
+  int64_t ms = 0, msgs = 0;
+  if (!mx_json_int(c, "rotation_period_ms", &ms) || ms < 0)
+    ms = 0;
+  if (!mx_json_int(c, "rotation_period_msgs", &msgs) || msgs < 0)
+    msgs = 0;
+  char a[24], b[24];
+  snprintf(a, sizeof(a), "%" PRId64, ms);
+  snprintf(b, sizeof(b), "%" PRId64, msgs);
+  const char *v[] = { e->user_id, room_id, a, b };
+  return e2ee_db_run(db, err, "INSERT INTO e2ee_rooms(acct, room_id, rotation_ms, rotation_msgs) VALUES(?,?,?,?) "
+                              "ON CONFLICT(acct, room_id) DO UPDATE SET rotation_ms=excluded.rotation_ms, "
+                              "rotation_msgs=excluded.rotation_msgs", 4, v);
+}
+
+void e2ee_room_rotation(struct mx_e2ee *e, const char *room_id, int64_t *ms, int64_t *msgs)
+{
+  const char *v[] = { e->user_id, room_id };
+  int64_t rms = e2ee_db_int(e->db, "SELECT rotation_ms FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v, 0);
+  int64_t rmsgs = e2ee_db_int(e->db, "SELECT rotation_msgs FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v, 0);
+  /* the stricter of ours and the room's (the spec: a client must not exceed
+   * the room's limits) */
+  *ms = rms > 0 && rms < e->rotation_ms ? rms : e->rotation_ms;
+  *msgs = rmsgs > 0 && rmsgs < e->rotation_msgs ? rmsgs : e->rotation_msgs;
+}
+
+int e2ee_room_keys_for_invited(struct mx_e2ee *e, const char *room_id)
+{
+  const char *v[] = { e->user_id, room_id };
+  char *hv = e2ee_db_text(e->db, "SELECT history_visibility FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v);
+  /* "joined": an invited user may not read anything sent before they join */
+  int yes = !hv || strcmp(hv, "joined") != 0;
+  free(hv);
+  return yes;
+}
+
+static mx_err current_session(struct mx_e2ee *e, const char *room_id, int64_t max_ms, int64_t max_msgs,
+                              struct e2ee_outbound **out, char *err)
 {
   struct e2ee_outbound *g = find_out(e, room_id);
   if (!g) {
@@ -144,7 +182,7 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2e
     e->out = g;
   }
   int64_t age = mx_now_ms() - g->created_ms;
-  if (g->invalid || !g->s || age > e->rotation_ms || g->msg_count >= e->rotation_msgs) {
+  if (g->invalid || !g->s || age > max_ms || g->msg_count >= max_msgs) {
     mx_err rc = new_session(g, err);
     if (rc)
       return rc;
@@ -159,6 +197,7 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, struct e2e
  * new DM) is readable once they join. Members who left are never included. */
 static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **users, char *err)
 {
+  int invited_too = e2ee_room_keys_for_invited(e, room_id);
   char *esc = mx_api_escape(room_id);
   struct mx_buf path = MX_BUF_INIT(4096);
   mx_err rc = esc ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/members?not_membership=leave", esc)
@@ -174,7 +213,7 @@ static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **use
   {
     const char *who = mx_json_str(m, "state_key");
     const char *ms = mx_json_str(mx_json_obj(m, "content"), "membership");
-    if (who && ms && (strcmp(ms, "join") == 0 || strcmp(ms, "invite") == 0))
+    if (who && ms && (strcmp(ms, "join") == 0 || (invited_too && strcmp(ms, "invite") == 0)))
       cJSON_AddItemToArray(arr, cJSON_CreateString(who));
   }
   cJSON_Delete(resp);
@@ -428,12 +467,14 @@ static mx_err prepare(struct mx_e2ee *e, const char *room_id, cJSON **users, cha
     snprintf(cur, sizeof(cur), "%s", g->session_id);
   pthread_mutex_unlock(&e->lock);
   int gone = !rc && holder_gone(e, room_id, cur, *users);
+  int64_t max_ms = 0, max_msgs = 0;
+  e2ee_room_rotation(e, room_id, &max_ms, &max_msgs);
   cJSON *own = NULL;
   pthread_mutex_lock(&e->lock);
   if (gone)
     room_changed_locked(e, room_id, "a device holding the session left");
   if (!rc)
-    rc = current_session(e, room_id, &g, err);
+    rc = current_session(e, room_id, max_ms, max_msgs, &g, err);
   if (!rc) {
     snprintf(sid_out, 128, "%s", g->session_id);
     /* a fresh session is also kept as an inbound one: the bot can read

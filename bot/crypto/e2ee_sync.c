@@ -23,12 +23,8 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
   const char *type = mx_json_str(ev, "type"), *sender = mx_json_str(ev, "sender");
   if (!type || !sender)
     return MX_OK;
-  if (strcmp(type, "m.room_key.withheld") == 0) {
-    const cJSON *c = mx_json_obj(ev, "content");
-    mx_info(e->label, "%s withholds room key %s: %s", sender, mx_json_str(c, "session_id") ? mx_json_str(c, "session_id") : "-",
-            mx_json_str(c, "code") ? mx_json_str(c, "code") : "?");
-    return MX_OK;
-  }
+  if (strcmp(type, "m.room_key.withheld") == 0)
+    return e2ee_keyreq_withheld(e, db, sender, mx_json_obj(ev, "content"), err) == MX_ERR_DB ? MX_ERR_DB : MX_OK;
   if (strcmp(type, "m.room_key_request") == 0)
     return e2ee_keyreq_incoming(e, db, ev, err) == MX_ERR_DB ? MX_ERR_DB : MX_OK;
   if (strcmp(type, "m.room.encrypted") != 0)
@@ -117,6 +113,8 @@ static mx_err room_events(struct mx_e2ee *e, sqlite3 *db, const char *room_id, c
       const char *m = mx_json_str(c, "membership");
       if (m && (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0))
         rc = e2ee_room_changed(e, db, room_id, "a member left");
+    } else if (strcmp(type, "m.room.encryption") == 0) {
+      rc = e2ee_room_encryption_state(e, db, room_id, c, err);
     } else if (strcmp(type, "m.room.history_visibility") == 0) {
       const char *hv = mx_json_str(c, "history_visibility");
       const char *v[] = { e->user_id, room_id, hv ? hv : "shared" };

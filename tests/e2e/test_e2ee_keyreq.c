@@ -558,6 +558,77 @@ static void another_members_copy_cannot_block_a_session(void **state)
   mx_e2ee_close(mallory);
 }
 
+/* Issue 12, gap 6: a room's own rotation limits are honoured (the stricter
+ * of ours and the room's), invited users get no room keys when the room's
+ * history is visible only to joined members, and an m.room_key.withheld
+ * from the sender stops our requests for that session. */
+static cJSON *room_state_sync(const char *type, const char *content)
+{
+  char text[1024];
+  snprintf(text, sizeof(text), "{\"rooms\": {\"join\": {\"" ROOM "\": {\"state\": {\"events\": [{\"type\": \"%s\", "
+                               "\"state_key\": \"\", \"sender\": \"@alice:test\", \"event_id\": \"$s%s\", "
+                               "\"content\": %s}]}}}}}", type, type, content);
+  cJSON *sync = cJSON_Parse(text);
+  assert_non_null(sync);
+  return sync;
+}
+
+static void room_settings_and_withheld_keys_are_honoured(void **state)
+{
+  (void)state;
+  struct sent s = { cJSON_CreateArray() };
+  struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
+  int64_t ms = 0, msgs = 0;
+  e2ee_room_rotation(bot, ROOM, &ms, &msgs);
+  assert_int_equal(ms, 604800000LL);
+  assert_int_equal(msgs, 100);
+  cJSON *st = room_state_sync("m.room.encryption", "{\"algorithm\": \"m.megolm.v1.aes-sha2\", "
+                                                    "\"rotation_period_ms\": 3600000, \"rotation_period_msgs\": 5}");
+  assert_int_equal(in_tx(dbp, bot, 0, st, NULL, NULL), MX_OK);
+  cJSON_Delete(st);
+  e2ee_room_rotation(bot, ROOM, &ms, &msgs);
+  assert_int_equal(ms, 3600000);
+  assert_int_equal(msgs, 5);
+  st = room_state_sync("m.room.encryption", "{\"algorithm\": \"m.megolm.v1.aes-sha2\", \"rotation_period_msgs\": 1000}");
+  assert_int_equal(in_tx(dbp, bot, 0, st, NULL, NULL), MX_OK); /* laxer than ours: ours holds */
+  cJSON_Delete(st);
+  e2ee_room_rotation(bot, ROOM, &ms, &msgs);
+  assert_int_equal(msgs, 100);
+
+  assert_true(e2ee_room_keys_for_invited(bot, ROOM));
+  st = room_state_sync("m.room.history_visibility", "{\"history_visibility\": \"joined\"}");
+  assert_int_equal(in_tx(dbp, bot, 0, st, NULL, NULL), MX_OK);
+  cJSON_Delete(st);
+  assert_false(e2ee_room_keys_for_invited(bot, ROOM));
+
+  /* withheld: the request is not repeated */
+  OlmOutboundGroupSession *g = new_group();
+  char sid[128];
+  sid_of(g, sid);
+  cJSON *ev = megolm_event(alice, g, "$w1", "withheld"), *plain = NULL;
+  struct mx_e2ee_sender who;
+  assert_int_equal(in_tx(dbp, bot, 1, ev, &plain, &who), MX_ERR_PENDING);
+  maintain(bot);
+  int sent = cJSON_GetArraySize(s.log);
+  assert_true(sent >= 1);
+  char text[1024];
+  snprintf(text, sizeof(text), "{\"to_device\": {\"events\": [{\"type\": \"m.room_key.withheld\", \"sender\": "
+                               "\"@alice:test\", \"content\": {\"algorithm\": \"m.megolm.v1.aes-sha2\", \"room_id\": "
+                               "\"" ROOM "\", \"session_id\": \"%s\", \"code\": \"m.unverified\", \"sender_key\": "
+                               "\"%s\"}}]}}", sid, mx_e2ee_curve25519(alice));
+  cJSON *wh = cJSON_Parse(text);
+  assert_int_equal(in_tx(dbp, bot, 0, wh, NULL, NULL), MX_OK);
+  cJSON_Delete(wh);
+  run_sql(dbp, "UPDATE e2ee_key_requests SET sent_ms = 0"); /* the retry interval has passed */
+  maintain(bot);
+  assert_int_equal(cJSON_GetArraySize(s.log), sent);
+  cJSON_Delete(ev);
+  cJSON_Delete(s.log);
+  free_group(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -566,6 +637,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(forward_from_anyone_else_is_refused, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(higher_first_index_never_replaces_lower, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(another_members_copy_cannot_block_a_session, setup_dir, teardown_dir),
+    cmocka_unit_test_setup_teardown(room_settings_and_withheld_keys_are_honoured, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(requests_answered_only_for_own_verified_devices, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
