@@ -45,6 +45,9 @@ struct llm_stt_config {
 };
 
 void llm_stt_config_init(struct llm_stt_config *c);
+/* Calls fn for every key path the parser accepts ("speech.provider" ...);
+ * docs/config-speech.md has a section for each (a test keeps them in step). */
+void llm_stt_config_each_key(void (*fn)(void *ctx, const char *path), void *ctx);
 void llm_stt_config_release(struct llm_stt_config *c);
 
 /*

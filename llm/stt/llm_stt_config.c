@@ -23,6 +23,15 @@ static const char *const known_keys[] = {"provider", "base_url",  "model",      
                                          "max_duration_s", "timeout_s", "max_output_bytes", "opusdec", "sox",
                                          "tmp_dir", NULL};
 
+void llm_stt_config_each_key(void (*fn)(void *ctx, const char *path), void *ctx)
+{
+  char path[64];
+  for (const char *const *k = known_keys; *k; k++) {
+    snprintf(path, sizeof(path), "speech.%s", *k);
+    fn(ctx, path);
+  }
+}
+
 void llm_stt_config_init(struct llm_stt_config *c)
 {
   memset(c, 0, sizeof *c);
