@@ -436,8 +436,10 @@ static void action_id_arg(const char *args, char id[32])
   id[k] = '\0';
 }
 
-/* Chunks of a long text, each one code block, so nothing is cut. */
-#define PENDING_PART_MAX (24 * 1024)
+/* Chunks of a long text, each one code block, so nothing is cut. 12 KiB of
+ * text plus its escaped HTML stays well under Matrix's 64 KiB event limit
+ * once encrypted (base64 adds a third). */
+#define PENDING_PART_MAX (12 * 1024)
 
 static void reply_in_parts(struct mx_msg *m, const char *text)
 {

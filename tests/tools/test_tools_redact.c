@@ -120,6 +120,8 @@ static void test_plain_text_is_untouched(void **state)
       "tokenizer output: 42 tokens",
       "AKIA is a prefix but AKIA123 is too short",
       "-rw-r--r-- 1 root root 220 Nov 21 20:00 .bashrc",
+      "login: 401 M_UNKNOWN_TOKEN: Unrecognised access token.",
+      "mkdir -p -pdir && echo https://example.org:8443/path",
   };
   for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
     int n = -1;
@@ -177,6 +179,47 @@ static void test_key_file_is_created_once_0600(void **state)
   tt_rmtree(dir);
 }
 
+/* Arguments as a tree: every string on its own, argv context for mysql. */
+static void test_json_args_keep_structure(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  cJSON *a = cJSON_Parse("{\"argv\":[\"/usr/bin/mysql\",\"-u\",\"root\",\"-pS3cretPw\",\"-e\",\"select 1\"],"
+                         "\"env\":\"PGPASSWORD=pgS3cretPw\"}");
+  cJSON *red = tools_redact_json(r, a);
+  char *txt = cJSON_PrintUnformatted(red);
+  assert_null(strstr(txt, "S3cretPw"));
+  assert_non_null(strstr(txt, "\"-p[REDACTED:password:"));
+  assert_non_null(strstr(txt, "\"-u\",\"root\""));
+  assert_non_null(strstr(txt, "\"select 1\""));
+  cJSON_free(txt);
+  cJSON_Delete(red);
+  cJSON_Delete(a);
+  a = cJSON_Parse("{\"argv\":[\"/bin/mkdir\",\"-p\",\"-pdir\"]}"); /* not mysql: -pdir is a name */
+  red = tools_redact_json(r, a);
+  txt = cJSON_PrintUnformatted(red);
+  assert_string_equal(txt, "{\"argv\":[\"/bin/mkdir\",\"-p\",\"-pdir\"]}");
+  cJSON_free(txt);
+  cJSON_Delete(red);
+  cJSON_Delete(a);
+  tools_redact_free(r);
+}
+
+/* A key cut off (no END line): masked in output, visible in what runs. */
+static void test_unterminated_key_modes(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  const char *t = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n";
+  char *out = tools_redact_ex(r, t, strlen(t), 0, NULL, NULL);
+  assert_null(strstr(out, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw"));
+  free(out);
+  out = tools_redact_ex(r, t, strlen(t), TOOLS_REDACT_EXEC, NULL, NULL);
+  assert_string_equal(out, t);
+  free(out);
+  tools_redact_free(r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -185,6 +228,8 @@ int main(void)
       cmocka_unit_test(test_plain_text_is_untouched),
       cmocka_unit_test(test_log_filter_redacts_lines),
       cmocka_unit_test(test_key_file_is_created_once_0600),
+      cmocka_unit_test(test_json_args_keep_structure),
+      cmocka_unit_test(test_unterminated_key_modes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
