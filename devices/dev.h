@@ -39,6 +39,7 @@ struct dev_call {
   int timeout_ms;         /* whole call, from the manifest's per-tool limit */
   size_t max_output;      /* bytes of stdout+stderr kept; the rest is dropped */
   const volatile int *cancel; /* optional; non-zero asks the backend to stop the call (!stop) */
+  int new_file_mode;      /* fs.write: permission bits of a file it creates; 0 means 0600 */
   const char *approval_ref;   /* optional; set by tools/ when an operator approved this exact call (the
                                * action id); the wg backend forwards it so the agent may run ASK tools */
   const struct dev_caller *caller; /* optional; the wg backend sends it, signed with the request */

@@ -233,7 +233,7 @@ mx_err tools_engine_call(struct tools_engine *e, const struct tools_origin *orig
   memset(&fl, 0, sizeof(fl));
   engine_track(e, &fl);
   struct tools_origin none = {0};
-  struct call_ctx c = {spec, origin ? origin : &none, call_id, args, NULL, NULL, {0, 0}, &fl, NULL};
+  struct call_ctx c = {spec, origin ? origin : &none, call_id, args, NULL, NULL, {0, 0, 0}, &fl, NULL};
   c.audit_args = engine_redacted_args(e, args);
   mx_err rc = call_checked(e, &c, mx_buf_cstr(&canon), out, err);
   cJSON_Delete(c.audit_args);
@@ -278,7 +278,7 @@ static mx_err run_stored(struct tools_engine *e, const struct tools_pending *p, 
   cJSON *oj = cJSON_Parse(p->origin_json ? p->origin_json : "{}");
   struct tools_origin origin;
   origin_from_json(oj, &origin);
-  struct call_ctx c = {spec, &origin, p->call_id, args, "ask", fl->action_id, {0, 0}, fl, NULL};
+  struct call_ctx c = {spec, &origin, p->call_id, args, "ask", fl->action_id, {0, 0, 0}, fl, NULL};
   c.audit_args = engine_redacted_args(e, args);
   struct tools_policy_result pr;
   char cerr[MX_ERRBUF_LEN] = "", hash[TOOLS_ARGS_HASH_LEN + 1];

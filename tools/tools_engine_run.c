@@ -143,6 +143,7 @@ mx_err engine_run_checked(struct tools_engine *e, const struct call_ctx *c, stru
   call.args = c->args;
   call.timeout_ms = c->limits.timeout_ms;
   call.max_output = c->limits.max_output;
+  call.new_file_mode = c->limits.file_mode;
   call.cancel = &c->fl->cancel;
   call.approval_ref = c->approval_ref; /* lets mxfleet-agent run an ASK tool the operator approved */
   /* the device's own audit says who asked, from which device and message */

@@ -170,7 +170,8 @@ static int execute(struct agent *a, const struct call_req *q, const struct tools
     return agent_error(MHD_HTTP_SERVICE_UNAVAILABLE, "audit_unavailable", err, reply);
   }
   struct dev_call call = {.request_id = q->request_id, .tool = q->tool, .args = q->args,
-                          .timeout_ms = pr->limits.timeout_ms, .max_output = pr->limits.max_output};
+                          .timeout_ms = pr->limits.timeout_ms, .max_output = pr->limits.max_output,
+                          .new_file_mode = pr->limits.file_mode};
   if (q->timeout_ms > 0 && q->timeout_ms < call.timeout_ms)
     call.timeout_ms = (int)q->timeout_ms;
   if (q->max_output > 0 && (size_t)q->max_output < call.max_output)

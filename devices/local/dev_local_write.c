@@ -6,7 +6,7 @@
  * leaves the old file untouched; a hard-linked target (another name for the
  * same inode, possibly outside every root) and anything but a regular file
  * are refused. The replaced file keeps its mode (and owner when we may set
- * it); a new file gets 0600.
+ * it); a new file gets 0600, or the manifest's tools.fs.write.file_mode.
  * Layer: devices/; common/ only.
  */
 #include "dev_local_int.h"
@@ -108,14 +108,20 @@ static int copy_existing(struct target *t, int out)
   return ok ? 0 : -1;
 }
 
-static int open_tmp(struct target *t)
+static int open_tmp(struct target *t, mode_t mode)
 {
   char rnd[13];
   if (mx_random_alnum(rnd, 12))
     return -1;
   /* ".name.mxfleet-XXXX": hidden, beside the target, under NAME_MAX. */
   snprintf(t->tmp, sizeof(t->tmp), ".%.200s.mxfleet-%s", t->base, rnd);
-  return openat(t->dirfd, t->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, NEW_FILE_MODE);
+  int fd = openat(t->dirfd, t->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 && fchmod(fd, mode) != 0) { /* exact bits, whatever the umask */
+    close(fd);
+    unlinkat(t->dirfd, t->tmp, 0);
+    return -1;
+  }
+  return fd;
 }
 
 /* The mode (and owner, when allowed) of the file being replaced. */
@@ -140,9 +146,10 @@ static int put_in_place(struct target *t, enum write_how how)
   return 0;
 }
 
-static mx_err write_tmp(struct target *t, enum write_how how, const char *content, struct dev_result *r)
+static mx_err write_tmp(struct target *t, enum write_how how, const char *content, mode_t mode,
+                        struct dev_result *r)
 {
-  int fd = open_tmp(t);
+  int fd = open_tmp(t, mode);
   if (fd < 0) {
     t->tmp[0] = '\0';
     return dev_result_set(r, DEV_FAILED, "cannot create a temporary file beside '%s': %s", t->path, strerror(errno)),
@@ -187,7 +194,8 @@ mx_err dev_local_fs_write(struct dev_local *l, const struct dev_call *c, struct 
   mx_err rc = l->o.open_path(l->o.open_ctx, t.dir, 1, O_RDONLY | O_DIRECTORY, 0, &t.dirfd, why);
   if (rc)
     return dev_result_set(r, rc == MX_ERR_DENIED ? DEV_REFUSED : DEV_FAILED, "%s", why);
-  if (!check_existing(&t, how, r) && !write_tmp(&t, how, content, r)) {
+  mode_t mode = c->new_file_mode > 0 ? (mode_t)(c->new_file_mode & 0777) : NEW_FILE_MODE;
+  if (!check_existing(&t, how, r) && !write_tmp(&t, how, content, mode, r)) {
     r->exit_code = 0;
     rc = mx_buf_addf(&r->out, "wrote %zu bytes to %s", strlen(content), t.path);
   }

@@ -197,6 +197,25 @@ static void test_modes_kept_and_new_files_private(void **state)
   char buf[64];
   read_file(f, "srv/data/run.sh", buf, sizeof(buf));
   assert_string_equal(buf, "#!/bin/sh\ntrue\nexit 0\n");
+  /* The manifest may choose another mode for new files, never one that
+   * others can write. */
+  sec_engine(f,
+             "{\"version\":1,\"paths\":{\"read\":[\"$D/srv\"],\"write\":[\"$D/srv/data\"]},"
+             "\"tools\":{\"fs.list\":{},\"fs.write\":{\"approval\":\"auto\",\"file_mode\":\"0640\"}}}",
+             0);
+  sec_call(f, "fs.write", "{\"path\":\"$D/srv/data/shared.txt\",\"content\":\"s\\n\"}", &out);
+  assert_int_equal(out.status, TOOLS_OUT_OK);
+  tools_outcome_release(&out);
+  tt_path(p, sizeof(p), f->dir, "srv/data/shared.txt");
+  assert_int_equal(stat(p, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0640);
+  char err[MX_ERRBUF_LEN];
+  cJSON *bad = cJSON_Parse("{\"version\":1,\"tools\":{\"fs.write\":{\"file_mode\":\"0666\"}}}");
+  struct tools_manifest *m = NULL;
+  assert_int_equal(tools_policy_parse(bad, "pc1.json", &m, err), MX_ERR_CONFIG);
+  assert_non_null(strstr(err, "tools.fs.write.file_mode: expected octal permission bits"));
+  cJSON_Delete(bad);
+  tools_manifest_free(m);
   /* No temporary file is left behind. */
   sec_call(f, "fs.list", "{\"path\":\"$D/srv/data\"}", &out);
   assert_null(strstr(out.text, ".mxfleet-"));

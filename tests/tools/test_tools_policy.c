@@ -15,8 +15,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 
+#include "mx_util.h"
 #include "tools_policy.h"
 #include "tools_test_util.h"
 
@@ -300,6 +302,11 @@ static void swap_race(struct tree *t)
   assert_int_equal(symlink("/etc", s.b), 0);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, swap_loop, &s), 0);
+  /* On a busy machine the swapper may not have run yet: wait for its first
+   * swap (bounded), or the loop below races nothing. */
+  int64_t until = mx_mono_ms() + 5000;
+  while (s.swaps == 0 && mx_mono_ms() < until)
+    sched_yield();
   int ok = 0, denied = 0;
   for (int i = 0; i < 3000; i++) {
     mx_err rc = try_open(t, "root/d/passwd", TOOLS_ACCESS_READ, O_RDONLY, err, buf);

@@ -32,6 +32,7 @@ enum tools_decision {
 struct tools_limits {
   int timeout_ms;
   size_t max_output;
+  int file_mode;      /* fs.write: permission bits of a new file; 0 = 0600 */
 };
 
 struct tools_policy_result {

@@ -160,9 +160,31 @@ static mx_err parse_limits(const cJSON *obj, const char *src, const char *where,
   return MX_OK;
 }
 
+/* tools.fs.write.file_mode: "0640"-style octal text (JSON has no octal).
+ * Never world-writable, never setuid/setgid/sticky. */
+static mx_err parse_file_mode(const cJSON *it, const char *src, const char *where,
+                              const struct policy_kind_entry *k, struct tools_limits *l, char *err)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "file_mode");
+  if (!v)
+    return MX_OK;
+  if (k->kind != PK_PATH_WRITE)
+    return mx_fail(MX_ERR_CONFIG, err, "%s: %s.file_mode: only fs.write creates files", src, where);
+  const char *s = cJSON_IsString(v) ? v->valuestring : "";
+  size_t n = strlen(s);
+  int ok = n >= 3 && n <= 4 && strspn(s, "01234567") == n && (n == 3 || s[0] == '0');
+  long mode = ok ? strtol(s, NULL, 8) : -1;
+  if (!ok || (mode & 0002) || !(mode & 0600))
+    return mx_fail(MX_ERR_CONFIG, err,
+                   "%s: %s.file_mode: expected octal permission bits like \"0640\" (owner read-write, never "
+                   "writable by others), got '%s'", src, where, cJSON_IsString(v) ? s : "(not a string)");
+  l->file_mode = (int)mode;
+  return MX_OK;
+}
+
 static mx_err parse_tool(const cJSON *it, const char *src, struct tools_manifest *m, char *err)
 {
-  static const char *const keys[] = {"approval", "timeout_ms", "max_output", NULL};
+  static const char *const keys[] = {"approval", "timeout_ms", "max_output", "file_mode", NULL};
   char where[96];
   snprintf(where, sizeof(where), "tools.%s", it->string);
   const struct policy_kind_entry *k = policy_kind_of(it->string);
@@ -191,6 +213,9 @@ static mx_err parse_tool(const cJSON *it, const char *src, struct tools_manifest
       return mx_fail(MX_ERR_CONFIG, err,
                      "%s: %s.approval: shell.eval runs a shell and always needs approval, got 'auto'", src, where);
   }
+  rc = parse_file_mode(it, src, where, k, &t->limits, err);
+  if (rc)
+    return rc;
   return parse_limits(it, src, where, &t->limits, err);
 }
 
