@@ -108,8 +108,8 @@ static void check_key_file(struct check *k, const cJSON *o, const char *path)
   if (!f)
     return;
   char *abs = mx_path_join(k->dir, f);
-  snprintf(p, sizeof(p), "%s.api_key_file", path);
-  check_secret(k, p, abs);
+  int n = snprintf(p, sizeof(p), "%s.api_key_file", path); /* path is a short key path we made */
+  check_secret(k, n > 0 && (size_t)n < sizeof(p) ? p : "api_key_file", abs);
   free(abs);
 }
 
