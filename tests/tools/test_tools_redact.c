@@ -133,6 +133,28 @@ static void test_plain_text_is_untouched(void **state)
   tools_redact_free(r);
 }
 
+/* Found by tests/fuzz/fuzz_redact: a pattern that starts before its secret
+ * (a key=value pair's key, "Bearer ") copied its lead-in as it was, so a
+ * configured literal inside the key survived. */
+static void test_literal_inside_a_pairs_key(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = make(key1);
+  char err[MX_ERRBUF_LEN];
+  assert_int_equal(tools_redact_add_literal(r, "config", "hunter2-config-secret", err), MX_OK);
+  static const char *const texts[] = {"DB_PASSWORD_hunter2-config-secret=x\n",
+                                      "export TOKENhunter2-config-secret: abc"};
+  for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+    char *out = tools_redact_str(r, texts[i]);
+    assert_non_null(out);
+    if (strstr(out, "hunter2-config-secret"))
+      fail_msg("literal survived: '%s'", out);
+    assert_non_null(strstr(out, "[REDACTED:config:"));
+    free(out);
+  }
+  tools_redact_free(r);
+}
+
 static void test_log_filter_redacts_lines(void **state)
 {
   (void)state;
@@ -226,6 +248,7 @@ int main(void)
       cmocka_unit_test(test_corpus_has_zero_leaks),
       cmocka_unit_test(test_same_secret_same_tag_other_key_other_tag),
       cmocka_unit_test(test_plain_text_is_untouched),
+      cmocka_unit_test(test_literal_inside_a_pairs_key),
       cmocka_unit_test(test_log_filter_redacts_lines),
       cmocka_unit_test(test_key_file_is_created_once_0600),
       cmocka_unit_test(test_json_args_keep_structure),

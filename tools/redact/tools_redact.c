@@ -464,6 +464,16 @@ char *tools_redact_ex(const struct tools_redactor *r, const char *text, size_t l
       i++;
       continue;
     }
+    /* A pattern may start before its secret (a pair's key, "Bearer "): a
+     * configured literal in that lead-in would be copied as it is, so it
+     * is redacted first. */
+    for (size_t k = i + 1; k < m.start; k++) {
+      struct match lit;
+      if (match_literal(r, text, len, k, &lit)) {
+        m = lit;
+        break;
+      }
+    }
     char tag[96];
     tools_redact_tag(r, m.rule, text + m.start, m.end - m.start, tag, sizeof(tag));
     rc = mx_buf_add(&b, text + copied, m.start - copied);
