@@ -280,17 +280,38 @@ static mx_err unwedge(struct mx_e2ee *e, char *err)
     const char *w[] = { now, e->user_id, curve };
     e2ee_db_run(e->db, NULL, "UPDATE e2ee_dummy SET wanted=0, last_ms=? WHERE acct=? AND their_key=?", 3, w);
     const char *u1[] = { user }, *d1[] = { dev };
-    size_t before = 0;
+    /* The m.dummy must start a NEW session (that is what unwedges the
+     * peer): remember which session was best before the claim, and send
+     * nothing when the claim made none (no one-time key left). */
+    pthread_mutex_lock(&e->lock);
+    struct e2ee_olm *was = e2ee_olm_find_best(e, curve);
+    char stuck[128] = "";
+    if (was)
+      snprintf(stuck, sizeof(stuck), "%s", was->session_id);
+    pthread_mutex_unlock(&e->lock);
     if (e2ee_olm_claim(e, u1, d1, 1, err) != MX_OK)
       continue;
     pthread_mutex_lock(&e->lock);
-    struct e2ee_olm *o = e2ee_olm_find_best(e, curve); /* the newest: just created */
+    struct e2ee_olm *o = e2ee_olm_find_best(e, curve);
+    if (o && strcmp(o->session_id, stuck) == 0)
+      o = NULL;
     cJSON *ct = NULL, *empty = cJSON_CreateObject();
-    if (o && e2ee_olm_encrypt(e, o, user, ed, "m.dummy", empty, &ct, err) == MX_OK)
-      e2ee_flush_unlocked_write(e, err);
+    if (o && e2ee_olm_encrypt(e, o, user, ed, "m.dummy", empty, &ct, err) == MX_OK &&
+        e2ee_flush_unlocked_write(e, err) != MX_OK) {
+      /* the ratchet step is not on disk: sending could reuse its key after
+       * a crash, so this m.dummy is dropped (tried again next interval) */
+      cJSON_Delete(ct);
+      ct = NULL;
+    }
     pthread_mutex_unlock(&e->lock);
     cJSON_Delete(empty);
-    (void)before;
+    if (!o || !ct) {
+      /* still wanted: tried again after the interval (last_ms is now) */
+      e2ee_db_run(e->db, NULL, "UPDATE e2ee_dummy SET wanted=1 WHERE acct=? AND their_key=?", 2, w + 1);
+      if (!o)
+        mx_warn(e->label, "cannot unwedge the olm session with %s/%s: no new session (no one-time key to claim); "
+                          "trying again later", user, dev);
+    }
     if (ct) {
       cJSON *msgs = cJSON_CreateObject();
       cJSON_AddItemToObject(cJSON_AddObjectToObject(msgs, user), dev, ct);

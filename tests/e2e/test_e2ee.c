@@ -14,10 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 #include <olm/outbound_group_session.h>
-#include <pthread.h>
 
+#include "canned_hs.h"
 #include "e2ee_int.h"
 #include "mx_crypto.h"
 #include "mx_db.h"
@@ -789,88 +788,6 @@ static void seal_round_trip_and_pickle_key_file(void **state)
   key[0] ^= 1;
   assert_int_equal(e2ee_unseal(key, sealed, back, 32, err), MX_ERR_TAMPERED);
   free(sealed);
-}
-
-/* ---- a homeserver that answers /keys/query with a canned body ---- */
-struct canned_hs {
-  struct MHD_Daemon *d;
-  int port;
-  pthread_mutex_t lock;
-  char *keys_query; /* owned body for POST .../keys/query */
-  int hits;
-  int fallback_uploads; /* POST .../keys/upload carrying fallback_keys */
-};
-
-struct canned_req {
-  char body[65536];
-  size_t n;
-};
-
-static enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                      const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-  (void)method;
-  (void)version;
-  struct canned_hs *h = cls;
-  if (!*con_cls) {
-    *con_cls = calloc(1, sizeof(struct canned_req));
-    return MHD_YES;
-  }
-  struct canned_req *rq = *con_cls;
-  if (*upload_size) {
-    size_t k = *upload_size < sizeof(rq->body) - 1 - rq->n ? *upload_size : sizeof(rq->body) - 1 - rq->n;
-    memcpy(rq->body + rq->n, upload, k);
-    rq->n += k;
-    *upload_size = 0;
-    return MHD_YES;
-  }
-  pthread_mutex_lock(&h->lock);
-  h->hits++;
-  if (strstr(url, "/keys/upload") && strstr(rq->body, "\"fallback_keys\""))
-    h->fallback_uploads++;
-  const char *canned = strstr(url, "/keys/query") && h->keys_query ? h->keys_query
-                       : strstr(url, "/keys/upload") ? "{\"one_time_key_counts\": {\"signed_curve25519\": 50}}"
-                                                      : "{}";
-  char *body = strdup(canned);
-  pthread_mutex_unlock(&h->lock);
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-  enum MHD_Result ret = MHD_queue_response(c, 200, r);
-  MHD_destroy_response(r);
-  return ret;
-}
-
-static void canned_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
-{
-  (void)cls;
-  (void)c;
-  (void)t;
-  free(*con_cls);
-  *con_cls = NULL;
-}
-
-static void canned_start(struct canned_hs *h)
-{
-  memset(h, 0, sizeof(*h));
-  pthread_mutex_init(&h->lock, NULL);
-  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, canned_handler, h,
-                          MHD_OPTION_NOTIFY_COMPLETED, canned_done, NULL, MHD_OPTION_END);
-  assert_non_null(h->d);
-  h->port = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT)->port;
-}
-
-static void canned_set(struct canned_hs *h, const cJSON *body)
-{
-  pthread_mutex_lock(&h->lock);
-  free(h->keys_query);
-  h->keys_query = cJSON_PrintUnformatted(body);
-  pthread_mutex_unlock(&h->lock);
-}
-
-static void canned_stop(struct canned_hs *h)
-{
-  MHD_stop_daemon(h->d);
-  free(h->keys_query);
-  pthread_mutex_destroy(&h->lock);
 }
 
 /* Issue 12, gap 1: a /keys/query whose answer leaves the operator out (their

@@ -20,6 +20,7 @@
 #include <olm/inbound_group_session.h>
 #include <olm/outbound_group_session.h>
 
+#include "canned_hs.h"
 #include "e2ee_int.h"
 #include "mx_crypto.h"
 #include "mx_db.h"
@@ -629,6 +630,42 @@ static void room_settings_and_withheld_keys_are_honoured(void **state)
   mx_e2ee_close(bot);
 }
 
+/* Issue 12, gap 4: unwedging must start a NEW Olm session; when the claim
+ * brings no one-time key, no m.dummy goes over the stuck session (which
+ * cannot help), and the attempt is kept for later. */
+static void unwedge_never_reuses_the_stuck_session(void **state)
+{
+  (void)state;
+  struct sent s = { cJSON_CreateArray() };
+  struct canned_hs hs;
+  canned_start(&hs);
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
+  struct mx_api *api = mx_api_new(base, "@bot:test", "tok");
+  struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
+  bot->api = api;
+  know_device(dbp, "@bot:test", alice, 1);
+  /* an Olm session exists between them (alice wrote first) */
+  deliver(dbp, alice, bot, "m.dummy", cJSON_CreateObject());
+  char q[512];
+  snprintf(q, sizeof(q), "INSERT OR REPLACE INTO e2ee_dummy(acct, their_key, last_ms, wanted) VALUES('@bot:test', "
+                         "'%s', 0, 1)", mx_e2ee_curve25519(alice));
+  run_sql(dbp, q);
+  int before = cJSON_GetArraySize(s.log);
+  maintain(bot);
+  assert_true(hs.hits >= 1); /* it did try to claim a one-time key */
+  assert_int_equal(cJSON_GetArraySize(s.log), before); /* nothing over the old session */
+  snprintf(q, sizeof(q), "SELECT wanted FROM e2ee_dummy WHERE acct='@bot:test' AND their_key='%s'",
+           mx_e2ee_curve25519(alice));
+  assert_int_equal(sql_int(dbp, q), 1);
+  bot->api = NULL;
+  cJSON_Delete(s.log);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+  mx_api_free(api);
+  canned_stop(&hs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -638,6 +675,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(higher_first_index_never_replaces_lower, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(another_members_copy_cannot_block_a_session, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(room_settings_and_withheld_keys_are_honoured, setup_dir, teardown_dir),
+    cmocka_unit_test_setup_teardown(unwedge_never_reuses_the_stuck_session, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(requests_answered_only_for_own_verified_devices, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
