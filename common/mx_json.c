@@ -156,3 +156,25 @@ const cJSON *mx_json_path(const cJSON *obj, const char *const *keys, int n)
     cur = cJSON_IsObject(cur) ? cJSON_GetObjectItemCaseSensitive(cur, keys[i]) : NULL;
   return cur;
 }
+
+static void wipe(cJSON *j)
+{
+  for (; j; j = j->next) {
+    if (j->valuestring)
+      memset(j->valuestring, 0, strlen(j->valuestring));
+    if (j->string)
+      memset(j->string, 0, strlen(j->string));
+    wipe(j->child);
+  }
+}
+
+void mx_json_delete_wiped(cJSON *j)
+{
+  if (!j)
+    return;
+  cJSON *next = j->next; /* wipe this tree only, not its siblings */
+  j->next = NULL;
+  wipe(j);
+  j->next = next;
+  cJSON_Delete(j);
+}

@@ -35,6 +35,10 @@ const cJSON *mx_json_obj(const cJSON *obj, const char *key);
 const cJSON *mx_json_arr(const cJSON *obj, const char *key);
 /* True and *out set when obj[key] is an integer-valued number. */
 int mx_json_int(const cJSON *obj, const char *key, int64_t *out);
+/* cJSON_Delete after zeroing every string in the tree (keys and values):
+ * for trees that held secrets (room keys, decrypted to-device content).
+ * NULL is fine. */
+void mx_json_delete_wiped(cJSON *j);
 /* Follows a dotted path ("content.m.relates_to" is NOT split: use an array of
  * keys). Returns NULL when any step is missing. */
 const cJSON *mx_json_path(const cJSON *obj, const char *const *keys, int n);

@@ -173,7 +173,7 @@ static mx_err answer_one(struct mx_e2ee *e, const struct share *sh, char *err)
   if (!rc)
     rc = e2ee_flush_unlocked_write(e, err); /* the ratchet step before the send */
   pthread_mutex_unlock(&e->lock);
-  cJSON_Delete(c);
+  mx_json_delete_wiped(c);
   if (!rc) {
     cJSON *msgs = cJSON_CreateObject();
     cJSON_AddItemToObject(cJSON_AddObjectToObject(msgs, sh->user), sh->dev, ct);

@@ -359,7 +359,7 @@ static mx_err build_shares(struct mx_e2ee *e, struct e2ee_outbound *g, const str
       (*nshare)++;
     }
   }
-  cJSON_Delete(rk);
+  mx_json_delete_wiped(rk);
   return rc;
 }
 
@@ -486,7 +486,7 @@ static mx_err prepare(struct mx_e2ee *e, const char *room_id, cJSON **users, cha
   pthread_mutex_unlock(&e->lock);
   if (!rc && own)
     rc = e2ee_room_key_received(e, e->db, e->user_id, e->curve, e->ed, own, err);
-  cJSON_Delete(own);
+  mx_json_delete_wiped(own);
   return rc;
 }
 

@@ -151,11 +151,15 @@ static char *decrypt_new_inbound(struct mx_e2ee *e, const char *sender_key, cons
   }
   plain = try_decrypt(s, 0, body);
   if (!plain) {
-    mx_fail(MX_ERR_CRYPTO, err, "olm pre-key message from %s does not decrypt", sender_key);
+    mx_fail(MX_ERR_CRYPTO, err, "olm pre-key message from %s does not decrypt (libolm: %s)", sender_key,
+            olm_session_last_error(s));
     goto fail;
   }
-  /* only after a successful decrypt: the one-time key is spent */
-  olm_remove_one_time_keys(e->acct, s);
+  /* only after a successful decrypt: the one-time key is spent (a session
+   * made on the fallback key has none to remove: libolm says so, harmless) */
+  if (olm_remove_one_time_keys(e->acct, s) == olm_error())
+    mx_debug(e->label, "pre-key message from %s: no one-time key removed (%s)", sender_key,
+             olm_account_last_error(e->acct));
   e->acct_gen++;
   e->acct_dirty = 1;
   struct e2ee_olm *o = add_session(e, s, sender_key);
@@ -252,7 +256,7 @@ mx_err e2ee_olm_decrypt_event(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev, c
   if (!rc)
     rc = validate(e, db, p, sender, sk, err);
   if (rc)
-    cJSON_Delete(p);
+    mx_json_delete_wiped(p);
   else
     *plain = p;
   return rc;
@@ -273,7 +277,7 @@ mx_err e2ee_olm_encrypt(struct mx_e2ee *e, struct e2ee_olm *o, const char *recip
   if (dk)
     cJSON_AddItemToObject(p, "sender_device_keys", dk);
   char *text = cJSON_PrintUnformatted(p);
-  cJSON_Delete(p);
+  mx_json_delete_wiped(p); /* content may be a room key */
   if (!text)
     return MX_ERR_NOMEM;
   size_t tl = strlen(text), rl = olm_encrypt_random_length(o->s);

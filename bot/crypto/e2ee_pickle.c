@@ -123,7 +123,9 @@ char *e2ee_pickle_inbound(struct mx_e2ee *e, OlmInboundGroupSession *s)
     return NULL;                                                                     \
   }                                                                                  \
   type *o = initfn(mem);                                                             \
-  size_t r = unpicklefn(o, e->pickle_key, E2EE_PICKLE_KEY_LEN, copy, strlen(copy));  \
+  size_t len = strlen(copy);                                                         \
+  size_t r = unpicklefn(o, e->pickle_key, E2EE_PICKLE_KEY_LEN, copy, len);           \
+  memset(copy, 0, len); /* libolm decrypts in place: it held the private keys */     \
   free(copy);                                                                        \
   if (r == olm_error()) {                                                            \
     clearfn(o);                                                                      \

@@ -56,7 +56,7 @@ static mx_err one_to_device(struct mx_e2ee *e, sqlite3 *db, const cJSON *ev)
   } else if (strcmp(inner, "m.dummy") != 0) {
     mx_debug(e->label, "ignoring encrypted to-device %s from %s", inner, sender);
   }
-  cJSON_Delete(p);
+  mx_json_delete_wiped(p); /* may hold a session key */
   return rc;
 }
 

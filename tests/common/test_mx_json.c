@@ -87,6 +87,60 @@ static void signing_form_drops_top_level_signatures_and_unsigned_only(void **sta
   cJSON_Delete(v);
 }
 
+/* mx_json_delete_wiped: no string of the tree reaches free() with its
+ * content (room keys must not linger in freed heap). A cJSON allocator that
+ * remembers block sizes checks every block as it is freed. */
+struct block {
+  void *p;
+  size_t n;
+};
+static struct block blocks[256];
+static int secrets_freed, frees;
+
+static void *track_malloc(size_t n)
+{
+  void *p = malloc(n);
+  for (int i = 0; p && i < 256; i++)
+    if (!blocks[i].p) {
+      blocks[i].p = p;
+      blocks[i].n = n;
+      break;
+    }
+  return p;
+}
+
+static void track_free(void *p)
+{
+  for (int i = 0; p && i < 256; i++)
+    if (blocks[i].p == p) {
+      frees++;
+      if (blocks[i].n >= 6 && memmem(p, blocks[i].n, "S3CRET", 6))
+        secrets_freed++;
+      blocks[i].p = NULL;
+    }
+  free(p);
+}
+
+static void wiped_delete_leaves_no_secret_in_freed_memory(void **state)
+{
+  (void)state;
+  cJSON_Hooks hooks = { track_malloc, track_free };
+  cJSON_InitHooks(&hooks);
+  const char *text = "{\"content\": {\"session_key\": \"S3CRET-key-material\", \"S3CRET-name\": [\"S3CRET-x\"]}}";
+  cJSON *a = cJSON_Parse(text), *b = cJSON_Parse(text);
+  assert_non_null(a);
+  assert_non_null(b);
+  secrets_freed = frees = 0;
+  cJSON_Delete(a); /* the control: plain delete frees the secrets as they are */
+  assert_true(secrets_freed > 0);
+  secrets_freed = frees = 0;
+  mx_json_delete_wiped(b);
+  assert_true(frees > 0);
+  assert_int_equal(secrets_freed, 0);
+  mx_json_delete_wiped(NULL);
+  cJSON_InitHooks(NULL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -95,6 +149,7 @@ int main(void)
     cmocka_unit_test(control_characters_use_short_or_u_escapes),
     cmocka_unit_test(floats_and_out_of_range_integers_are_rejected),
     cmocka_unit_test(signing_form_drops_top_level_signatures_and_unsigned_only),
+    cmocka_unit_test(wiped_delete_leaves_no_secret_in_freed_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
