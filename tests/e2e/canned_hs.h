@@ -20,6 +20,7 @@ struct canned_hs {
   char *keys_query; /* owned body for POST .../keys/query */
   int hits;
   int fallback_uploads; /* POST .../keys/upload carrying fallback_keys */
+  int keys_changes;     /* GET .../keys/changes */
 };
 
 struct canned_req {
@@ -49,6 +50,8 @@ static inline enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c
   h->hits++;
   if (strstr(url, "/keys/upload") && strstr(rq->body, "\"fallback_keys\""))
     h->fallback_uploads++;
+  if (strstr(url, "/keys/changes"))
+    h->keys_changes++;
   const char *canned = strstr(url, "/keys/query") && h->keys_query ? h->keys_query
                        : strstr(url, "/keys/upload") ? "{\"one_time_key_counts\": {\"signed_curve25519\": 50}}"
                        : strstr(url, "/keys/claim")  ? "{\"one_time_keys\": {}}"

@@ -914,6 +914,31 @@ static void fallback_key_rotates_once(void **state)
   canned_stop(&hs);
 }
 
+/* Issue 12, gap 3: a restart asked /keys/changes?from=T&to=T (never any
+ * answer); the first sync from the stored token reports the changes. */
+static void start_asks_no_empty_key_changes(void **state)
+{
+  (void)state;
+  struct canned_hs hs;
+  canned_start(&hs);
+  char base[64], err[MX_ERRBUF_LEN] = "";
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
+  struct mx_api *api = mx_api_new(base, "@kc:test", "tok");
+  struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@kc:test", .device_id = "KCDEV",
+                            .require_verified_sender = 1, .api = api };
+  struct mx_e2ee *e = NULL;
+  assert_int_equal(mx_e2ee_open(&o, &e, NULL), MX_OK);
+  mx_err rc = mx_e2ee_start(e, "s72594_4483_1934", err);
+  if (rc)
+    fprintf(stderr, "start: %s\n", err);
+  assert_int_equal(rc, MX_OK);
+  assert_true(hs.hits > 0);
+  assert_int_equal(hs.keys_changes, 0);
+  mx_e2ee_close(e);
+  mx_api_free(api);
+  canned_stop(&hs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -934,6 +959,7 @@ int main(void)
     cmocka_unit_test(partly_failed_key_query_keeps_the_user_outdated),
     cmocka_unit_test(own_account_devices_are_queried),
     cmocka_unit_test(fallback_key_rotates_once),
+    cmocka_unit_test(start_asks_no_empty_key_changes),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
