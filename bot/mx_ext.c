@@ -87,6 +87,19 @@ mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
   struct mx_ident_ext *ix = ident_ext(id);
   if (!ix)
     return MX_OK;
+  if (ix->audit && !ix->interrupted_closed) {
+    /* Once per process, after the data_dir lock and before the inbox is
+     * recovered or any call runs: calls a crash cut off are reported as
+     * interrupted, never re-run. */
+    int n = 0;
+    char aerr[MX_ERRBUF_LEN] = "";
+    ix->interrupted_closed = 1;
+    if (tools_audit_close_interrupted(ix->audit, &n, aerr))
+      mx_error(id->dev->name, "audit: cannot close the calls a crash interrupted: %s", aerr);
+    else if (n)
+      mx_warn(id->dev->name, "audit: %d tool call(s) were running when the bot stopped; recorded as interrupted, "
+                             "not re-run", n);
+  }
   if (!ix->e2ee) {
     struct mx_e2ee_opts o;
     memset(&o, 0, sizeof(o));
@@ -299,11 +312,11 @@ void mx_ext_handle_text(struct mx_msg *m)
   if (res.markdown) {
     if (p.event_id[0])
       mx_msg_edit(m, p.event_id, res.failed ? "stopped" : "done", NULL);
-    mx_msg_reply(m, res.markdown, res.html, NULL);
+    mx_msg_reply_final(m, res.markdown, res.html);
   } else if (rc) {
     mx_error(m->id->dev->name, "agent turn failed: %s", err);
-    mx_msg_reply(m, "Sorry, I could not handle that because of an internal error; it is in the bot's log.", NULL,
-                 NULL);
+    mx_msg_reply_final(m, "Sorry, I could not handle that because of an internal error; it is in the bot's log.",
+                       NULL);
   }
   llm_turn_result_free(&res);
   mx_ext_tools_turn_free(tools);

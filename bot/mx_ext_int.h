@@ -29,6 +29,7 @@ struct mx_ident_ext {
   cJSON *specs;                      /* owned: tools offered to the model */
   struct llm_tool_spec *llm_specs;   /* views into specs */
   size_t n_specs;
+  int interrupted_closed;            /* the start-up sweep of the chain ran */
 };
 
 struct mx_ext {

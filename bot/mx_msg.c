@@ -27,7 +27,19 @@ mx_err mx_msg_reply(struct mx_msg *m, const char *text, const char *html, char *
 {
   char key[400], err[MX_ERRBUF_LEN] = "";
   snprintf(key, sizeof(key), "reply:%s:%d", m->event_id, m->reply_seq++);
-  mx_err rc = mx_send_notice(m->id, m->w->db, m->room_id, key, text, html, NULL, event_id_out, err);
+  /* m.in_reply_to: with several commands in flight (or a restart between
+   * them) Element shows which one each answer is for. */
+  mx_err rc = mx_send_notice(m->id, m->w->db, m->room_id, key, text, html, m->event_id, event_id_out, err);
+  if (rc)
+    mx_log(MX_LOG_ERROR, m->id->dev->name, "reply to %s failed: %s", m->event_id, err);
+  return rc;
+}
+
+mx_err mx_msg_reply_final(struct mx_msg *m, const char *text, const char *html)
+{
+  char key[400], err[MX_ERRBUF_LEN] = "";
+  snprintf(key, sizeof(key), MX_MSG_FINAL_KEY_FMT, m->event_id);
+  mx_err rc = mx_send_notice(m->id, m->w->db, m->room_id, key, text, html, m->event_id, NULL, err);
   if (rc)
     mx_log(MX_LOG_ERROR, m->id->dev->name, "reply to %s failed: %s", m->event_id, err);
   return rc;

@@ -24,12 +24,18 @@ struct mx_msg {
   char trusted_master[64];   /* operator master key that decision trusted, "" none */
   int encrypted;
   int via_voice;             /* body came from a transcribed voice message */
-  int reply_seq;
+  int reply_seq;                   /* n of the next "reply:<event_id>:<n>" key */
 };
 
 void mx_msg_free(struct mx_msg *m);
 /* Sends a notice in reply; html may be NULL. event_id_out may be NULL. */
 mx_err mx_msg_reply(struct mx_msg *m, const char *text, const char *html, char *event_id_out);
+/* The handler's last word on the message (an LLM turn's answer), under the
+ * key "reply:<event_id>:final": a restart that finds the message still
+ * running sends its "interrupted" notice under the same key, so the
+ * operator gets exactly one of the two (see mx_sync_recover_inbox). */
+mx_err mx_msg_reply_final(struct mx_msg *m, const char *text, const char *html);
+#define MX_MSG_FINAL_KEY_FMT "reply:%s:final"
 /* printf-style plain-text reply. */
 mx_err mx_msg_replyf(struct mx_msg *m, const char *fmt, ...) MX_PRINTF(2, 3);
 /* Edits an earlier reply of this message. */

@@ -595,8 +595,39 @@ static int replay_safe(const char *body)
   return 0;
 }
 
+/* A message the crash left "running": if its handler's final answer was
+ * already sent it is done; otherwise the operator is told it was not
+ * finished, under the final answer's key - when that answer was on the wire
+ * (its transaction stored, the send unconfirmed) the homeserver sees the
+ * same transaction ID and keeps the answer, so exactly one of the two is
+ * shown either way. */
+static void recover_interrupted(struct mx_msg *m)
+{
+  struct mx_ident *id = m->id;
+  char key[400], txn[40], err[MX_ERRBUF_LEN] = "";
+  int answered = 0;
+  snprintf(key, sizeof(key), MX_MSG_FINAL_KEY_FMT, m->event_id);
+  if (mx_store_outbox_txn(m->w->db, id->user_id, key, m->room_id, txn, &answered, NULL, 0, err))
+    mx_warn(id->dev->name, "recovering %s: %s", m->event_id, err);
+  if (answered) {
+    mx_store_inbox_set_state(m->w->db, id->user_id, m->event_id, "done", "answered before a restart", NULL);
+    return;
+  }
+  mx_store_inbox_set_state(m->w->db, id->user_id, m->event_id, "interrupted", "restart", NULL);
+  mx_msg_reply_final(m, "I was restarted while handling this message, so it was not finished and will not be "
+                        "re-run automatically. Send it again if you still want it. Actions that were waiting for "
+                        "your approval still are: see !pending.", NULL);
+}
+
 void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
 {
+  /* Read every row first, then act: writing (state, outbox) while the
+   * SELECT's read transaction is open fails with "database is locked" as
+   * soon as a dispatched job on another connection has written (a WAL
+   * snapshot cannot be upgraded), and the message is never answered. */
+  struct mx_msg **msgs = NULL;
+  int *running = NULL;
+  size_t n = 0, cap = 0;
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(w->db,
                     "SELECT event_id, room_id, sender, sender_device, verified, origin_ts, body, content, state,"
@@ -626,17 +657,35 @@ void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
     cJSON_Delete(ev);
     if (!m)
       continue;
-    if (strcmp(state, "running") == 0 && !replay_safe(body)) {
-      /* It may have had effects already: never run it twice silently. */
-      m->w = w;
-      mx_store_inbox_set_state(w->db, id->user_id, event_id, "interrupted", "restart", NULL);
-      mx_msg_reply(m, "I was restarted while handling this message, so it was not finished and will not be "
-                      "re-run automatically. Send it again if you still want it. Actions that were waiting for "
-                      "your approval still are: see !pending.", NULL, NULL);
-      mx_msg_free(m);
-      continue;
+    if (n == cap) {
+      size_t c2 = cap ? 2 * cap : 16;
+      struct mx_msg **m2 = realloc(msgs, c2 * sizeof(*m2));
+      int *r2 = m2 ? realloc(running, c2 * sizeof(*r2)) : NULL;
+      if (m2)
+        msgs = m2;
+      if (r2)
+        running = r2;
+      if (!m2 || !r2) {
+        mx_error(id->dev->name, "recovering the inbox: out of memory");
+        mx_msg_free(m);
+        break;
+      }
+      cap = c2;
     }
-    mx_commands_dispatch(m);
+    running[n] = strcmp(state, "running") == 0 && !replay_safe(body);
+    msgs[n++] = m;
   }
   sqlite3_finalize(st);
+  for (size_t i = 0; i < n; i++) {
+    if (running[i]) {
+      /* It may have had effects already: never run it twice silently. */
+      msgs[i]->w = w;
+      recover_interrupted(msgs[i]);
+      mx_msg_free(msgs[i]);
+    } else {
+      mx_commands_dispatch(msgs[i]);
+    }
+  }
+  free(msgs);
+  free(running);
 }

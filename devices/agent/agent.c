@@ -116,6 +116,12 @@ mx_err agent_start(struct agent *a, char *err)
                             "root with \"user\" set): a tool could sign a forged checkpoint; see docs/agent.md",
             a->cfg->data_dir);
   OPENSSL_cleanse(a->audit_seed, sizeof(a->audit_seed));
+  if (!rc) { /* before the listener: calls a crash cut off are reported, never re-run */
+    int n = 0;
+    rc = tools_audit_close_interrupted(a->audit, &n, err);
+    if (!rc && n)
+      mx_warn(a->cfg->device, "audit: %d call(s) were running when the agent stopped; recorded as interrupted", n);
+  }
   if (!rc)
     rc = dev_local_new(&lo, &a->local, err);
   if (!rc)

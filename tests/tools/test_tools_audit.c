@@ -394,6 +394,61 @@ static void test_large_chain_ranges(void **state)
   assert_non_null(strstr(rep.message, "row 20001 is missing (deleted)"));
 }
 
+/* A crash between an intent and its result leaves the intent open; the next
+ * start closes it as "interrupted" (same call) exactly once, and leaves
+ * closed intents and intent-only records (denied calls) alone. */
+static void test_interrupted_intents_closed_once(void **state)
+{
+  struct fx *f = *state;
+  char err[MX_ERRBUF_LEN];
+  append_n(f->a, 4); /* intents 1, 3 closed by results 2, 4 */
+  cJSON *args = cJSON_Parse("{\"argv\":[\"/bin/sleep\",\"60\"]}");
+  struct tools_audit_entry cut = {.kind = "intent", .call_id = "call-cut", .operator_mxid = "@op:example.org",
+                                  .operator_device = "PHONE1", .verification = "verified",
+                                  .room_id = "!room:example.org", .event_id = "$cut", .tool = "shell.exec",
+                                  .args = args, .decision = "allow", .status = "pending", .exit_code = -1};
+  struct tools_audit_entry denied = cut;
+  denied.call_id = "call-denied";
+  denied.decision = "deny";
+  denied.status = "denied";
+  int64_t seq = 0;
+  assert_int_equal(tools_audit_append(f->a, &cut, &seq, err), MX_OK);
+  assert_int_equal(seq, 5);
+  assert_int_equal(tools_audit_append(f->a, &denied, &seq, err), MX_OK);
+  struct tools_audit_entry done = cut, result = cut;
+  done.call_id = result.call_id = "call-done";
+  result.kind = "result";
+  result.status = "done";
+  result.intent_seq = 7;
+  assert_int_equal(tools_audit_append(f->a, &done, &seq, err), MX_OK);
+  assert_int_equal(tools_audit_append(f->a, &result, &seq, err), MX_OK);
+  assert_int_equal(seq, 8);
+  int closed = -1;
+  assert_int_equal(tools_audit_close_interrupted(f->a, &closed, err), MX_OK);
+  assert_int_equal(closed, 1);
+  cJSON *recs = NULL;
+  assert_int_equal(tools_audit_recent(f->a, 1, &recs, err), MX_OK);
+  const cJSON *r = cJSON_GetArrayItem(recs, 0);
+  int64_t v = 0;
+  assert_true(mx_json_int(r, "seq", &v) && v == 9);
+  assert_string_equal(mx_json_str(r, "kind"), "result");
+  assert_string_equal(mx_json_str(r, "status"), "interrupted");
+  assert_true(mx_json_int(r, "intent_seq", &v) && v == 5);
+  assert_string_equal(mx_json_str(r, "call_id"), "call-cut");
+  assert_string_equal(mx_json_str(r, "tool"), "shell.exec");
+  assert_string_equal(mx_json_str(r, "event_id"), "$cut");
+  assert_string_equal(mx_json_str(cJSON_GetObjectItem(r, "operator"), "mxid"), "@op:example.org");
+  assert_true(cJSON_Compare(cJSON_GetObjectItem(r, "args"), args, 1));
+  cJSON_Delete(recs);
+  assert_int_equal(tools_audit_close_interrupted(f->a, &closed, err), MX_OK); /* a second start: nothing left */
+  assert_int_equal(closed, 0);
+  struct tools_audit_verify_report rep;
+  assert_int_equal(tools_audit_verify(f->a, NULL, &rep, err), MX_OK);
+  assert_true(rep.ok);
+  assert_int_equal(rep.rows, 9);
+  cJSON_Delete(args);
+}
+
 static void test_bad_device_name(void **state)
 {
   struct fx *f = *state;
@@ -418,6 +473,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_external_checkpoint_compared, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_append_and_read_back, setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_chain_ranges, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_interrupted_intents_closed_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_device_name, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

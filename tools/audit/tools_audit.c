@@ -349,3 +349,43 @@ mx_err tools_audit_since(struct tools_audit *a, int64_t since_ms, cJSON **out, c
   return query_records(a, "SELECT seq, record, prev_hash, hash FROM audit_chain WHERE time_ms >= ? ORDER BY seq",
                        since_ms, out, err);
 }
+
+/* A "pending" intent no result names: its process died while the call ran.
+ * json_valid first, so one tampered record cannot stop the sweep (verify
+ * reports it); NOT IN builds the set of closed intents once. */
+#define ORPHANS_SQL                                                                                                   \
+  "SELECT seq, record, 0, 0 FROM audit_chain WHERE seq > ? AND CASE WHEN json_valid(record) THEN"                     \
+  " json_extract(record, '$.kind') = 'intent' AND json_extract(record, '$.status') = 'pending' END"                    \
+  " AND seq NOT IN (SELECT json_extract(record, '$.intent_seq') FROM audit_chain WHERE CASE WHEN json_valid(record)"  \
+  " THEN json_extract(record, '$.kind') = 'result' END) ORDER BY seq"
+
+mx_err tools_audit_close_interrupted(struct tools_audit *a, int *closed, char *err)
+{
+  cJSON *orphans = NULL;
+  *closed = 0;
+  mx_err rc = query_records(a, ORPHANS_SQL, 0, &orphans, err);
+  int n = rc ? 0 : cJSON_GetArraySize(orphans);
+  struct tools_audit_entry *e = n ? calloc((size_t)n, sizeof(*e)) : NULL;
+  if (n && !e)
+    rc = mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  for (int i = 0; !rc && i < n; i++) {
+    const cJSON *r = cJSON_GetArrayItem(orphans, i);
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "operator");
+    int64_t seq = 0;
+    mx_json_int(r, "seq", &seq);
+    e[i] = (struct tools_audit_entry){.kind = "result", .intent_seq = seq, .call_id = mx_json_str(r, "call_id"),
+                                      .operator_mxid = mx_json_str(op, "mxid"), .operator_device = mx_json_str(op, "device_id"),
+                                      .verification = mx_json_str(op, "verification"), .room_id = mx_json_str(r, "room_id"),
+                                      .event_id = mx_json_str(r, "event_id"), .tool = mx_json_str(r, "tool"),
+                                      .args = cJSON_GetObjectItemCaseSensitive(r, "args"),
+                                      .decision = mx_json_str(r, "decision"), .approval_ref = mx_json_str(r, "approval"),
+                                      .status = "interrupted", .exit_code = -1};
+  }
+  if (!rc && n)
+    rc = tools_audit_append_batch(a, e, (size_t)n, NULL, err);
+  if (!rc)
+    *closed = n;
+  free(e);
+  cJSON_Delete(orphans);
+  return rc;
+}

@@ -44,7 +44,8 @@ struct tools_audit_entry {
   const cJSON *args;           /* canonicalised with mx_json_canonical */
   const char *decision;        /* "allow", "ask", "deny" */
   const char *approval_ref;    /* action id, NULL when none */
-  const char *status;          /* result: "done", "timeout", "failed", "refused", "denied", "cancelled"; intent: "pending" */
+  const char *status;          /* result: "done", "timeout", "failed", "refused", "denied", "cancelled",
+                                  "interrupted"; intent: "pending" */
   int exit_code;               /* -1 when not applicable */
   int signal;
   const char *output_sha256;   /* hex; NULL for intents */
@@ -81,6 +82,13 @@ mx_err tools_audit_append(struct tools_audit *a, const struct tools_audit_entry 
 /* Appends n records in one transaction (benchmarks, imports). */
 mx_err tools_audit_append_batch(struct tools_audit *a, const struct tools_audit_entry *e, size_t n,
                                 int64_t *first_seq, char *err);
+/* Closes every "pending" intent that has no result with a result of status
+ * "interrupted" (same call, operator and arguments): the process that wrote
+ * the intent died while the call ran (kill -9, power cut), so whether it
+ * ran is unknown; it is reported, never re-run. Only for the one process
+ * that appends to this chain, at its start, before its first append; *closed
+ * gets how many. */
+mx_err tools_audit_close_interrupted(struct tools_audit *a, int *closed, char *err);
 /* Current size and head hash (all zero for an empty chain). */
 mx_err tools_audit_head(struct tools_audit *a, int64_t *size, uint8_t head[TOOLS_AUDIT_HASH_LEN], char *err);
 

@@ -21,6 +21,8 @@
 //   NAME devices USER                   device ids js-sdk knows for USER
 //   NAME push_actions ROOM EVENT        this account's push rules on the decrypted EVENT
 //                                       (what Element decides for the phone) -> notify, highlight
+//   NAME history ROOM SENDER            every message from SENDER in the live timeline, decrypted:
+//                                       -> messages [{event_id, body, msgtype, reply_to, rel_type, utd}]
 //   NAME wait_utd ROOM SENDER SECS CODE next undecryptable message -> failure reason
 //   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
 //   NAME stop                           stop the client
@@ -154,6 +156,23 @@ async function waitReply(name, roomId, sender, secs) {
   );
   return { body: ev.getContent().body, msgtype: ev.getContent().msgtype, encrypted: ev.isEncrypted(),
            event_id: ev.getId() };
+}
+
+async function history(name, roomId, sender) {
+  const e = c(name);
+  const room = e.client.getRoom(roomId);
+  const msgs = [];
+  for (const ev of room ? room.getLiveTimeline().getEvents() : []) {
+    if (ev.getSender() !== sender) continue;
+    if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) await e.client.decryptEventIfNeeded(ev);
+    const utd = ev.isDecryptionFailure();
+    if (!utd && ev.getType() !== "m.room.message") continue;
+    // an encrypted event carries m.relates_to in the clear (wire content)
+    const rel = ev.getContent()["m.relates_to"] || ev.getWireContent()["m.relates_to"] || {};
+    msgs.push({ event_id: ev.getId(), body: ev.getContent().body, msgtype: ev.getContent().msgtype, utd,
+                reply_to: ev.replyEventId || rel["m.in_reply_to"]?.event_id || null, rel_type: rel.rel_type || null });
+  }
+  return { messages: msgs };
 }
 
 // The next message from SENDER that this device cannot decrypt, once its
@@ -316,6 +335,8 @@ async function run(name, cmd, args) {
     }
     case "wait_reply":
       return waitReply(name, args[0], args[1], args[2]);
+    case "history":
+      return history(name, args[0], args[1]);
     case "react": {
       // note: matrix-js-sdk sends reactions unencrypted even in encrypted rooms
       const r = await client.sendEvent(args[0], "m.reaction", {
