@@ -38,7 +38,8 @@ def cli(bot, *args, ok=(0,), timeout=120):
 def ssh_device_adder(bot, hs, sshd_dir, name):
     """Gives bot's config the registration secret and returns add(): one run
     of `mxfleet device add NAME --via ssh` against the sshd fixture in
-    sshd_dir (idempotent: every run after the first is the repair path)."""
+    sshd_dir (idempotent: every run after the first is the repair path);
+    add(OTHER) onboards another device on the same host."""
     secret = os.path.join(bot.dir, "secrets", "registration.secret")
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -49,8 +50,8 @@ def ssh_device_adder(bot, hs, sshd_dir, name):
     user = open(os.path.join(sshd_dir, "user")).read().strip()
     key = os.path.join(sshd_dir, "user_ed25519")
 
-    def add():
-        return cli(bot, "device", "add", name, "--via", "ssh", "--ssh", f"{user}@127.0.0.1:{port}",
+    def add(device=name):
+        return cli(bot, "device", "add", device, "--via", "ssh", "--ssh", f"{user}@127.0.0.1:{port}",
                    "--key", key)
     return add
 

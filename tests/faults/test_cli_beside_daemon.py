@@ -1,10 +1,14 @@
-"""Issue 15, the corruption it found: `mxfleet device add` re-run for an
-existing SSH device (the documented repair) while the daemon runs with an
-LLM turn in flight, against the same data directory. Every turn must be
-answered, the daemon must log no SQLite I/O or corruption error, and
-afterwards PRAGMA integrity_check of every database says ok and the audit
-verifies. (Before the fix, mx_db_open's open()+close() dropped the daemon's
-POSIX locks and the CLI deleted the WAL the daemon was using.)
+"""Issue 15, fault 1 and the corruption it found: the CLI runs against the
+daemon's data directory while the daemon has an LLM turn in flight, in
+rounds. Every round re-runs `mxfleet device add` for an existing SSH device
+(the documented repair) and, in a seeded order, `device list`, `audit
+verify`, `audit show`, `config check` (when this build has it) and every
+third round onboards and revokes a throwaway device. After each round:
+the turn was answered, PRAGMA integrity_check of every database is ok, the
+audit verifies, the daemon logged no SQLite I/O or corruption error; at the
+end the same with the daemon stopped. (Before the fix, mx_db_open's
+open()+close() dropped the daemon's POSIX locks and the CLI deleted the WAL
+the daemon was using: "agent turn failed: sqlite: disk I/O error".)
 
 Real components: Synapse fixture, sshd fixture (tests/devices/sshd-fixture),
 the scripted LLM provider with a slow answer."""
@@ -22,11 +26,25 @@ FIXTURE = os.path.join(REPO, "tests", "devices", "sshd-fixture")
 TURNS = int(os.environ.get("MX_FAULT_TURNS", "12"))
 
 
-def answers(op, room, uid):
-    return sum(1 for e in op.messages_from(room, uid) if e["content"].get("body") == "slow answer")
+def round_commands(rng, i, add, bot, has_config_check):
+    """One round's CLI runs: the repair first (while the turn is surely in
+    flight), then the read-only commands in a seeded order; every third
+    round a throwaway device is onboarded and revoked."""
+    reads = [lambda: faultlib.cli(bot, "device", "list", "--json"),
+             lambda: faultlib.cli(bot, "audit", "verify"),
+             lambda: faultlib.cli(bot, "audit", "show", "--device", "pc1", "--json")]
+    if has_config_check:
+        reads.append(lambda: faultlib.cli(bot, "config", "check"))
+    rng.shuffle(reads)
+    cmds = [add] + reads
+    if i % 3 == 2:
+        name = f"tmp{i}-{rng.randrange(16 ** 6):06x}"
+        cmds += [lambda: add(name), lambda: faultlib.cli(bot, "device", "revoke", name, "--yes")]
+    return cmds
 
 
 def test():
+    rng = faultlib.seed()
     os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
     work = mxtest.workdir("clibeside-")
     os.chmod(work, 0o755)  # sshd reads authorized_keys as the fixture user
@@ -47,24 +65,24 @@ def test():
                 bot.start()
                 uid = bot.user_id("pc1")
                 room = mxtest.open_dm(op, bot, "pc1")
+                has_config_check = faultlib.cli(bot, "config", "check", ok=(0, 1, 2)).returncode == 0
                 runs = 0
                 for i in range(TURNS):
                     op.send_text(room, f"question {i}")
-                    # the turn is in flight once the model has its request
+
                     def in_flight():
                         faultlib.assert_log_clean(bot)
                         return len(llm.requests("t1")) > i
                     mxtest.wait_until(in_flight, 60, f"LLM request of turn {i}")
-                    add()
-                    runs += 1
-                    if answers(op, room, uid) <= i:
-                        add()  # a second run while the same turn may still be in flight
+                    for cmd in round_commands(rng, i, add, bot, has_config_check):
+                        cmd()
                         runs += 1
                     op.wait_messages(room, uid, lambda c: c.get("body") == "slow answer", count=i + 1,
                                      timeout=60)
                     faultlib.assert_log_clean(bot)
                     bot.assert_running()
-                mxtest.log(f"{TURNS} turns answered, device add ran {runs} times beside them")
+                    faultlib.check_store(bot)  # beside the running daemon
+                mxtest.log(f"{TURNS} turns answered, {runs} CLI runs beside them")
                 bot.stop()
             faultlib.check_store(bot)
     finally:
