@@ -1,9 +1,11 @@
 /*
  * tests/fuzz/fuzz_wg_reply.c - what a compromised device can send back to
  * the bot over WireGuard: the reply to POST /v1/call (devices/wg/dev_wg.c
- * dev_wg_fill_result, under each HTTP status the agent may answer with) and
- * a signed audit checkpoint in text form (tools/audit
- * tools_audit_checkpoint_parse, without a key and with a pinned one).
+ * dev_wg_fill_result, under each HTTP status the agent may answer with), a
+ * signed audit checkpoint in text form (tools/audit
+ * tools_audit_checkpoint_parse without a key and with a pinned one,
+ * tools_audit_checkpoint_check against the size and head a reply claims)
+ * and audit records from GET /v1/audit (tools_audit_record_hash).
  * Input: first byte picks the HTTP status, the rest is the body.
  * Properties: an accepted reply has a known status and bounded output; an
  * error says why; a checkpoint checked against a key other than the one that
@@ -43,6 +45,25 @@ static void checkpoint(const char *text)
   if (tools_audit_checkpoint_parse(text, NULL, &c, err) != MX_OK)
     FUZZ_CHECK(err[0] != '\0');
   FUZZ_CHECK(tools_audit_checkpoint_parse(text, other_key, &c, err) != MX_OK);
+  FUZZ_CHECK(tools_audit_checkpoint_check(text, other_key, 1234, "00", err) != MX_OK);
+}
+
+/* A /v1/audit reply ({"records": [...]}) or one record: every hash the bot
+ * recomputes is 64 hex digits. */
+static void records(const char *body)
+{
+  cJSON *j = cJSON_Parse(body);
+  const cJSON *recs = cJSON_GetObjectItemCaseSensitive(j, "records"), *rec;
+  char hex[2 * TOOLS_AUDIT_HASH_LEN + 1], err[MX_ERRBUF_LEN];
+  if (cJSON_IsObject(j) && tools_audit_record_hash(j, hex, err) == MX_OK)
+    FUZZ_CHECK(strlen(hex) == 2 * TOOLS_AUDIT_HASH_LEN);
+  if (cJSON_IsArray(recs)) {
+    cJSON_ArrayForEach(rec, recs) {
+      if (tools_audit_record_hash(rec, hex, err) == MX_OK)
+        FUZZ_CHECK(strlen(hex) == 2 * TOOLS_AUDIT_HASH_LEN);
+    }
+  }
+  cJSON_Delete(j);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -52,6 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char *body = fuzz_cstr(data + 1, size - 1);
   reply(statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))], body);
   checkpoint(body);
+  records(body);
   free(body);
   return 0;
 }
