@@ -247,8 +247,10 @@ static mx_err try_identity(const struct mx_config *c, const struct mx_device_con
       cJSON_Delete(none);
     }
   }
-  if (body) /* holds the password */
-    cJSON_Delete(body);
+  cJSON *secret = body ? cJSON_GetObjectItemCaseSensitive(body, "password") : NULL;
+  if (secret && secret->valuestring) /* wiped before the memory goes back */
+    memset(secret->valuestring, 0, strlen(secret->valuestring));
+  cJSON_Delete(body);
   cJSON_Delete(resp);
   mx_store_ident_release(&st);
   mx_db_close(db);
