@@ -67,3 +67,43 @@ def bot_events(client, room_id, sender):
         if not chunk or not token:
             break
     return list(reversed(evs))
+
+
+def operator(peer, client, name="a"):
+    """Signs the mxtest user `client` in as Element device `name` and
+    cross-signs it: a verified operator session, as after Element's setup."""
+    peer(name, "login", client.user_id.split(":")[0][1:], client.password)
+    peer(name, "xsign", client.password)
+
+
+def ping_in_new_dm(peer, bot_uid, secs=60, name="a"):
+    """Opens an encrypted DM with bot_uid, sends !ping and checks the reply
+    is an encrypted pong; returns the room ID."""
+    room = peer(name, "create_dm", bot_uid)["room_id"]
+    peer(name, "wait_join", room, bot_uid, secs)
+    peer(name, "send", room, "!ping")
+    r = peer(name, "wait_reply", room, bot_uid, secs)
+    mxtest.check(r.get("body", "").startswith("pong") and r.get("encrypted"), f"no encrypted pong: {r}")
+    return room
+
+
+def next_matching(peer, room, sender, pred, secs, seen, name="a"):
+    """The next decrypted message from sender whose body matches pred; every
+    message read on the way is appended to seen."""
+    import time
+    deadline = time.monotonic() + secs
+    while True:
+        left = int(deadline - time.monotonic())
+        mxtest.check(left > 0, f"no matching message from {sender} within {secs} s; "
+                               f"got {[s['body'][:70] for s in seen]}")
+        r = peer(name, "wait_reply", room, sender, left)
+        seen.append(r)
+        if pred(r.get("body", "")):
+            return r
+
+
+def notified(client, event_id):
+    """Whether Synapse lists event_id in client's account's /notifications
+    (what push gateways, hence phones, were sent)."""
+    resp = client.request("GET", "/notifications", query={"limit": "100"})
+    return any(n["event"]["event_id"] == event_id for n in resp.get("notifications", []))

@@ -22,30 +22,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 
 import mxtest
 from mxtest import check, log
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from peerlib import Peer  # noqa: E402
-
-
-def next_matching(peer, room, sender, pred, secs, seen):
-    """The next decrypted message from sender matching pred; all read are kept in seen."""
-    deadline = time.monotonic() + secs
-    while True:
-        left = int(deadline - time.monotonic())
-        check(left > 0, f"no matching message from {sender} within {secs} s; got {[s['body'][:70] for s in seen]}")
-        r = peer("a", "wait_reply", room, sender, left)
-        seen.append(r)
-        if pred(r.get("body", "")):
-            return r
-
-
-def notified(client, event_id):
-    resp = client.request("GET", "/notifications", query={"limit": "100"})
-    return any(n["event"]["event_id"] == event_id for n in resp.get("notifications", []))
+from peerlib import Peer, next_matching, notified, operator  # noqa: E402
 
 
 def test():
@@ -89,8 +71,7 @@ def test():
         mxtest.wait_until(healthy, 90, "the bot's /health")
         uid = f"@agent-{name}:{hs.name}"
         with Peer(hs.url, os.path.join(work, "peer.log")) as peer:
-            peer("a", "login", op.user_id.split(":")[0][1:], op.password)
-            peer("a", "xsign", op.password)
+            operator(peer, op)
             room = mxtest.wait_until(lambda: op.resolve_alias(alias), 60, "the alerts room")
             mxtest.wait_until(lambda: room in op.invites(), 60, "the invite to the alerts room")
             peer("a", "join", room)  # waits for the room's encryption

@@ -22,7 +22,7 @@ import mxtest
 from mxtest import check, log
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from peerlib import Peer  # noqa: E402
+from peerlib import Peer, operator, ping_in_new_dm  # noqa: E402
 
 
 def sh(*argv, **kw):
@@ -137,13 +137,8 @@ def journey(hs, work, binary, execs, user, sshd):
         mxtest.wait_until(healthy, 90, "the service's /health")
         agent = f"@agent-{name}:{hs.name}"
         with Peer(hs.url, os.path.join(work, "peer.log")) as peer:
-            peer("a", "login", op.user_id.split(":")[0][1:], op.password)
-            peer("a", "xsign", op.password)
-            room = peer("a", "create_dm", agent)["room_id"]
-            peer("a", "wait_join", room, agent, 60)
-            peer("a", "send", room, "!ping")
-            r = peer("a", "wait_reply", room, agent, 60)
-            check(r.get("body", "").startswith("pong") and r.get("encrypted"), f"no encrypted pong: {r}")
+            operator(peer, op)
+            ping_in_new_dm(peer, agent)
         proc.send_signal(signal.SIGTERM)
         check(proc.wait(timeout=10) == 0, f"the service did not stop cleanly:\n{open(log_path).read()[-3000:]}")
     finally:

@@ -28,7 +28,7 @@ import mxtest
 from mxtest import check, log
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from peerlib import Peer  # noqa: E402
+from peerlib import Peer, ping_in_new_dm  # noqa: E402
 
 FILES = ["scripts/run", "scripts/install-deps", "examples/mxfleet.json", "examples/manifests/pc1.json",
          "tests/homeserver/synapse", "tests/homeserver/mxtest.py"]
@@ -133,11 +133,7 @@ def journey(proc, out_path, tree, cfg, human, http_port):
     with Peer(hs_url, os.path.join(os.path.dirname(out_path), "peer.log")) as peer:
         peer("a", "login", user[1:].split(":")[0], password)
         peer("a", "xsign", password)
-        room = peer("a", "create_dm", agent)["room_id"]
-        peer("a", "wait_join", room, agent, 60)
-        peer("a", "send", room, "!ping")
-        r = peer("a", "wait_reply", room, agent, 60)
-        check(r.get("body", "").startswith("pong") and r.get("encrypted"), f"no encrypted pong: {r}")
+        ping_in_new_dm(peer, agent)
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.monotonic()
     rc = proc.wait(timeout=30)

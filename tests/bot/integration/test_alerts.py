@@ -14,32 +14,13 @@ import os
 import re
 import sqlite3
 import sys
-import time
 
 import mxtest
 from mxtest import check
 from llmfix import ScriptedLLM, llm_block, write_manifest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "e2e"))
-from peerlib import Peer  # noqa: E402
-
-
-def next_matching(peer, room, sender, pred, secs, seen):
-    """The next decrypted message from sender whose body matches pred; every
-    message read on the way is appended to seen."""
-    deadline = time.monotonic() + secs
-    while True:
-        left = int(deadline - time.monotonic())
-        check(left > 0, f"no matching message from {sender} within {secs} s; got {[s['body'][:60] for s in seen]}")
-        r = peer("a", "wait_reply", room, sender, left)
-        seen.append(r)
-        if pred(r.get("body", "")):
-            return r
-
-
-def notified_event_ids(client):
-    return {n["event"]["event_id"] for n in client.request("GET", "/notifications", query={"limit": "100"})
-            .get("notifications", [])}
+from peerlib import Peer, next_matching, notified, operator  # noqa: E402
 
 
 def test():
@@ -60,9 +41,7 @@ def test():
         with bot, Peer(hs.url, os.path.join(work, "peer.log")) as peer:
             bot.start()
             uid = bot.user_id()
-            alice = op.user_id.split(":")[0][1:]
-            peer("a", "login", alice, op.password)
-            peer("a", "xsign", op.password)
+            operator(peer, op)
             dm = peer("a", "create_dm", uid)["room_id"]
             peer("a", "wait_join", dm, uid, 60)
             # two audit records (intent + result) for one tool call
@@ -99,7 +78,7 @@ def test():
             acts = peer("a", "push_actions", alerts_room, alert["event_id"])
             check(acts["notify"] and acts["highlight"],
                   f"Element's default push rules do not notify for the alert: {acts}")
-            mxtest.wait_until(lambda: alert["event_id"] in notified_event_ids(op), 30,
+            mxtest.wait_until(lambda: notified(op, alert["event_id"]), 30,
                               "the alert in the operator's /notifications")
 
             # commands from the verified operator answer in the encrypted room
