@@ -150,6 +150,19 @@ static void check_prompt(struct check *k, const char *path, const char *dir, con
   mx_buf_release(&out);
 }
 
+/* "device pc1: local backend, manifest FILE, tools: fs.read, ..." - the
+ * tools the model will be offered: the manifest's that the backend serves. */
+static void print_device(const struct mx_device_config *d, const struct tools_manifest *m, const char *where)
+{
+  const char *const *served = dev_served_tools(mx_backend_name(d->backend));
+  int n = 0;
+  printf("device %s: %s backend, manifest %s, tools:", d->name, mx_backend_name(d->backend), where);
+  for (size_t i = 0; served && served[i]; i++)
+    if (tools_policy_enabled(m, served[i]))
+      printf("%s %s", n++ ? "," : "", served[i]);
+  printf("%s\n", n ? "" : " none");
+}
+
 static void check_devices(struct check *k, const struct llm_config *lc)
 {
   const struct mx_config *c = k->cfg;
@@ -161,7 +174,7 @@ static void check_devices(struct check *k, const struct llm_config *lc)
     if (mx_device_manifest_load(c, d, &m, where, sizeof(where), err))
       bad(k, p, "%s", err);
     else
-      printf("device %s: %s backend, manifest %s\n", d->name, mx_backend_name(d->backend), where);
+      print_device(d, m, where);
     tools_manifest_free(m);
     snprintf(p, sizeof(p), "devices[%zu].prompt", i);
     if (d->prompt && access(d->prompt, R_OK) != 0)

@@ -78,6 +78,18 @@ mx_err mx_device_manifest_load(const struct mx_config *cfg, const struct mx_devi
   cJSON *j = cJSON_Parse(mx_device_default_manifest(d->os));
   if (!j)
     return mx_fail(MX_ERR_INTERNAL, err, "built-in manifest for '%s' is not JSON", d->os);
+  /* only what this backend serves, so the default never names a tool the
+   * device cannot run (the engine would warn about each at every start) */
+  const char *const *served = dev_served_tools(mx_backend_name(d->backend));
+  cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+  for (cJSON *t = tools ? tools->child : NULL, *next = NULL; t; t = next) {
+    next = t->next;
+    size_t k = 0;
+    while (served && served[k] && strcmp(served[k], t->string) != 0)
+      k++;
+    if (!served || !served[k])
+      cJSON_DeleteItemFromObjectCaseSensitive(tools, t->string);
+  }
   mx_err rc = tools_policy_parse(j, "built-in read-only default", out, err);
   cJSON_Delete(j);
   return rc;

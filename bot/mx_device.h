@@ -25,7 +25,8 @@ mx_err mx_device_manifest_load(const struct mx_config *cfg, const struct mx_devi
 
 /* The built-in read-only manifest for an OS ("linux", "macos", "windows"):
  * reads logs and system information, runs a few harmless commands, writes
- * nothing. Static text. */
+ * nothing. Static text; mx_device_manifest_load() keeps of its tools only
+ * those the device's backend serves. */
 const char *mx_device_default_manifest(const char *os);
 
 /* Opens d's backend (no connection is made yet). m is borrowed by the local

@@ -56,7 +56,18 @@ def offline(d):
     write(os.path.join(d, "secrets", "pc1.pw"), "pw\n")
     rc, out, err = run_check(d, base())
     check(rc == 0, f"good config: exit {rc}: {out} {err}")
-    check("ok" in out and "built-in read-only default" in out, f"good config output: {out!r}")
+    check("ok" in out and "built-in read-only default, tools: fs.read" in out, f"good config output: {out!r}")
+    # an SSH device without a manifest gets the built-in default too (what SSH serves of it)
+    cfg = base()
+    write(os.path.join(d, "secrets", "web.key"), "placeholder\n")
+    cfg["devices"].append({"name": "web", "matrix": {"user_id": "@agent-web:example.org",
+                                                     "password_file": "secrets/pc1.pw"},
+                           "backend": {"kind": "ssh", "host": "198.51.100.7", "user": "mxfleet",
+                                       "key_file": "secrets/web.key"}})
+    rc, out, err = run_check(d, cfg, name="ssh-default.json")
+    web = [ln for ln in out.splitlines() if ln.startswith("device web:")]
+    check(rc == 0 and web and "built-in read-only default, tools: fs.read" in web[0],
+          f"ssh device's default manifest: rc {rc} {out!r} {err!r}")
 
     # the documented llm/speech mistakes, each with its exact key path
     cfg = base()

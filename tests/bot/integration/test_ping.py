@@ -35,8 +35,14 @@ def test():
             op.wait_messages(room, uid, lambda c: is_notice(c) and "!ping" in c.get("body", ""),
                              timeout=30)
             op.send_text(room, "!status")
+            # no manifest configured or onboarded: the documented built-in
+            # read-only default, with tools (it used to mean none at all)
             op.wait_messages(room, uid, lambda c: is_notice(c) and all(
-                w in c.get("body", "").lower() for w in ("pc1", "local", "uptime")), timeout=30)
+                w in c.get("body", "").lower() for w in ("pc1", "local", "uptime",
+                                                         "manifest: built-in read-only default")), timeout=30)
+            status = [e["content"]["body"] for e in op.messages_from(room, uid)
+                      if "manifest: built-in" in e["content"].get("body", "")][-1]
+            check("tools: 0" not in status, f"the built-in manifest offers no tools: {status}")
             notices = op.messages_from(room, uid)
             check(all(is_notice(e["content"]) for e in notices),
                   f"the bot sent a non-notice: {[e['content'] for e in notices]}")
