@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../docs/doc_keys.h"
 #include "llm_config.h"
 #include "mx_util.h"
 
@@ -228,62 +229,14 @@ static void secret_never_in_messages(void **state)
   assert_null(strstr(err, "SECRET"));
 }
 
-struct doc_keys {
-  const char *doc;
-  int missing, keys;
-};
-
-static void doc_has_key(void *ctx, const char *path)
-{
-  struct doc_keys *d = ctx;
-  char title[160];
-  snprintf(title, sizeof(title), "\n### %s\n", path);
-  d->keys++;
-  if (!strstr(d->doc, title)) {
-    print_error("docs/llm.md: no section '### %s'\n", path);
-    d->missing++;
-  }
-}
-
-struct key_find {
-  const char *want;
-  int found;
-};
-
-static void find_key(void *ctx, const char *path)
-{
-  struct key_find *f = ctx;
-  f->found |= strcmp(f->want, path) == 0;
-}
-
 /* docs/llm.md has a section for every key the parser accepts, and every
  * "### llm.x" section is such a key (or says it is not one). */
 static void docs_and_parser_agree_on_keys(void **state)
 {
   (void)state;
-  struct mx_buf doc;
-  assert_int_equal(mx_file_read(MXFLEET_DOCS_DIR "/llm.md", 1 << 20, &doc, NULL), MX_OK);
-  struct doc_keys d = {mx_buf_cstr(&doc), 0, 0};
-  llm_config_each_key(doc_has_key, &d);
-  assert_true(d.keys > 30);
-  int bogus = 0;
-  for (const char *p = strstr(d.doc, "\n### llm."); p; p = strstr(p + 1, "\n### llm.")) {
-    char key[128];
-    size_t n = strcspn(p + 5, "\n");
-    if (n >= sizeof(key) || strncmp(p + 5 + n, "\n\nNot a key", 11) == 0)
-      continue;
-    memcpy(key, p + 5, n);
-    key[n] = '\0';
-    struct key_find f = {key, 0};
-    llm_config_each_key(find_key, &f);
-    if (!f.found) {
-      print_error("docs/llm.md: section '%s' is not a key the parser accepts\n", key);
-      bogus++;
-    }
-  }
-  mx_buf_release(&doc);
-  assert_int_equal(d.missing, 0);
-  assert_int_equal(bogus, 0);
+  int keys = 0;
+  assert_int_equal(doc_keys_check(MXFLEET_DOCS_DIR "/llm.md", llm_config_each_key, "llm.", 0, &keys), 0);
+  assert_true(keys > 30);
 }
 
 int main(void)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "../docs/doc_keys.h"
 #include "llm_stt.h"
 #include "mx_util.h"
 
@@ -319,62 +320,15 @@ static void test_probe_ogg(void **state)
   }
 }
 
-struct doc_keys {
-  const char *doc;
-  int missing, keys;
-};
-
-static void doc_has_key(void *ctx, const char *path)
-{
-  struct doc_keys *d = ctx;
-  char title[96];
-  snprintf(title, sizeof(title), "\n### `%s`\n", path);
-  d->keys++;
-  if (!strstr(d->doc, title)) {
-    print_error("docs/config-speech.md: no section for '%s'\n", path);
-    d->missing++;
-  }
-}
-
-struct key_find {
-  const char *want;
-  int found;
-};
-
-static void find_key(void *ctx, const char *path)
-{
-  struct key_find *f = ctx;
-  f->found |= strcmp(f->want, path) == 0;
-}
-
 /* docs/config-speech.md has a section for every key the parser accepts and
  * none for a key it rejects. */
 static void test_docs_and_parser_agree_on_keys(void **state)
 {
   (void)state;
-  struct mx_buf doc;
-  assert_int_equal(mx_file_read(MXFLEET_DOCS_DIR "/config-speech.md", 1 << 20, &doc, NULL), MX_OK);
-  struct doc_keys d = {mx_buf_cstr(&doc), 0, 0};
-  llm_stt_config_each_key(doc_has_key, &d);
-  assert_true(d.keys >= 10);
-  int bogus = 0;
-  for (const char *p = strstr(d.doc, "\n### `speech."); p; p = strstr(p + 1, "\n### `speech.")) {
-    char key[96];
-    size_t n = strcspn(p + 6, "`\n");
-    if (n >= sizeof(key))
-      continue;
-    memcpy(key, p + 6, n);
-    key[n] = '\0';
-    struct key_find f = {key, 0};
-    llm_stt_config_each_key(find_key, &f);
-    if (!f.found) {
-      print_error("docs/config-speech.md: section '%s' is not a key the parser accepts\n", key);
-      bogus++;
-    }
-  }
-  mx_buf_release(&doc);
-  assert_int_equal(d.missing, 0);
-  assert_int_equal(bogus, 0);
+  int keys = 0;
+  assert_int_equal(doc_keys_check(MXFLEET_DOCS_DIR "/config-speech.md", llm_stt_config_each_key, "speech.", 1,
+                                  &keys), 0);
+  assert_true(keys >= 10);
 }
 
 int main(void)
