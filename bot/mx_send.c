@@ -44,7 +44,8 @@ mx_err mx_html_code_block(const char *text, struct mx_buf *out)
 }
 
 static mx_err put_event(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
-                        const char *txn, char *event_id_out, char *err)
+                        const char *txn, const struct mx_api_opts *opts, long *status, char *event_id_out,
+                        char *err)
 {
   char *er = mx_api_escape(room_id), *et = mx_api_escape(type);
   struct mx_buf path = MX_BUF_INIT(4096);
@@ -54,8 +55,7 @@ static mx_err put_event(struct mx_ident *id, const char *room_id, const char *ty
   if (rc)
     return rc;
   cJSON *resp = NULL;
-  long status = 0;
-  rc = mx_api_call(id->api, "PUT", mx_buf_cstr(&path), content, NULL, &status, &resp, err);
+  rc = mx_api_call(id->api, "PUT", mx_buf_cstr(&path), content, opts, status, &resp, err);
   mx_buf_release(&path);
   if (!rc) {
     const char *ev = mx_json_str(resp, "event_id");
@@ -66,6 +66,33 @@ static mx_err put_event(struct mx_ident *id, const char *room_id, const char *ty
   }
   cJSON_Delete(resp);
   return rc;
+}
+
+/* One attempt (with mx_api's retries) to send under txn, encrypted when the
+ * room is. *status is the last HTTP status (0: no answer). */
+static mx_err send_txn(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
+                       const cJSON *content, const char *txn, const struct mx_api_opts *opts, long *status,
+                       char *ev, char *err)
+{
+  *status = 0;
+  if (!mx_store_room_get_int(db, id->user_id, room_id, "encrypted"))
+    return put_event(id, room_id, type, content, txn, opts, status, ev, err);
+  cJSON *enc = NULL;
+  mx_err rc = mx_ext_encrypt(id, room_id, type, content, &enc, err);
+  if (!rc)
+    rc = put_event(id, room_id, "m.room.encrypted", enc, txn, opts, status, ev, err);
+  cJSON_Delete(enc);
+  return rc;
+}
+
+/* A failure the homeserver may get over: no answer, 5xx, 429 with a wait
+ * past the call's deadline, or our own shutdown cutting the retries. A 4xx
+ * (not in the room, forbidden, too big) would fail the same way again. */
+static int may_pass(mx_err rc, long status)
+{
+  if (rc == MX_ERR_CANCELLED || rc == MX_ERR_TIMEOUT || rc == MX_ERR_RATE_LIMITED)
+    return 1;
+  return rc == MX_ERR_HTTP && (status == 0 || status >= 500);
 }
 
 mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
@@ -89,25 +116,62 @@ mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, cons
       snprintf(event_id_out, MX_EVENT_ID_LEN, "%s", sent_id);
     return MX_OK;
   }
-  char ev[MX_EVENT_ID_LEN] = "";
-  if (mx_store_room_get_int(db, id->user_id, room_id, "encrypted")) {
-    cJSON *enc = NULL;
-    rc = mx_ext_encrypt(id, room_id, type, content, &enc, err);
-    if (!rc)
-      rc = put_event(id, room_id, "m.room.encrypted", enc, txn, ev, err);
-    cJSON_Delete(enc);
-  } else {
-    rc = put_event(id, room_id, type, content, txn, ev, err);
-  }
+  char ev[MX_EVENT_ID_LEN] = "", e2[MX_ERRBUF_LEN];
+  long status = 0;
+  rc = send_txn(id, db, room_id, type, content, txn, NULL, &status, ev, err);
   mx_metrics_inc(id->bot->metrics, id->dev->name, rc ? MX_M_SEND_ERRORS : MX_M_REPLIES_SENT);
+  if (rc && may_pass(rc, status)) {
+    /* Not lost: sent again under the same txn once the homeserver takes
+     * sends again (mx_send_flush_held, after each sync and at start). */
+    char *json = cJSON_PrintUnformatted(content);
+    if (json && !mx_store_outbox_hold(db, txn, type, json, e2))
+      mx_warn(id->dev->name, "send %s to %s failed, kept to send again when the homeserver takes it: %s", txn,
+              room_id, err);
+    cJSON_free(json);
+  }
   if (rc)
     return rc;
-  char e2[MX_ERRBUF_LEN];
   if (mx_store_outbox_sent(db, txn, ev, e2))
     mx_warn(id->dev->name, "send: cannot record sent %s: %s", txn, e2);
   if (event_id_out)
     snprintf(event_id_out, MX_EVENT_ID_LEN, "%s", ev);
   return MX_OK;
+}
+
+void mx_send_flush_held(struct mx_ident *id, sqlite3 *db)
+{
+  struct mx_store_held held[16];
+  size_t n = 0;
+  char err[MX_ERRBUF_LEN] = "";
+  /* a reply older than a day answers a question nobody waits for now */
+  if (mx_store_outbox_held(db, id->user_id, mx_now_ms() - 86400000, held, 16, &n, err)) {
+    mx_warn(id->dev->name, "kept sends: %s", err);
+    return;
+  }
+  /* short: this runs on the sync worker, the next sync tries again */
+  struct mx_api_opts o = { 30000, 30000, 0 };
+  for (size_t i = 0; i < n; i++) {
+    cJSON *content = cJSON_Parse(held[i].content);
+    char ev[MX_EVENT_ID_LEN] = "";
+    long status = 0;
+    mx_err rc = content ? send_txn(id, db, held[i].room_id, held[i].type, content, held[i].txn_id, &o, &status,
+                                   ev, err)
+                        : mx_fail(MX_ERR_INVALID, err, "kept content is not json");
+    cJSON_Delete(content);
+    if (rc) {
+      mx_info(id->dev->name, "kept send %s still not taken: %s", held[i].txn_id, err);
+      if (may_pass(rc, status))
+        break; /* the homeserver still refuses: the rest waits for the next sync */
+      mx_store_outbox_sent(db, held[i].txn_id, NULL, err); /* permanent: stop keeping it */
+      continue;
+    }
+    mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_REPLIES_SENT);
+    if (mx_store_outbox_sent(db, held[i].txn_id, ev, err))
+      mx_warn(id->dev->name, "send: cannot record sent %s: %s", held[i].txn_id, err);
+    else
+      mx_info(id->dev->name, "kept send %s delivered as %s", held[i].txn_id, ev);
+  }
+  mx_store_held_release(held, n);
 }
 
 static cJSON *notice_content(const char *text, const char *html)

@@ -21,6 +21,11 @@
 #define MX_EVENT_ID_LEN 256
 
 /* content is borrowed. event_id_out may be NULL. */
+/* Sends what mx_send_event kept after a failure the homeserver may get
+ * over (in order, under each one's first txn: the homeserver stores each
+ * once); stops at the first that fails the same way again. Call after a
+ * successful sync, on a worker. */
+void mx_send_flush_held(struct mx_ident *id, sqlite3 *db);
 mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
                      const cJSON *content, const char *key, char *event_id_out, char *err);
 /* An m.notice; html NULL = escaped text. reply_to may be NULL. */

@@ -31,6 +31,10 @@ static const struct mx_migration migrations[] = {
     "ALTER TABLE inbox ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE inbox ADD COLUMN sender_key TEXT;"
     "ALTER TABLE inbox ADD COLUMN sender_ed25519 TEXT;" },
+  { 3, /* a send the homeserver refused for a while is kept to be sent later */
+    "ALTER TABLE outbox ADD COLUMN type TEXT;"
+    "ALTER TABLE outbox ADD COLUMN content TEXT;"
+    "CREATE INDEX outbox_held ON outbox(user_id) WHERE content IS NOT NULL;" },
 };
 
 mx_err mx_store_migrate(sqlite3 *db, char *err)
@@ -209,6 +213,50 @@ mx_err mx_store_outbox_txn(sqlite3 *db, const char *user_id, const char *key, co
 
 mx_err mx_store_outbox_sent(sqlite3 *db, const char *txn_id, const char *event_id, char *err)
 {
-  return mx_db_run(db, err, "UPDATE outbox SET event_id=?, sent_ts=? WHERE txn_id=?", "sis", event_id,
-                   mx_now_ms(), txn_id);
+  return mx_db_run(db, err, "UPDATE outbox SET event_id=?, sent_ts=?, content=NULL WHERE txn_id=?", "sis",
+                   event_id, mx_now_ms(), txn_id);
+}
+
+mx_err mx_store_outbox_hold(sqlite3 *db, const char *txn_id, const char *type, const char *content_json,
+                            char *err)
+{
+  return mx_db_run(db, err, "UPDATE outbox SET type=?, content=? WHERE txn_id=? AND event_id IS NULL", "sss", type,
+                   content_json, txn_id);
+}
+
+mx_err mx_store_outbox_held(sqlite3 *db, const char *user_id, int64_t since_ms, struct mx_store_held *out,
+                            size_t max, size_t *n, char *err)
+{
+  *n = 0;
+  /* older ones answer questions nobody is waiting for any more */
+  mx_err rc = mx_db_run(db, err, "UPDATE outbox SET content=NULL WHERE user_id=? AND content IS NOT NULL"
+                                 " AND created_ts < ?", "si", user_id, since_ms);
+  sqlite3_stmt *st = NULL;
+  if (!rc)
+    rc = mx_db_query(db, &st, err, "SELECT txn_id, room_id, type, content FROM outbox WHERE user_id=?"
+                                   " AND content IS NOT NULL AND event_id IS NULL ORDER BY created_ts", "s", user_id);
+  if (rc == MX_ERR_NOT_FOUND)
+    return MX_OK;
+  if (rc)
+    return rc;
+  do {
+    struct mx_store_held *h = &out[*n];
+    h->txn_id = mx_db_col_str(st, 0);
+    h->room_id = mx_db_col_str(st, 1);
+    h->type = mx_db_col_str(st, 2);
+    h->content = mx_db_col_str(st, 3);
+    (*n)++;
+  } while (*n < max && sqlite3_step(st) == SQLITE_ROW);
+  sqlite3_finalize(st);
+  return MX_OK;
+}
+
+void mx_store_held_release(struct mx_store_held *h, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(h[i].txn_id);
+    free(h[i].room_id);
+    free(h[i].type);
+    free(h[i].content);
+  }
 }

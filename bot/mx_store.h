@@ -58,5 +58,18 @@ mx_err mx_store_outbox_txn(sqlite3 *db, const char *user_id, const char *key, co
                            char txn_out[40], int *already_sent, char *event_id_out, size_t event_id_len,
                            char *err);
 mx_err mx_store_outbox_sent(sqlite3 *db, const char *txn_id, const char *event_id, char *err);
+/* A send that failed for a reason that passes (no answer, 5xx, 429, a
+ * shutdown) keeps its event type and plaintext content beside its txn, so
+ * mx_send_flush_held sends it later under the same txn. */
+mx_err mx_store_outbox_hold(sqlite3 *db, const char *txn_id, const char *type, const char *content_json,
+                            char *err);
+struct mx_store_held {
+  char *txn_id, *room_id, *type, *content; /* owned: mx_store_held_release */
+};
+/* Up to max kept sends of user_id, oldest first; those created before
+ * since_ms are dropped (no longer kept). */
+mx_err mx_store_outbox_held(sqlite3 *db, const char *user_id, int64_t since_ms, struct mx_store_held *out,
+                            size_t max, size_t *n, char *err);
+void mx_store_held_release(struct mx_store_held *h, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include "mx_log.h"
 #include "mx_metrics.h"
 #include "mx_rooms.h"
+#include "mx_send.h"
 #include "mx_store.h"
 #include "mx_util.h"
 
@@ -571,6 +572,7 @@ static void process_job(struct mx_worker *w, void *arg)
   cJSON_Delete(job->resp);
   free(job);
   mx_rooms_run_actions(id, w->db);
+  mx_send_flush_held(id, w->db);
   for (size_t i = 0; i < b.n; i++) {
     mx_commands_dispatch(b.msgs[i]);
     b.msgs[i] = NULL;
