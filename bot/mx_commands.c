@@ -186,9 +186,9 @@ static void run_message(struct mx_msg *m)
       mx_msg_reply(m, "There is nothing to approve on this device.", NULL, NULL);
     return;
   }
-  mx_send_typing(m->id, m->room_id, 1);
+  struct mx_typing *t = mx_typing_start(m->id, m->room_id);
   mx_ext_handle_text(m);
-  mx_send_typing(m->id, m->room_id, 0);
+  mx_typing_stop(t);
 }
 
 static void hold_for_confirmation(struct mx_msg *m)

@@ -13,6 +13,7 @@
 
 #include "llm_markdown.h"
 #include "llm_router.h"
+#include "mx_crypto.h"
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_metrics.h"
@@ -314,9 +315,15 @@ void mx_ext_handle_text(struct mx_msg *m)
       mx_msg_edit(m, p.event_id, res.failed ? "stopped" : "done", NULL);
     mx_msg_reply_final(m, res.markdown, res.html);
   } else if (rc) {
-    mx_error(m->id->dev->name, "agent turn failed: %s", err);
-    mx_msg_reply_final(m, "Sorry, I could not handle that because of an internal error; it is in the bot's log.",
-                       NULL);
+    /* an id the operator can quote and the admin can grep for */
+    char id[9] = "";
+    if (mx_random_alnum(id, 8))
+      snprintf(id, sizeof(id), "%08lx", (unsigned long)(mx_now_ms() & 0xffffffff));
+    mx_error(m->id->dev->name, "agent turn failed (error id %s): %s", id, err);
+    char text[200];
+    snprintf(text, sizeof(text), "Sorry, I could not handle that because of an internal error (error id %s). The "
+                                 "bot's log has the details under that id.", id);
+    mx_msg_reply_final(m, text, NULL);
   }
   llm_turn_result_free(&res);
   mx_ext_tools_turn_free(tools);

@@ -1,9 +1,11 @@
 /* bot/mx_send.c - idempotent sends; see mx_send.h. */
 #include "mx_send.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mx_crypto.h"
 #include "mx_ext.h"
@@ -12,6 +14,9 @@
 #include "mx_metrics.h"
 #include "mx_store.h"
 #include "mx_util.h"
+
+#define MX_TYPING_TIMEOUT_MS 30000
+#define MX_TYPING_RENEW_MS 20000 /* well inside the timeout, with slack for a slow PUT */
 
 /* br: newlines become <br> (prose); inside <pre> they stay newlines. */
 static mx_err escape(const char *text, int br, struct mx_buf *out)
@@ -257,7 +262,7 @@ void mx_send_typing(struct mx_ident *id, const char *room_id, int typing)
     cJSON *b = cJSON_CreateObject();
     cJSON_AddBoolToObject(b, "typing", typing);
     if (typing)
-      cJSON_AddNumberToObject(b, "timeout", 30000);
+      cJSON_AddNumberToObject(b, "timeout", MX_TYPING_TIMEOUT_MS);
     struct mx_api_opts o = { 10000, 10000, 1 };
     char err[MX_ERRBUF_LEN];
     /* best effort: a lost typing notification is harmless */
@@ -285,4 +290,70 @@ void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event
   free(er);
   free(ee);
   mx_buf_release(&path);
+}
+
+
+struct mx_typing {
+  struct mx_ident *id;
+  char *room_id;
+  pthread_t th;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int done;
+};
+
+static void *typing_keeper(void *arg)
+{
+  struct mx_typing *t = arg;
+  pthread_mutex_lock(&t->lock);
+  while (!t->done) {
+    pthread_mutex_unlock(&t->lock);
+    mx_send_typing(t->id, t->room_id, 1);
+    pthread_mutex_lock(&t->lock);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += MX_TYPING_RENEW_MS / 1000;
+    while (!t->done && pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
+      ;
+  }
+  pthread_mutex_unlock(&t->lock);
+  return NULL;
+}
+
+struct mx_typing *mx_typing_start(struct mx_ident *id, const char *room_id)
+{
+  struct mx_typing *t = calloc(1, sizeof(*t));
+  if (t && !(t->room_id = mx_strdup(room_id))) {
+    free(t);
+    t = NULL;
+  }
+  if (t) {
+    t->id = id;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    if (pthread_create(&t->th, NULL, typing_keeper, t) == 0)
+      return t;
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
+    free(t->room_id);
+    free(t);
+  }
+  mx_send_typing(id, room_id, 1);
+  return NULL;
+}
+
+void mx_typing_stop(struct mx_typing *t)
+{
+  if (!t)
+    return;
+  pthread_mutex_lock(&t->lock);
+  t->done = 1;
+  pthread_cond_signal(&t->cond);
+  pthread_mutex_unlock(&t->lock);
+  pthread_join(t->th, NULL);
+  mx_send_typing(t->id, t->room_id, 0);
+  pthread_mutex_destroy(&t->lock);
+  pthread_cond_destroy(&t->cond);
+  free(t->room_id);
+  free(t);
 }

@@ -40,6 +40,13 @@ mx_err mx_send_alert(struct mx_ident *id, sqlite3 *db, const char *room_id, cons
 mx_err mx_send_edit(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *key,
                     const char *orig_event_id, const char *text, const char *html, char *err);
 void mx_send_typing(struct mx_ident *id, const char *room_id, int typing);
+/* "typing" for as long as a turn lasts (turns outlive one 30 s typing
+ * notice): renewed every MX_TYPING_RENEW_MS on a thread of its own until
+ * mx_typing_stop, which clears it. NULL (no thread) still works: typing is
+ * sent once. */
+struct mx_typing;
+struct mx_typing *mx_typing_start(struct mx_ident *id, const char *room_id);
+void mx_typing_stop(struct mx_typing *t);
 void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event_id);
 /* HTML-escapes text into out; newlines become <br>. */
 mx_err mx_html_escape(const char *text, struct mx_buf *out);

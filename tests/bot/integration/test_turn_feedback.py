@@ -1,0 +1,87 @@
+"""Issue 13 (6, 7) through the real daemon: while a turn lasts longer than
+one typing notice (30 s), the operator keeps seeing "typing" until the
+answer comes (renewed, never expired mid-turn); an internal error reply
+carries an error id that is found in the bot's log."""
+
+import json
+import os
+import re
+import time
+
+import mxtest
+from mxtest import check
+from llmfix import ScriptedLLM, llm_block
+
+
+def typing_events(op, room, since, until_pred, timeout):
+    """Long-polls op's /sync, collecting (time, user_ids) of m.typing in
+    room, until until_pred() or the deadline."""
+    seen, deadline = [], time.monotonic() + timeout
+    flt = json.dumps({"room": {"timeline": {"limit": 0}, "state": {"types": []},
+                               "ephemeral": {"types": ["m.typing"]}}, "presence": {"types": []},
+                      "account_data": {"types": []}})
+    while time.monotonic() < deadline and not until_pred():
+        resp = op.request("GET", "/sync", query={"since": since, "timeout": "2000", "filter": flt})
+        since = resp["next_batch"]
+        for ev in resp.get("rooms", {}).get("join", {}).get(room, {}).get("ephemeral", {}).get("events", []):
+            if ev.get("type") == "m.typing":
+                seen.append((time.monotonic(), ev["content"].get("user_ids", [])))
+    return seen, since
+
+
+def test():
+    os.environ["MXFLEET_TEST_LLM_KEY"] = "sk-test-not-a-real-key-0123456789"
+    hs = mxtest.Homeserver.from_env()
+    work = mxtest.workdir("feedback-")
+    scen = os.path.join(work, "scen.json")
+    with open(scen, "w") as f:
+        json.dump({"slow_answer": [{"delay_s": 38, "text": "slow but sure"}]}, f)
+    with hs, ScriptedLLM(extra_scenarios=scen) as llm:
+        op = hs.new_user("alice")
+        bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
+                         extra={"llm": llm_block([dict(llm.provider("p", "slow_answer", "f1"), timeout_ms=90000)],
+                                                 ["p"])})
+        prompt = os.path.join(bot.dir, "pc1-prompt.md")
+        with open(prompt, "w") as f:
+            f.write("You manage {{device}}.\n")
+        bot.config["devices"][0]["prompt"] = prompt
+        bot.write_config()
+        with bot:
+            bot.start()
+            uid = bot.user_id()
+            room = mxtest.open_dm(op, bot)
+            since = op.request("GET", "/sync", query={"timeout": "0"})["next_batch"]
+
+            # 6: a 38 s turn: typing stays on, no expiry in between
+            op.send_text(room, "take your time")
+            answered = []
+
+            def got_answer():
+                if not answered:
+                    answered.extend(op.messages_from(room, uid))
+                    answered[:] = [e for e in answered if "slow but sure" in e["content"].get("body", "")]
+                return bool(answered)
+
+            seen, since = typing_events(op, room, since, got_answer, 90)
+            check(answered, "the slow answer never came")
+            on = [t for t, users in seen if uid in users]
+            check(on, f"the bot never showed typing: {seen}")
+            first_on = on[0]
+            gaps = [(t - first_on, users) for t, users in seen if t > first_on and uid not in users]
+            # the only "not typing" may be the final one, once the answer is out
+            check(len(gaps) <= 1 and all(g[0] > 36 for g in gaps),
+                  f"typing expired during the turn (seconds after start, users): {gaps}")
+
+            # 7: an internal error names an id that is in the log
+            os.unlink(prompt)
+            os.mkdir(prompt)  # the device prompt can no longer be read: the turn fails inside the bot
+            op.send_text(room, "and now?")
+            err = op.wait_messages(room, uid, lambda c: "internal error" in c.get("body", ""), count=1,
+                                   timeout=60)[0]["content"]["body"]
+            m = re.search(r"error id ([A-Za-z0-9]{8})", err)
+            check(m, f"the error reply has no error id: {err}")
+            check(f"error id {m.group(1)}" in bot.log_text(), f"error id {m.group(1)} is not in the bot's log")
+            bot.stop()
+
+
+mxtest.run(test)
