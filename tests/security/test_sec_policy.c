@@ -155,6 +155,30 @@ static void test_more_interpreters_always_ask(void **state)
   sec_assert_audit_refused(f);
 }
 
+/* A pattern with many stars against a long argument: matching is bounded
+ * (an allow rule does not match, a deny rule does), never exponential. */
+static void test_pathological_pattern_is_bounded(void **state)
+{
+  struct sec_fx *f = *state;
+  char arg[3200], json[4096], err[MX_ERRBUF_LEN];
+  memset(arg, 'a', 3000);
+  arg[3000] = '\0';
+  for (int deny = 0; deny < 2; deny++) {
+    sec_engine(f,
+               deny ? "{\"version\":1,\"commands\":{\"deny\":[{\"argv0\":\"/bin/echo\",\"args\":[\"*a*a*a*a*a*a*a*a*a*a*a*a*b\"]}],"
+                      "\"allow\":[{\"argv0\":\"/bin/echo\",\"args\":[\"a*\"]}]},\"tools\":{\"shell.exec\":{}}}"
+                    : "{\"version\":1,\"commands\":{\"allow\":[{\"argv0\":\"/bin/echo\",\"args\":[\"*a*a*a*a*a*a*a*a*a*a*a*a*b\"]}]},"
+                      "\"tools\":{\"shell.exec\":{}}}",
+               0);
+    snprintf(json, sizeof(json), "{\"argv\":[\"/bin/echo\",\"%s\"]}", arg);
+    cJSON *args = cJSON_Parse(json);
+    struct tools_policy_result res;
+    assert_int_equal(tools_policy_check(f->m, "shell.exec", args, &res, err), MX_OK);
+    cJSON_Delete(args);
+    assert_int_equal(res.decision, TOOLS_DENY);
+  }
+}
+
 /* The examples table of docs/manifest.md "Patterns", checked as written. */
 static void test_manifest_doc_examples(void **state)
 {
@@ -196,6 +220,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_deny_is_never_narrower, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_more_interpreters_always_ask, policy_setup, sec_teardown),
       cmocka_unit_test_setup_teardown(test_manifest_doc_examples, policy_setup, sec_teardown),
+      cmocka_unit_test_setup_teardown(test_pathological_pattern_is_bounded, policy_setup, sec_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
