@@ -189,6 +189,22 @@ static inline char *sec_last_status(struct sec_fx *f, char *buf, size_t n)
       fail_msg("audit: expected a denied/refused/rejected record, got '%s'", st_);                         \
   } while (0)
 
+/* One call that must be refused by the manifest or the device: denied,
+ * its text holds want (when given) and never leak (when given), and the
+ * audit's newest record says it did not run. */
+static inline void sec_expect_refused(struct sec_fx *f, const char *tool, const char *args_tmpl, const char *want,
+                                      const char *leak)
+{
+  struct tools_outcome out;
+  sec_call(f, tool, args_tmpl, &out);
+  if (out.status != TOOLS_OUT_DENIED)
+    fail_msg("%s %s: expected denied, got %s: %s", tool, args_tmpl, tools_outcome_status_str(out.status), out.text);
+  if ((want && !strstr(out.text, want)) || (leak && strstr(out.text, leak)))
+    fail_msg("%s %s: unexpected text: %s", tool, args_tmpl, out.text);
+  tools_outcome_release(&out);
+  sec_assert_audit_refused(f);
+}
+
 /* 1 when $D/rel exists (without following a final symlink). */
 static inline int sec_exists(const struct sec_fx *f, const char *rel)
 {
