@@ -57,6 +57,7 @@ struct mx_ident {
 
   pthread_mutex_t crypto_lock;
   pthread_mutex_t turn_lock;
+  _Atomic int64_t stop_gen;           /* bumped by !stop: turns started before it end */
   void *ext;                          /* per-identity extension state (mx_ext.c) */
 };
 

@@ -281,6 +281,17 @@ static void on_progress(void *ctx, const char *raw)
   free(text);
 }
 
+struct turn_cancel {
+  struct mx_ident *id;
+  int64_t gen; /* stop_gen when the turn started */
+};
+
+static int turn_cancelled(void *ctx)
+{
+  const struct turn_cancel *c = ctx;
+  return c->id->stop_gen != c->gen;
+}
+
 void mx_ext_handle_text(struct mx_msg *m)
 {
   struct mx_ext *x = m->id->bot->ext;
@@ -304,6 +315,9 @@ void mx_ext_handle_text(struct mx_msg *m)
   req.thread_id = "";
   req.operator_id = m->sender;
   req.text = m->body;
+  struct turn_cancel tc = { m->id, m->id->stop_gen };
+  req.cancelled = turn_cancelled;
+  req.cancel_ctx = &tc;
   struct progress p = { m, "" };
   struct llm_sink sink = { &p, on_progress };
   struct llm_turn_result res;

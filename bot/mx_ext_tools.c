@@ -526,11 +526,13 @@ int mx_ext_tools_command(struct mx_msg *m, const char *cmd, const char *args)
   }
   if (strcmp(cmd, "stop") == 0) {
     int n = 0;
+    m->id->stop_gen++; /* running turns end before their next model or tool call */
     if (ix->engine)
       n = tools_engine_stop_all(ix->engine);
     else
       tools_approvals_cancel_device(x->approvals, m->id->dev->name, &n, err);
-    mx_msg_replyf(m, "Stopped: %d pending or running action(s) on %s cancelled.", n, m->id->dev->name);
+    mx_msg_replyf(m, "Stopped: %d pending or running action(s) on %s cancelled, and any running request ends "
+                     "without further steps.", n, m->id->dev->name);
     return 1;
   }
   if (strcmp(cmd, "audit") == 0)

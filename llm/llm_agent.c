@@ -265,6 +265,17 @@ static mx_err final_answer(struct turn *t, struct llm_reply *r)
   return rc;
 }
 
+static int cancelled(const struct turn *t)
+{
+  return t->req->cancelled && t->req->cancelled(t->req->cancel_ctx);
+}
+
+static mx_err stopped(struct turn *t, int *stop, char *err)
+{
+  *stop = 1;
+  return fail_turn(t, MX_ERR_CANCELLED, "Stopped%s: this turn ends here, nothing more will run.", " by !stop", err);
+}
+
 /* One model call and what follows from it. *stop ends the loop. */
 static mx_err round_once(struct turn *t, int *stop, char *err)
 {
@@ -297,6 +308,10 @@ static mx_err round_once(struct turn *t, int *stop, char *err)
                      "question or continue with a follow-up.",
                      n, err);
   }
+  if (cancelled(t)) { /* the model asked for tools after the operator said stop */
+    llm_reply_free(&r);
+    return stopped(t, stop, err);
+  }
   t->tool_rounds++;
   rc = llm_conv_add_assistant(&t->conv, r.text, r.calls, r.ncalls);
   if (rc)
@@ -322,6 +337,8 @@ static mx_err run_loop(struct turn *t, char *err)
                        err);
     }
     int stop = 0;
+    if (cancelled(t))
+      return stopped(t, &stop, err);
     mx_err rc = round_once(t, &stop, err);
     if (rc || stop)
       return rc;

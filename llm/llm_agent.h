@@ -29,6 +29,10 @@ struct llm_turn_req {
   const char *text;         /* what the operator wrote */
   const char *prompt_file;  /* this device's template (devices[].prompt, absolute);
                              * NULL: agent.prompts_dir/agent.prompt_file */
+  /* May be NULL. Non-zero: the operator stopped this turn (!stop): no
+   * further model call or tool call is made, the turn ends at once. */
+  int (*cancelled)(void *ctx);
+  void *cancel_ctx;
 };
 
 struct llm_sink {

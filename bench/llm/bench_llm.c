@@ -131,7 +131,7 @@ static void bench_turns(int turns)
     for (int i = 0; i < turns; i++) {
       char room[32];
       snprintf(room, sizeof(room), "!r%d:x", i); /* a fresh history per turn */
-      struct llm_turn_req req = {"pc1", "wg", "Linux", "", &tools, room, "", "@op:x", "list", NULL};
+      struct llm_turn_req req = {"pc1", "wg", "Linux", "", &tools, room, "", "@op:x", "list", NULL, NULL, NULL};
       struct llm_turn_result res;
       ok += llm_agent_turn(agent, &req, NULL, &res, err) == MX_OK;
       llm_turn_result_free(&res);

@@ -189,7 +189,7 @@ static void start(struct run *r, const char *const *provs, size_t n, const char 
 static mx_err turn(struct run *r, const char *room, const char *text)
 {
   struct llm_turn_req req = {"pc1", "wg", "Debian 12", "read-only tools only", &r->tools, room, "",
-                             "@op:example.org", text, NULL};
+                             "@op:example.org", text, NULL, NULL, NULL};
   struct llm_sink sink = {&r->prog, on_progress};
   llm_turn_result_free(&r->res);
   return llm_agent_turn(r->agent, &req, &sink, &r->res, r->err);
@@ -265,7 +265,7 @@ static void device_prompt_file_is_the_system_prompt(void **state)
   close(fd);
   start(&r, p, 1, NULL, NULL, M_NORMAL);
   struct llm_turn_req req = {"pc1", "wg", "Debian 12", "read-only tools only", &r.tools, "!room9:x", "",
-                             "@op:example.org", "hello", path};
+                             "@op:example.org", "hello", path, NULL, NULL};
   struct llm_sink sink = {&r.prog, on_progress};
   assert_int_equal(llm_agent_turn(r.agent, &req, &sink, &r.res, r.err), MX_OK);
   cJSON *reqs = llm_ts_requests(&ts, "text_only", r.id);
@@ -339,6 +339,34 @@ static void iteration_cap_stops_the_loop(void **state)
   assert_non_null(strstr(r.res.html, "<p>I stopped after 3 rounds"));
   assert_int_equal(r.tools_ctx.ncalls, 3);
   assert_int_equal(r.res.rounds, 4);
+  finish_run(&r);
+}
+
+/* !stop (issue 13.5): once the operator stops the turn, no further model or
+ * tool call is made; the turn ends with a clear message. Here the stop comes
+ * while the first tool runs, as it does from a phone mid-turn. */
+static int stop_after_first_tool(void *ctx)
+{
+  struct fake *f = ctx;
+  pthread_mutex_lock(&f->mu);
+  int n = f->ncalls;
+  pthread_mutex_unlock(&f->mu);
+  return n >= 1;
+}
+
+static void stop_ends_the_turn(void **state)
+{
+  (void)state;
+  struct run r;
+  const char *p[] = {"main:openai:endless_loop"};
+  start(&r, p, 1, NULL, NULL, M_COUNTER);
+  struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &r.tools, "!stop1:x", "", "@op:example.org", "loop",
+                             NULL, stop_after_first_tool, &r.tools_ctx};
+  assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_ERR_CANCELLED);
+  assert_int_equal(r.res.failed, 1);
+  assert_non_null(strstr(r.res.markdown, "Stopped by !stop"));
+  assert_int_equal(r.tools_ctx.ncalls, 1);
+  assert_int_equal(r.res.rounds, 1); /* no model call after the stop */
   finish_run(&r);
 }
 
@@ -448,7 +476,7 @@ static void spent_budget_is_a_clear_message(void **state)
   const char *p[] = {"main:openai:text_only"};
   start(&r, p, 1, NULL, "{\"operator_tokens_per_day\":10}", M_NORMAL);
   /* a fresh operator id per run keeps other tests' usage out */
-  struct llm_turn_req req = {"pcB", "ssh", "Alpine", "", &r.tools, "!budget:x", NULL, "@budget:example.org", "hi", NULL};
+  struct llm_turn_req req = {"pcB", "ssh", "Alpine", "", &r.tools, "!budget:x", NULL, "@budget:example.org", "hi", NULL, NULL, NULL};
   assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_OK);
   llm_turn_result_free(&r.res);
   assert_int_equal(llm_agent_turn(r.agent, &req, NULL, &r.res, r.err), MX_ERR_UNAVAILABLE);
@@ -521,7 +549,7 @@ static void *worker_main(void *arg)
   for (int k = 0; k < 3; k++) {
     char room[32];
     snprintf(room, sizeof(room), "!par%d:x", w->idx);
-    struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &w->r->tools, room, "", "@op:example.org", "list", NULL};
+    struct llm_turn_req req = {"pc1", "wg", "Debian 12", "", &w->r->tools, room, "", "@op:example.org", "list", NULL, NULL, NULL};
     struct llm_turn_result res;
     char err[MX_ERRBUF_LEN];
     mx_err rc = llm_agent_turn(w->r->agent, &req, NULL, &res, err);
@@ -604,6 +632,7 @@ int main(void)
       cmocka_unit_test(split_interleaved_fragments_are_assembled),
       cmocka_unit_test(primary_failing_makes_the_fallback_answer),
       cmocka_unit_test(iteration_cap_stops_the_loop),
+      cmocka_unit_test(stop_ends_the_turn),
       cmocka_unit_test(default_iteration_cap_is_8),
       cmocka_unit_test(stuck_loop_is_detected),
       cmocka_unit_test(invalid_arguments_are_explained_once),

@@ -103,7 +103,7 @@ static void test_injected_write_waits_for_the_operator(void **state)
   snprintf(ask, sizeof(ask), "summarise my notes: CALL {\"name\":\"fs.read\",\"args\":{\"path\":\"%s/srv/notes.txt\"}}",
            f->dir);
   struct llm_turn_req req = {"pc1", "local", "Debian 12", "", &tools, "!dm:example.org", "", "@op:example.org", ask,
-                             NULL};
+                             NULL, NULL, NULL};
   struct llm_turn_result res;
   memset(&res, 0, sizeof(res));
   assert_int_equal(llm_agent_turn(agent, &req, NULL, &res, err), MX_OK);

@@ -1,6 +1,7 @@
-"""Issue 13 (6, 7) through the real daemon: while a turn lasts longer than
-one typing notice (30 s), the operator keeps seeing "typing" until the
-answer comes (renewed, never expired mid-turn); an internal error reply
+"""Issue 13 (5, 6, 7) through the real daemon: while a turn lasts longer
+than one typing notice (30 s), the operator keeps seeing "typing" until the
+answer comes (renewed, never expired mid-turn); !stop mid-turn ends the
+turn and no further model or tool call is made; an internal error reply
 carries an error id that is found in the bot's log."""
 
 import json
@@ -10,7 +11,7 @@ import time
 
 import mxtest
 from mxtest import check
-from llmfix import ScriptedLLM, llm_block
+from llmfix import ScriptedLLM, llm_block, write_manifest
 
 
 def typing_events(op, room, since, until_pred, timeout):
@@ -35,7 +36,8 @@ def test():
     work = mxtest.workdir("feedback-")
     scen = os.path.join(work, "scen.json")
     with open(scen, "w") as f:
-        json.dump({"slow_answer": [{"delay_s": 38, "text": "slow but sure"}]}, f)
+        json.dump({"slow_answer": [{"delay_s": 38, "text": "slow but sure"}],
+                   "endless": [{"delay_s": 1, "calls": [{"name": "fs.list", "args": {"path": work}}]}]}, f)
     with hs, ScriptedLLM(extra_scenarios=scen) as llm:
         op = hs.new_user("alice")
         bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
@@ -81,6 +83,27 @@ def test():
             m = re.search(r"error id ([A-Za-z0-9]{8})", err)
             check(m, f"the error reply has no error id: {err}")
             check(f"error id {m.group(1)}" in bot.log_text(), f"error id {m.group(1)} is not in the bot's log")
+            bot.stop()
+
+            # 5: a model that would call tools forever; !stop ends the turn
+            os.rmdir(prompt)
+            with open(prompt, "w") as f:
+                f.write("You manage {{device}}.\n")
+            bot.config["llm"] = llm_block([llm.provider("q", "endless", "f2")], ["q"])
+            bot.config["devices"][0]["manifest"] = write_manifest(
+                bot.dir, {"version": 1, "platform": "linux", "paths": {"read": [work]}, "tools": {"fs.list": {}}})
+            bot.write_config()
+            bot.start()
+            op.send_text(room, "list it forever")
+            op.wait_messages(room, uid, lambda c: c.get("body", "").startswith("running fs.list"), count=1, timeout=60)
+            op.send_text(room, "!stop")
+            op.wait_messages(room, uid, lambda c: "Stopped by !stop" in c.get("body", "")
+                             or "Stopped by !stop" in c.get("m.new_content", {}).get("body", ""), count=1, timeout=60)
+            asked = len(llm.requests("f2"))
+            op.send_text(room, "!ping")  # the turn is over: later work is answered at once
+            op.wait_messages(room, uid, lambda c: c.get("body", "").startswith("pong"), count=1, timeout=30)
+            check(len(llm.requests("f2")) == asked, "the model was called again after the turn was stopped")
+            check(asked <= 3, f"the turn went on after !stop: {asked} model calls")
             bot.stop()
 
 
