@@ -6,6 +6,9 @@
  */
 #include "mx_device.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +98,57 @@ mx_err mx_device_manifest_load(const struct mx_config *cfg, const struct mx_devi
   return rc;
 }
 
+/* The bot's own data_dir, resolved: a local device's fs.* tools never open
+ * anything in it. Besides the secrets there, the tools run inside the
+ * daemon, and on Linux close() of any descriptor of a file drops every
+ * POSIX lock the process holds on it - fs.read of mxfleet.db or an audit
+ * chain would silently unlock SQLite's files under the daemon's own
+ * connections (see common/mx_db.c). One data_dir per process. */
+static char own_state[PATH_MAX];
+
+static int inside_own_state(const char *resolved)
+{
+  size_t n = strlen(own_state);
+  return n && strncmp(resolved, own_state, n) == 0 && (resolved[n] == '\0' || resolved[n] == '/');
+}
+
+/* Where path (or, when it does not exist yet, its parent) really is,
+ * resolved by the manifest's own confined opener with O_PATH: closing an
+ * O_PATH descriptor drops no lock. 1 = inside own_state. */
+static int probe_own_state(void *manifest, const char *path, int write)
+{
+  int probe = -1;
+  char e2[MX_ERRBUF_LEN];
+  if (tools_policy_open_cb(manifest, path, write, O_PATH, 0, &probe, e2) != MX_OK) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+      return 0;
+    char *parent = strndup(path, (size_t)(slash - path));
+    if (!parent || tools_policy_open_cb(manifest, parent, write, O_PATH | O_DIRECTORY, 0, &probe, e2) != MX_OK)
+      probe = -1;
+    free(parent);
+    if (probe < 0)
+      return 0; /* the real open below fails with the reason */
+  }
+  char link[64], resolved[PATH_MAX];
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", probe);
+  ssize_t n = readlink(link, resolved, sizeof(resolved) - 1);
+  close(probe);
+  if (n <= 0)
+    return 0;
+  resolved[n] = '\0';
+  return inside_own_state(resolved);
+}
+
+static mx_err open_outside_own_state(void *manifest, const char *path, int write, int flags, mode_t mode, int *fd,
+                                     char *err)
+{
+  if (own_state[0] && path && probe_own_state(manifest, path, write))
+    return mx_fail(MX_ERR_DENIED, err, "path '%s' is inside the bot's own data_dir (%s): its databases, keys and "
+                                       "secrets are never opened by a tool", path, own_state);
+  return tools_policy_open_cb(manifest, path, write, flags, mode, fd, err);
+}
+
 mx_err mx_device_backend_open(const struct mx_config *cfg, const struct mx_device_config *d,
                               struct tools_manifest *m, struct dev_backend **out, char *err)
 {
@@ -102,7 +156,9 @@ mx_err mx_device_backend_open(const struct mx_config *cfg, const struct mx_devic
   case MX_BACKEND_LOCAL: {
     struct dev_local_opts o;
     memset(&o, 0, sizeof(o));
-    o.open_path = tools_policy_open_cb;
+    if (!own_state[0] && cfg->data_dir && !realpath(cfg->data_dir, own_state))
+      snprintf(own_state, sizeof(own_state), "%s", cfg->data_dir); /* not made yet: as configured (absolute) */
+    o.open_path = open_outside_own_state;
     o.open_ctx = m;
     return dev_local_new(&o, out, err);
   }
