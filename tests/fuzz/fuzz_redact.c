@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tools_redact.h"
+#include "tools_redact_int.h"
 
 #define LITERAL "hunter2-config-secret"
 
@@ -28,11 +29,17 @@ static struct tools_redactor *redactor(void)
   return r;
 }
 
+/* Exact tags only: text that merely starts like one may be redacted away
+ * on the second pass (it was never a tag). */
 static size_t count_tags(const char *s, size_t n)
 {
-  size_t c = 0;
-  for (const char *p = s; (p = memmem(p, n - (size_t)(p - s), "[REDACTED:", 10)) != NULL; p += 10)
-    c++;
+  size_t c = 0, len = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '[' && tools_redact_is_tag(s, n, i, &len)) {
+      c++;
+      i += len - 1;
+    }
+  }
   return c;
 }
 
