@@ -1,0 +1,75 @@
+"""Issue 15 fault 6: the data directory on a small tmpfs (mounted by the
+test, as root) fills up while the bot runs. Commands sent while it is full
+are not lost: the SQLite error is logged clearly, the bot stays up, the
+sync position is not moved past them, nothing is corrupted, and once space
+returns each is answered exactly once. The test re-runs itself in a
+private mount namespace (unshare -m), so the tmpfs goes away with it even
+when it is killed."""
+
+import errno
+import os
+import subprocess
+import sys
+
+if os.environ.get("MX_FAULT_MOUNT_NS") != "1":
+    os.environ["MX_FAULT_MOUNT_NS"] = "1"
+    os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv])
+
+import faultlib
+import mxtest
+from mxtest import check
+
+
+def fill(directory):
+    """Writes a filler file until the file system is full; returns its path."""
+    path = os.path.join(directory, "filler")
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            check(e.errno == errno.ENOSPC, f"filling {directory}: {e}")
+    return path
+
+
+def test():
+    faultlib.seed()
+    work = mxtest.workdir("fulldisk-")
+    mnt = os.path.join(work, "mnt")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mnt], check=True)
+    try:
+        hs = mxtest.Homeserver.from_env()
+        with hs:
+            op = hs.new_user("alice")
+            bot = mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))])
+            bot.config["data_dir"] = os.path.join(mnt, "data")
+            bot.write_config()
+            with bot:
+                bot.start()
+                uid = bot.user_id()
+                room = mxtest.open_dm(op, bot)
+                pings = [mxtest.ping_and_wait(op, room, uid, 1)]
+                filler = fill(mnt)
+                mxtest.log(f"{mnt} full ({os.path.getsize(filler)} bytes of filler)")
+                for _ in range(3):
+                    pings.append(op.send_text(room, "!ping"))
+                mxtest.wait_until(lambda: "database or disk is full" in bot.log_text(), 60,
+                                  "the daemon to log that the disk is full")
+                bot.assert_running()
+                full = [line for line in bot.log_text().splitlines() if "disk is full" in line]
+                mxtest.log(f"while full the daemon logged {len(full)} line(s), first: {full[0][:300]}")
+                os.unlink(filler)
+                mxtest.log("space is back")
+                op.wait_messages(room, uid, mxtest.is_pong, count=len(pings), timeout=90)
+                pings.append(mxtest.ping_and_wait(op, room, uid, len(pings) + 1))
+                mxtest.assert_exactly_once(op, room, uid, pings)
+                bot.stop()
+            # SQLITE_FULL lines are expected here; corruption lines are not
+            faultlib.check_store(bot, log_text=bot.log_text().replace("database or disk is full", "disk full"))
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=False)
+
+
+mxtest.run(test)
