@@ -28,7 +28,8 @@ static mx_err add_file(struct tools_redactor *r, const char *rule, const char *p
     /* multi-line files (PEM keys) are for the shape rules, not literals */
     if (b.len >= 4 && !memchr(b.buf, '\n', b.len))
       rc = tools_redact_add_literal(r, rule, b.buf, err);
-    memset(b.buf ? b.buf : "", 0, b.len);
+    if (b.buf)
+      memset(b.buf, 0, b.len); /* no copy of the secret outlives the redactor's */
   }
   mx_buf_release(&b);
   return rc;
