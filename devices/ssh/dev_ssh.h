@@ -65,7 +65,7 @@ mx_err dev_ssh_pin_host_key(const char *host, int port, const char *known_hosts,
 
 /*
  * Batch-mode reachability check (no prompts, nothing written): connects,
- * requires a pinned host key, authenticates with the key and runs `true`.
+ * requires a pinned host key, authenticates with the key and runs `exit 0` (any shell).
  * MX_OK when all of that worked; MX_ERR_TAMPERED on a changed host key,
  * MX_ERR_DENIED when the host is not pinned, MX_ERR_AUTH when the key is
  * refused, MX_ERR_UNAVAILABLE/MX_ERR_TIMEOUT when the host cannot be reached.
