@@ -228,18 +228,21 @@ mx_err mx_store_outbox_held(sqlite3 *db, const char *user_id, int64_t since_ms, 
                             size_t max, size_t *n, char *err)
 {
   *n = 0;
-  /* older ones answer questions nobody is waiting for any more */
-  mx_err rc = mx_db_run(db, err, "UPDATE outbox SET content=NULL WHERE user_id=? AND content IS NOT NULL"
-                                 " AND created_ts < ?", "si", user_id, since_ms);
   sqlite3_stmt *st = NULL;
-  if (!rc)
-    rc = mx_db_query(db, &st, err, "SELECT txn_id, room_id, type, content FROM outbox WHERE user_id=?"
-                                   " AND content IS NOT NULL AND event_id IS NULL ORDER BY created_ts", "s", user_id);
+  /* read-only when nothing is kept: this runs after every sync */
+  mx_err rc = mx_db_query(db, &st, err, "SELECT txn_id, room_id, type, content, created_ts FROM outbox WHERE"
+                                        " user_id=? AND content IS NOT NULL AND event_id IS NULL ORDER BY created_ts",
+                          "s", user_id);
   if (rc == MX_ERR_NOT_FOUND)
     return MX_OK;
   if (rc)
     return rc;
+  int old = 0;
   do {
+    if (sqlite3_column_int64(st, 4) < since_ms) {
+      old = 1; /* answers a question nobody is waiting for any more */
+      continue;
+    }
     struct mx_store_held *h = &out[*n];
     h->txn_id = mx_db_col_str(st, 0);
     h->room_id = mx_db_col_str(st, 1);
@@ -248,7 +251,10 @@ mx_err mx_store_outbox_held(sqlite3 *db, const char *user_id, int64_t since_ms, 
     (*n)++;
   } while (*n < max && sqlite3_step(st) == SQLITE_ROW);
   sqlite3_finalize(st);
-  return MX_OK;
+  if (old)
+    rc = mx_db_run(db, err, "UPDATE outbox SET content=NULL WHERE user_id=? AND content IS NOT NULL AND created_ts < ?",
+                   "si", user_id, since_ms);
+  return rc;
 }
 
 void mx_store_held_release(struct mx_store_held *h, size_t n)
