@@ -15,6 +15,7 @@ has method, path (without query), query, body (bytes) and t (arrival,
 time.monotonic()). The proxy runs in a thread of the test process.
 """
 
+import contextlib
 import http.client
 import json
 import socket
@@ -201,6 +202,22 @@ def proxied_bot(hs, proxy, operator, **kw):
     bot.config["homeserver"] = proxy.url
     bot.write_config()
     return bot
+
+
+@contextlib.contextmanager
+def proxied_dm(rule=None, **bot_kw):
+    """The common start of a proxy test: the Synapse fixture, a FaultProxy
+    with rule, an operator, a running bot behind the proxy (proxied_bot) and
+    the operator's DM with it. Yields (proxy, op, bot, room); everything is
+    stopped on the way out, also on failure."""
+    import mxtest
+    hs = mxtest.Homeserver.from_env()
+    with hs, FaultProxy(hs.url, rule) as proxy:
+        op = hs.new_user("alice")
+        bot = proxied_bot(hs, proxy, op, **bot_kw)
+        with bot:
+            bot.start()
+            yield proxy, op, bot, mxtest.open_dm(op, bot)
 
 
 def bot_sends(entries):

@@ -19,7 +19,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from faultproxy import proxied_bot, Action, FaultProxy
+from faultproxy import Action, proxied_dm
 
 SEED = int(os.environ.get("MX_FAULT_SEED", "15"))
 WRONG = [7, "text", True, None, [], {}, [1, "x"], {"k": "v"}, 1.5]
@@ -126,50 +126,44 @@ def wrong_sections(resp, room, sender, now_ms, rng):
 
 def test():
     rng = random.Random(SEED)
-    hs = mxtest.Homeserver.from_env()
     hostile = Hostile()
-    with hs, FaultProxy(hs.url, hostile) as proxy:
-        op = hs.new_user("alice")
-        bot = proxied_bot(hs, proxy, op)
-        with bot:
-            bot.start()
-            uid = bot.user_id()
-            room = mxtest.open_dm(op, bot)
-            pings = [mxtest.ping_and_wait(op, room, uid, 1)]
+    with proxied_dm(hostile) as (proxy, op, bot, room):
+        uid = bot.user_id()
+        pings = [mxtest.ping_and_wait(op, room, uid, 1)]
 
-            def inject(name, fn, expect_log):
-                hostile.push(name, fn)
-                mxtest.wait_until(lambda: hostile.pending() == 0, 30, f"the proxy to apply '{name}'")
-                pings.append(op.send_text(room, "!ping"))
-                op.wait_messages(room, uid, mxtest.is_pong, count=len(pings), timeout=60)
-                mxtest.wait_until(lambda: expect_log in bot.log_text(), 10,
-                                  f"a log line with '{expect_log}' after '{name}'")
-                bot.assert_running()
+        def inject(name, fn, expect_log):
+            hostile.push(name, fn)
+            mxtest.wait_until(lambda: hostile.pending() == 0, 30, f"the proxy to apply '{name}'")
+            pings.append(op.send_text(room, "!ping"))
+            op.wait_messages(room, uid, mxtest.is_pong, count=len(pings), timeout=60)
+            mxtest.wait_until(lambda: expect_log in bot.log_text(), 10,
+                              f"a log line with '{expect_log}' after '{name}'")
+            bot.assert_running()
 
-            inject("truncated body", lambda resp, data: data[:len(data) // 2],
-                   "sync: response is not json")
-            now = int(time.time() * 1000)
-            huge = ping_event(op.user_id, "!ping " + "x" * (2 * 1024 * 1024), 1)
-            huge["origin_server_ts"] = now
-            inject("a 2 MiB event", lambda resp, data: add_events(resp, room, [huge]),
-                   "over the 65536-byte limit")
-            inject("wrong types in every field",
-                   lambda resp, data: wrong_sections(resp, room, op.user_id, int(time.time() * 1000), rng),
-                   "skipped a malformed event")
-            # the first genuine !ping again, and a forged event reusing its ID
-            first = next(e for e in hostile.seen_events if e.get("event_id") == pings[0])
-            forged = copy.deepcopy(first)
-            forged["content"] = {"msgtype": "m.text", "body": "!status"}
-            forged["origin_server_ts"] = int(time.time() * 1000)
-            inject("an event ID from an earlier sync, twice (same and forged)",
-                   lambda resp, data: add_events(resp, room, [copy.deepcopy(first), forged]),
-                   "delivered again")
-            check(len(hostile.applied) == 4, f"mutations applied: {hostile.applied}")
-            mxtest.assert_exactly_once(op, room, uid, pings)
-            others = [e["content"].get("body", "")[:80] for e in op.messages_from(room, uid)
-                      if not mxtest.is_pong(e["content"])]
-            check(not others, f"the bot answered something hostile: {others}")
-            bot.stop()
+        inject("truncated body", lambda resp, data: data[:len(data) // 2],
+               "sync: response is not json")
+        now = int(time.time() * 1000)
+        huge = ping_event(op.user_id, "!ping " + "x" * (2 * 1024 * 1024), 1)
+        huge["origin_server_ts"] = now
+        inject("a 2 MiB event", lambda resp, data: add_events(resp, room, [huge]),
+               "over the 65536-byte limit")
+        inject("wrong types in every field",
+               lambda resp, data: wrong_sections(resp, room, op.user_id, int(time.time() * 1000), rng),
+               "skipped a malformed event")
+        # the first genuine !ping again, and a forged event reusing its ID
+        first = next(e for e in hostile.seen_events if e.get("event_id") == pings[0])
+        forged = copy.deepcopy(first)
+        forged["content"] = {"msgtype": "m.text", "body": "!status"}
+        forged["origin_server_ts"] = int(time.time() * 1000)
+        inject("an event ID from an earlier sync, twice (same and forged)",
+               lambda resp, data: add_events(resp, room, [copy.deepcopy(first), forged]),
+               "delivered again")
+        check(len(hostile.applied) == 4, f"mutations applied: {hostile.applied}")
+        mxtest.assert_exactly_once(op, room, uid, pings)
+        others = [e["content"].get("body", "")[:80] for e in op.messages_from(room, uid)
+                  if not mxtest.is_pong(e["content"])]
+        check(not others, f"the bot answered something hostile: {others}")
+        bot.stop()
 
 
 mxtest.run(test)

@@ -12,7 +12,7 @@ import threading
 
 import mxtest
 from mxtest import check, log
-from faultproxy import FaultProxy, bot_sends, proxied_bot, server_error
+from faultproxy import bot_sends, proxied_dm, server_error
 
 
 class SendOutage:
@@ -26,33 +26,27 @@ class SendOutage:
 
 
 def test():
-    hs = mxtest.Homeserver.from_env()
     outage = SendOutage()
-    with hs, FaultProxy(hs.url, outage) as proxy:
-        op = hs.new_user("alice")
-        bot = proxied_bot(hs, proxy, op)
-        with bot:
-            bot.start()
-            uid = bot.user_id()
-            room = mxtest.open_dm(op, bot)
-            first = mxtest.ping_and_wait(op, room, uid, 1)
-            outage.on.set()
-            held = op.send_text(room, "!ping")
-            tries = mxtest.wait_until(
-                lambda: [e for e in bot_sends(proxy.entries()) if e["status"] == 503][1:], 60,
-                "the bot to retry its reply against the outage")
-            txn = tries[0]["path"]
-            bot.stop()
-            log(f"stopped while retrying {txn.rsplit('/', 1)[-1]} ({len(tries) + 1} tries)")
-            outage.on.clear()
-            bot.start()
-            op.wait_messages(room, uid, mxtest.is_pong, count=2, timeout=30)
-            after = [e for e in bot_sends(proxy.entries()) if e["status"] == 200 and e["path"] == txn]
-            check(after, "the reply was sent after the restart under another txnId")
-            last = mxtest.ping_and_wait(op, room, uid, 3)
-            mxtest.assert_exactly_once(op, room, uid, [first, held, last])
-            check("kept" in bot.log_text(), "no log line says the reply was kept for later")
-            bot.stop()
+    with proxied_dm(outage) as (proxy, op, bot, room):
+        uid = bot.user_id()
+        first = mxtest.ping_and_wait(op, room, uid, 1)
+        outage.on.set()
+        held = op.send_text(room, "!ping")
+        tries = mxtest.wait_until(
+            lambda: [e for e in bot_sends(proxy.entries()) if e["status"] == 503][1:], 60,
+            "the bot to retry its reply against the outage")
+        txn = tries[0]["path"]
+        bot.stop()
+        log(f"stopped while retrying {txn.rsplit('/', 1)[-1]} ({len(tries) + 1} tries)")
+        outage.on.clear()
+        bot.start()
+        op.wait_messages(room, uid, mxtest.is_pong, count=2, timeout=30)
+        after = [e for e in bot_sends(proxy.entries()) if e["status"] == 200 and e["path"] == txn]
+        check(after, "the reply was sent after the restart under another txnId")
+        last = mxtest.ping_and_wait(op, room, uid, 3)
+        mxtest.assert_exactly_once(op, room, uid, [first, held, last])
+        check("kept" in bot.log_text(), "no log line says the reply was kept for later")
+        bot.stop()
 
 
 mxtest.run(test)

@@ -18,7 +18,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from faultproxy import proxied_bot, FaultProxy, bot_sends, check_waits, rate_limited, server_error
+from faultproxy import bot_sends, check_waits, proxied_dm, rate_limited, server_error
 
 SEED = int(os.environ.get("MX_FAULT_SEED", "15"))
 PINGS = int(os.environ.get("MX_FAULT_PINGS", "12"))
@@ -63,56 +63,50 @@ class Storm:
 
 
 def test():
-    hs = mxtest.Homeserver.from_env()
     storm = Storm(SEED)
-    with hs, FaultProxy(hs.url, storm) as proxy:
-        op = hs.new_user("alice")
-        bot = proxied_bot(hs, proxy, op)
-        with bot:
-            bot.start()
-            uid = bot.user_id()
-            room = mxtest.open_dm(op, bot)
-            mxtest.ping_and_wait(op, room, uid, 1)
-            log(f"storm on: seed {SEED}, rate {RATE}, {PINGS} pings")
-            t_storm = time.monotonic()
-            storm.on = True
-            for _ in range(PINGS):
-                op.send_text(room, "!ping")
-            op.wait_messages(room, uid, mxtest.is_pong, count=PINGS + 1, timeout=150)
-            storm.on = False
+    with proxied_dm(storm) as (proxy, op, bot, room):
+        uid = bot.user_id()
+        mxtest.ping_and_wait(op, room, uid, 1)
+        log(f"storm on: seed {SEED}, rate {RATE}, {PINGS} pings")
+        t_storm = time.monotonic()
+        storm.on = True
+        for _ in range(PINGS):
+            op.send_text(room, "!ping")
+        op.wait_messages(room, uid, mxtest.is_pong, count=PINGS + 1, timeout=150)
+        storm.on = False
 
-            # quiescent: every send the bot started has had its final answer
-            def settled():
-                sends = bot_sends(proxy.entries(t_storm))
-                last = {}
-                for e in sends:
-                    last[e["path"]] = e
-                return all(e["action"] == "forward" and e["status"] == 200 for e in last.values())
-            mxtest.wait_until(settled, 60, "the bot's sends to settle")
-            mxtest.ping_and_wait(op, room, uid, PINGS + 2, timeout=30)
+        # quiescent: every send the bot started has had its final answer
+        def settled():
+            sends = bot_sends(proxy.entries(t_storm))
+            last = {}
+            for e in sends:
+                last[e["path"]] = e
+            return all(e["action"] == "forward" and e["status"] == 200 for e in last.values())
+        mxtest.wait_until(settled, 60, "the bot's sends to settle")
+        mxtest.ping_and_wait(op, room, uid, PINGS + 2, timeout=30)
 
-            entries = proxy.entries(t_storm)
-            pongs = mxtest.pongs(op, room, uid)
-            sends = [e for e in bot_sends(entries) if "/send/m.room.message/" in e["path"]]
-            # the machine-readable summary bench/faults/hs_storm.py collects
-            print(f"STORM seed={SEED} pings={PINGS} rate={RATE} faults={storm.injected} "
-                  f"send_attempts={len(sends)} lost={max(0, PINGS + 2 - len(pongs))} "
-                  f"doubled={max(0, len(pongs) - PINGS - 2)} seconds={time.monotonic() - t_storm:.1f}", flush=True)
-            check(len(pongs) == PINGS + 2,
-                  f"expected {PINGS + 2} pongs stored by Synapse, got {len(pongs)} (lost or doubled)")
-            txns = {e["path"] for e in sends}
-            check(len(txns) == PINGS + 1,
-                  f"expected one txnId per reply ({PINGS + 1}), the bot used {len(txns)}")
-            tries = max(sum(1 for e in sends if e["path"] == t) for t in txns)
-            check(tries <= MAX_IN_A_ROW + 1, f"a reply was tried {tries} times for {MAX_IN_A_ROW} faults")
-            bad = check_waits(entries)
-            check(not bad, "retries came sooner than the 429 asked:\n  " + "\n  ".join(bad))
-            faults = [e for e in entries if e["action"] != "forward"]
-            kinds = sorted({e["action"].split(" wait=")[0] for e in faults})
-            log(f"{storm.injected} faults injected ({', '.join(kinds)}); {len(sends)} send attempts "
-                f"for {len(txns)} replies; lost 0, doubled 0")
-            check(storm.injected >= PINGS // 2, f"the storm injected only {storm.injected} faults")
-            bot.stop()
+        entries = proxy.entries(t_storm)
+        pongs = mxtest.pongs(op, room, uid)
+        sends = [e for e in bot_sends(entries) if "/send/m.room.message/" in e["path"]]
+        # the machine-readable summary bench/faults/hs_storm.py collects
+        print(f"STORM seed={SEED} pings={PINGS} rate={RATE} faults={storm.injected} "
+              f"send_attempts={len(sends)} lost={max(0, PINGS + 2 - len(pongs))} "
+              f"doubled={max(0, len(pongs) - PINGS - 2)} seconds={time.monotonic() - t_storm:.1f}", flush=True)
+        check(len(pongs) == PINGS + 2,
+              f"expected {PINGS + 2} pongs stored by Synapse, got {len(pongs)} (lost or doubled)")
+        txns = {e["path"] for e in sends}
+        check(len(txns) == PINGS + 1,
+              f"expected one txnId per reply ({PINGS + 1}), the bot used {len(txns)}")
+        tries = max(sum(1 for e in sends if e["path"] == t) for t in txns)
+        check(tries <= MAX_IN_A_ROW + 1, f"a reply was tried {tries} times for {MAX_IN_A_ROW} faults")
+        bad = check_waits(entries)
+        check(not bad, "retries came sooner than the 429 asked:\n  " + "\n  ".join(bad))
+        faults = [e for e in entries if e["action"] != "forward"]
+        kinds = sorted({e["action"].split(" wait=")[0] for e in faults})
+        log(f"{storm.injected} faults injected ({', '.join(kinds)}); {len(sends)} send attempts "
+            f"for {len(txns)} replies; lost 0, doubled 0")
+        check(storm.injected >= PINGS // 2, f"the storm injected only {storm.injected} faults")
+        bot.stop()
 
 
 mxtest.run(test)
