@@ -53,6 +53,7 @@ struct mx_ident {
 
   _Atomic int64_t last_sync_ok_ms;    /* wall clock of the last good sync */
   _Atomic int sync_live;
+  int64_t store_full_since_ms;        /* sync worker: data_dir full since (0 = not) */
   char *alerts_room_id;               /* for the identity that owns the alerts room */
 
   pthread_mutex_t crypto_lock;

@@ -1,6 +1,7 @@
 /* bot/mx_sync.c - long-poll on the loop, processing on a worker; see mx_sync.h. */
 #include "mx_sync.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +528,29 @@ mx_err mx_sync_process(struct mx_ident *id, sqlite3 *db, const cJSON *resp, cons
   return rc;
 }
 
+/* A full data_dir cannot be announced while it lasts: every send first
+ * writes its outbox row, and an encrypted one its ratchet step, before
+ * anything leaves (sending without them risks doubles or key reuse). So it
+ * is logged at once and alerted, with how long it lasted, as soon as a
+ * batch commits again. Nothing is lost meanwhile: next_batch stays put. */
+static void store_full_state(struct mx_ident *id, struct mx_worker *w, const char *failure)
+{
+  int full = failure && strstr(failure, "database or disk is full"); /* SQLite's SQLITE_FULL text */
+  if (full && !id->store_full_since_ms) {
+    id->store_full_since_ms = mx_now_ms();
+    mx_error(id->dev->name, "data_dir %s is full: messages wait on the homeserver until space is freed",
+             id->bot->cfg->data_dir);
+  } else if (!failure && id->store_full_since_ms) {
+    char text[512];
+    snprintf(text, sizeof(text),
+             "[ALERT] device_id=%s status=store_full: data_dir %s was full for %" PRId64 " s; processing waited "
+             "and has resumed, nothing was lost. Keep free space there.",
+             id->dev->name, id->bot->cfg->data_dir, (mx_now_ms() - id->store_full_since_ms) / 1000);
+    id->store_full_since_ms = 0;
+    mx_ext_post_alert(id->bot, w, text, NULL);
+  }
+}
+
 static void process_job(struct mx_worker *w, void *arg)
 {
   struct sync_job *job = arg;
@@ -553,6 +577,7 @@ static void process_job(struct mx_worker *w, void *arg)
   cJSON_Delete(gaps);
 
   mx_ext_sync_done(id, rc == MX_OK);
+  store_full_state(id, w, rc ? err : NULL);
   if (rc) {
     /* Nothing was committed: the same batch comes again from the old token. */
     mx_error(id->dev->name, "sync processing failed, will retry the batch: %s", err);

@@ -1,8 +1,9 @@
 """Issue 15 fault 6: the data directory on a small tmpfs (mounted by the
 test, as root) fills up while the bot runs. Commands sent while it is full
-are not lost: the SQLite error is logged clearly, the bot stays up, the
+are not lost: the SQLite error is logged clearly (once), the bot stays up, the
 sync position is not moved past them, nothing is corrupted, and once space
-returns each is answered exactly once. The test re-runs itself in a
+returns each is answered exactly once and a store_full alert says how long
+it lasted (it cannot be sent while full: every send writes first). The test re-runs itself in a
 private mount namespace (unshare -m), so the tmpfs goes away with it even
 when it is killed."""
 
@@ -65,6 +66,12 @@ def test():
                 op.wait_messages(room, uid, mxtest.is_pong, count=len(pings), timeout=90)
                 pings.append(mxtest.ping_and_wait(op, room, uid, len(pings) + 1))
                 mxtest.assert_exactly_once(op, room, uid, pings)
+                # one clear error while it lasts, one alert (to the alerts room) once it is over
+                log = bot.log_text()
+                check(log.count(" is full: messages wait on the homeserver") == 1,
+                      "the daemon did not say once that data_dir is full")
+                mxtest.wait_until(lambda: "status=store_full" in bot.log_text(), 30,
+                                  "the store_full alert after space came back")
                 bot.stop()
             # SQLITE_FULL lines are expected here; corruption lines are not
             faultlib.check_store(bot, log_text=bot.log_text().replace("database or disk is full", "disk full"))
