@@ -4,6 +4,8 @@
  *              `ssh -o BatchMode=yes host true` per call; prints the ratio
  *   wg DIR N   fs.read, shell.exec ["/bin/echo", "x"] and GET /v1/health through the
  *              WireGuard tunnel to mxfleet-agent (run in the hub namespace)
+ *   local N    ["/bin/echo", "x"] through the local executor (fork, exec,
+ *              drain, reap) that the local backend and mxfleet-agent share
  * DIR is an sshd-fixture / wgnet directory; bench/devices/run.sh sets both up.
  */
 #include <spawn.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dev_local.h"
 #include "dev_ssh.h"
 #include "dev_wg.h"
 #include "mx_util.h"
@@ -166,10 +169,34 @@ static int bench_wg(const char *dir, int n)
   return ok ? 0 : 1;
 }
 
+static int bench_local(int n)
+{
+  char err[MX_ERRBUF_LEN];
+  char *argv[] = {"/bin/echo", "x", NULL};
+  int64_t *us = calloc((size_t)n, sizeof(int64_t));
+  int ok = us != NULL;
+  for (int i = 0; ok && i < n; i++) {
+    struct dev_result r;
+    dev_result_init(&r);
+    int64_t t0 = now_us();
+    ok = dev_local_exec(argv, NULL, 10000, 4096, NULL, &r, err) == MX_OK && r.status == DEV_DONE && r.exit_code == 0;
+    us[i] = now_us() - t0;
+    dev_result_release(&r);
+  }
+  if (ok)
+    report("local exec /bin/echo", us, n);
+  else
+    fprintf(stderr, "local exec failed\n");
+  free(us);
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+  if (argc == 3 && strcmp(argv[1], "local") == 0 && atoi(argv[2]) > 0)
+    return bench_local(atoi(argv[2]));
   if (argc != 4)
-    return fprintf(stderr, "usage: bench_devices ssh|wg DIR N\n"), 2;
+    return fprintf(stderr, "usage: bench_devices ssh|wg DIR N | bench_devices local N\n"), 2;
   int n = atoi(argv[3]);
   if (n < 1)
     return fprintf(stderr, "N: expected a positive count, got '%s'\n", argv[3]), 2;

@@ -18,5 +18,6 @@ trap cleanup EXIT
 "$src/tests/devices/sshd-fixture" start "$work/sshd"
 "$src/tests/devices/wgnet" setup "$work/wg" "$build/devices/agent/mxfleet-agent"
 echo "# $(nproc) cores, $(uname -r), n=$n"
+"$build/bench/devices/bench_devices" local "$n"
 "$build/bench/devices/bench_devices" ssh "$work/sshd" "$n"
 "$src/tests/devices/wgnet" exec "$work/wg" -- "$build/bench/devices/bench_devices" wg "$work/wg" "$n"

@@ -2,7 +2,9 @@
  * devices/local/dev_local_exec.c - fork + exec without a shell: own process
  * group, stdin /dev/null, a fixed small environment (the agent's own
  * environment may hold secrets), stdout/stderr drained with poll() under a
- * byte cap, a deadline and a cancel flag, and the child always reaped.
+ * byte cap, a deadline and a cancel flag, and the child always reaped. The
+ * child's exit wakes the same poll() through a pidfd, so a finished command
+ * is reaped at once instead of on a timer tick.
  * Layer: devices/; common/ only.
  */
 #include "dev_local_int.h"
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,18 +73,22 @@ fail:;
 
 struct pump {
   int fds[2];
+  int pidfd; /* readable once the child has exited; -1 when not available or reaped */
   struct dev_result *r;
   size_t max;
 };
 
-/* Reads what is ready; closes (sets -1) a pipe at EOF. */
+/* Reads what is ready; closes (sets -1) a pipe at EOF. Also returns when
+ * the child exits (pidfd readable). */
 static mx_err pump_once(struct pump *p, int wait_ms)
 {
-  struct pollfd pf[2];
+  struct pollfd pf[3];
   int n = 0;
   for (int i = 0; i < 2; i++)
     if (p->fds[i] >= 0)
       pf[n++] = (struct pollfd){.fd = p->fds[i], .events = POLLIN};
+  if (p->pidfd >= 0)
+    pf[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
   if (n == 0) {
     if (wait_ms > 0)
       poll(NULL, 0, wait_ms);
@@ -90,7 +97,7 @@ static mx_err pump_once(struct pump *p, int wait_ms)
   if (poll(pf, (nfds_t)n, wait_ms) <= 0)
     return MX_OK;
   for (int k = 0; k < n; k++) {
-    if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+    if (pf[k].fd == p->pidfd || !(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
       continue;
     char buf[16384];
     ssize_t got = read(pf[k].fd, buf, sizeof(buf));
@@ -132,15 +139,18 @@ static int supervise(pid_t pid, struct pump *p, int64_t deadline, const volatile
   int stopped = 0;
   int64_t kill_at = 0, linger_until = 0;
   int reaped = 0;
-  /* Once both pipes are closed only waitpid() can tell that the child is
-   * gone; look again after 1, 2, 4 ... ms (capped at the cancel poll) so a
-   * command that just finished is reaped at once, not on the next 100 ms
-   * tick, and one that keeps running without its pipes costs little. */
+  /* Without a pidfd (kernel < 5.3), once both pipes are closed only
+   * waitpid() can tell that the child is gone; look again after 1, 2, 4 ...
+   * ms (capped at the cancel poll) so a command that just finished is
+   * reaped soon and one that keeps running without its pipes costs little. */
   int idle_ms = 1;
   for (;;) {
     if (!reaped && waitpid(pid, status, WNOHANG) == pid) {
       reaped = 1;
       linger_until = mx_mono_ms() + LINGER_MS;
+      if (p->pidfd >= 0)
+        close(p->pidfd);
+      p->pidfd = -1;
     }
     if (reaped && ((p->fds[0] < 0 && p->fds[1] < 0) || mx_mono_ms() >= linger_until))
       break;
@@ -157,7 +167,7 @@ static int supervise(pid_t pid, struct pump *p, int64_t deadline, const volatile
     int64_t wait = stopped ? 50 : deadline - now;
     if (wait > CANCEL_POLL_MS)
       wait = CANCEL_POLL_MS;
-    if (p->fds[0] < 0 && p->fds[1] < 0) {
+    if (p->fds[0] < 0 && p->fds[1] < 0 && p->pidfd < 0 && !reaped) {
       if (wait > idle_ms)
         wait = idle_ms;
       if (idle_ms < CANCEL_POLL_MS)
@@ -219,13 +229,15 @@ mx_err dev_local_exec_env(char *const argv[], int cwd_fd, const char *cwd, char 
   close(errp[1]);
   close(rep[1]);
   out[1] = errp[1] = rep[1] = -1;
-  struct pump p = {{out[0], errp[0]}, r, max_output};
+  struct pump p = {{out[0], errp[0]}, pidfd_open(pid, 0), r, max_output};
   out[0] = errp[0] = -1;
   int status = 0;
   int stopped = supervise(pid, &p, start + (timeout_ms > 0 ? timeout_ms : 30000), cancel, &status);
   for (int i = 0; i < 2; i++)
     if (p.fds[i] >= 0)
       close(p.fds[i]);
+  if (p.pidfd >= 0)
+    close(p.pidfd);
   finish(r, argv[0], rep[0], stopped, timeout_ms, status);
   r->duration_ms = mx_mono_ms() - start;
 cleanup:
