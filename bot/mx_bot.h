@@ -4,8 +4,11 @@
  * managed device. Who touches what:
  *   - sync fields (sync_easy, sync_body, next_batch while a sync runs) only
  *     on the loop thread, then handed to one worker job at a time;
- *   - e2ee state under `crypto_lock`; LLM turns of one identity serialised
- *     by `turn_lock`; counters are atomics.
+ *   - e2ee state under `crypto_lock`; one LLM turn of an identity at a time
+ *     holds the turn slot (`turn_busy` under `turn_lock`, `turn_free`
+ *     signalled when it frees); a turn waiting for an operator's approval
+ *     gives the slot up (mx_ext.c), so other questions proceed; counters are
+ *     atomics.
  */
 #ifndef MX_BOT_H
 #define MX_BOT_H
@@ -57,7 +60,9 @@ struct mx_ident {
   char *alerts_room_id;               /* for the identity that owns the alerts room */
 
   pthread_mutex_t crypto_lock;
-  pthread_mutex_t turn_lock;
+  pthread_mutex_t turn_lock;          /* guards turn_busy */
+  pthread_cond_t turn_free;
+  int turn_busy;                      /* 1 while a turn talks to the model or runs tools */
   _Atomic int64_t stop_gen;           /* bumped by !stop: turns started before it end */
   void *ext;                          /* per-identity extension state (mx_ext.c) */
 };

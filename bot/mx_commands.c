@@ -260,7 +260,10 @@ static void handle_job(struct mx_worker *w, void *arg)
     return;
   }
   char reason[512] = "";
-  if (!mx_ext_sender_trusted(id, m, reason, sizeof(reason))) {
+  int trusted = mx_ext_sender_trusted(id, m, reason, sizeof(reason));
+  if (mx_bot_is_operator(id->bot, m->sender))
+    mx_ext_note_writer(m, trusted && m->encrypted);
+  if (!trusted) {
     mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "refused", reason, NULL);
     mx_info(id->dev->name, "refused message %s from %s: %s", m->event_id, m->sender, reason);
     mx_msg_reply(m, reason, NULL, NULL);

@@ -19,6 +19,7 @@
 #include "mx_metrics.h"
 #include "mx_send.h"
 #include "mx_util.h"
+#include "mx_workers.h"
 
 _Thread_local struct mx_worker *mx_ext_current_worker;
 
@@ -292,6 +293,43 @@ static int turn_cancelled(void *ctx)
   return c->id->stop_gen != c->gen;
 }
 
+/* The turn slot: one turn of a device at a time talks to the model or runs
+ * tools (its conversation and its device are not raced). A turn whose tool
+ * call waits for the operator's approval (up to the approval's lifetime)
+ * gives the slot up meanwhile, so a new question is answered; it takes the
+ * slot back before the approved call runs. Two turns asking for writes each
+ * wait for their own approval, shown with its exact arguments. */
+struct turn_slot {
+  struct mx_ident *id;
+  int waiting; /* this turn's calls waiting for approval (parallel calls) */
+};
+
+static void slot_take(struct mx_ident *id)
+{
+  while (id->turn_busy)
+    pthread_cond_wait(&id->turn_free, &id->turn_lock);
+  id->turn_busy = 1;
+}
+
+static void slot_give(struct mx_ident *id)
+{
+  id->turn_busy = 0;
+  pthread_cond_broadcast(&id->turn_free);
+}
+
+/* tools_origin.waiting: any thread (the LLM runs parallel calls on threads
+ * of its own), hence a flag under a mutex rather than the mutex itself. */
+static void turn_waiting(void *ctx, int on)
+{
+  struct turn_slot *t = ctx;
+  pthread_mutex_lock(&t->id->turn_lock);
+  if (on && t->waiting++ == 0)
+    slot_give(t->id);
+  else if (!on && --t->waiting == 0)
+    slot_take(t->id);
+  pthread_mutex_unlock(&t->id->turn_lock);
+}
+
 void mx_ext_handle_text(struct mx_msg *m)
 {
   struct mx_ext *x = m->id->bot->ext;
@@ -301,8 +339,14 @@ void mx_ext_handle_text(struct mx_msg *m)
     return;
   }
   mx_ext_current_worker = m->w;
+  /* a turn may wait minutes (the model, an approval): its worker is not
+   * counted, so commands such as approve and !stop never queue behind it */
+  mx_workers_long_begin(m->id->bot->workers);
+  struct turn_slot slot = { m->id, 0 };
   pthread_mutex_lock(&m->id->turn_lock);
-  struct llm_tools *tools = mx_ext_tools_for_turn(m);
+  slot_take(m->id);
+  pthread_mutex_unlock(&m->id->turn_lock);
+  struct llm_tools *tools = mx_ext_tools_for_turn(m, turn_waiting, &slot);
   struct llm_turn_req req;
   memset(&req, 0, sizeof(req));
   req.device = m->id->dev->name;
@@ -341,7 +385,10 @@ void mx_ext_handle_text(struct mx_msg *m)
   }
   llm_turn_result_free(&res);
   mx_ext_tools_turn_free(tools);
+  pthread_mutex_lock(&m->id->turn_lock);
+  slot_give(m->id);
   pthread_mutex_unlock(&m->id->turn_lock);
+  mx_workers_long_end(m->id->bot->workers);
   mx_ext_current_worker = NULL;
 }
 

@@ -53,6 +53,10 @@ mx_err mx_ext_encrypt(struct mx_ident *id, const char *room_id, const char *type
                       cJSON **out, char *err);
 /* May the sender of m command this identity? reason says what to do if not. */
 int mx_ext_sender_trusted(struct mx_ident *id, struct mx_msg *m, char *reason, size_t reason_len);
+/* Records whether m, an operator's message (not a reaction), passed the
+ * trust rules: an unencrypted reaction may approve only after a trusted
+ * one (mx_ext_react.c). */
+void mx_ext_note_writer(struct mx_msg *m, int trusted);
 /* Posts text to the operator-alerts room (from a worker); logged too. */
 void mx_ext_post_alert(struct mx_bot *bot, struct mx_worker *w, const char *text, const char *html);
 /* Downloads (decrypting when needed) and transcribes the voice message m;

@@ -65,9 +65,16 @@ int mx_ext_tools_command(struct mx_msg *m, const char *cmd, const char *args);
 int mx_ext_tools_reaction(struct mx_msg *m, const char *target, const char *key);
 void mx_ext_tools_status(struct mx_ident *id, struct mx_buf *out);
 /* The llm_tools table for one turn of m; free with mx_ext_tools_turn_free. */
-struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m);
+/* on_wait(ctx, on) is told when a call of the turn starts/stops waiting for
+ * an approval (see tools_origin.waiting). */
+struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m, void (*on_wait)(void *ctx, int on), void *ctx);
 void mx_ext_tools_turn_free(struct llm_tools *t);
 const char *mx_ext_tools_policy_summary(struct mx_ident *id);
+
+/* mx_ext_react.c: 1 when m (a ✅/❌ reaction on the notice of action) may
+ * decide it; else 0 and why holds the one-line reply with the typed
+ * command. */
+int mx_ext_reaction_allowed(struct mx_msg *m, const char *action, int approve, char *why, size_t n);
 
 /* mx_ext_health.c */
 mx_err mx_ext_health_init(struct mx_bot *bot, char *err);

@@ -176,6 +176,11 @@ static mx_err post_notice(void *ctx, const struct tools_pending *p, char **notic
   if (!rc) {
     *notice_event_id = mx_strdup(ev);
     waiting_set(p->id, 1);
+    /* known before anything else is sent: a ✅ tapped as soon as the notice
+     * shows must find its approval (it was ignored when it came before) */
+    char nerr[MX_ERRBUF_LEN];
+    if (tools_approvals_set_notice(((struct mx_ext *)id->bot->ext)->approvals, p->id, ev, nerr))
+      mx_warn(id->dev->name, "approval %s: %s", p->id, nerr);
     add_answer_reactions(id, db, room, ev, p->id);
   }
   mx_db_close(db);
@@ -278,6 +283,8 @@ const char *mx_ext_tools_policy_summary(struct mx_ident *id)
 struct turn_tools {
   struct llm_tools t;
   struct mx_msg *m;
+  void (*waiting)(void *ctx, int on);
+  void *waiting_ctx;
 };
 
 static size_t turn_specs(void *ctx, const struct llm_tool_spec **out)
@@ -300,7 +307,8 @@ static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_
   }
   struct tools_origin origin = { m->sender, m->sender_device, m->verified ? "verified" : "unverified",
                                  m->room_id, m->event_id, m->via_voice,
-                                 m->trusted_master[0] ? m->trusted_master : NULL, m->via_voice ? m->body : NULL };
+                                 m->trusted_master[0] ? m->trusted_master : NULL, m->via_voice ? m->body : NULL,
+                                 tt->waiting, tt->waiting_ctx };
   struct tools_outcome o;
   memset(&o, 0, sizeof(o));
   char err[MX_ERRBUF_LEN] = "";
@@ -316,12 +324,14 @@ static mx_err turn_call(void *ctx, const struct llm_tool_call *call, struct llm_
   return MX_OK;
 }
 
-struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m)
+struct llm_tools *mx_ext_tools_for_turn(struct mx_msg *m, void (*on_wait)(void *ctx, int on), void *ctx)
 {
   struct turn_tools *tt = calloc(1, sizeof(*tt));
   if (!tt)
     return NULL;
   tt->m = m;
+  tt->waiting = on_wait;
+  tt->waiting_ctx = ctx;
   tt->t.ctx = tt;
   tt->t.specs = turn_specs;
   tt->t.call = turn_call;
@@ -551,11 +561,12 @@ int mx_ext_tools_reaction(struct mx_msg *m, const char *target, const char *key)
   if (tools_approvals_find_by_notice(x->approvals, target, action, err))
     return 0;
   char reason[512];
-  if (!mx_ext_sender_trusted(m->id, m, reason, sizeof(reason))) {
+  if (!mx_ext_reaction_allowed(m, action, approve, reason, sizeof(reason))) {
     mx_msg_reply(m, reason, NULL, NULL);
     return 1;
   }
-  decide(m, action, approve ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY, "reaction");
+  decide(m, action, approve ? TOOLS_VERDICT_APPROVE : TOOLS_VERDICT_DENY,
+         m->encrypted ? "reaction" : "reaction (unencrypted)");
   return 1;
 }
 

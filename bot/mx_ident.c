@@ -29,6 +29,7 @@ mx_err mx_ident_init(struct mx_ident *id, struct mx_bot *bot, const struct mx_de
   id->retry_timer = -1;
   pthread_mutex_init(&id->crypto_lock, NULL);
   pthread_mutex_init(&id->turn_lock, NULL);
+  pthread_cond_init(&id->turn_free, NULL);
   return MX_OK;
 }
 
@@ -43,6 +44,7 @@ void mx_ident_release(struct mx_ident *id)
   mx_buf_release(&id->sync_body);
   pthread_mutex_destroy(&id->crypto_lock);
   pthread_mutex_destroy(&id->turn_lock);
+  pthread_cond_destroy(&id->turn_free);
 }
 
 mx_err mx_ident_login(struct mx_api *api, sqlite3 *db, const char *user_id, const char *password_file,

@@ -20,13 +20,18 @@ struct mx_workers {
   pthread_cond_t cond;
   struct job *head, *tail;
   int n, running_jobs, closing, exited;
+  int longs;  /* jobs between long_begin and long_end */
+  int extras; /* extra workers alive (detached; each frees itself) */
+  int spawned; /* extra workers ever started (their index) */
   pthread_t *threads;
   struct mx_worker *workers;
+  char *db_path; /* for extra workers' connections */
 };
 
 struct worker_arg {
   struct mx_workers *pool;
   struct mx_worker *w;
+  int extra; /* 1: owns w and its connection, leaves when not needed */
 };
 
 static void *run(void *ud)
@@ -34,11 +39,21 @@ static void *run(void *ud)
   struct worker_arg *a = ud;
   struct mx_workers *p = a->pool;
   struct mx_worker *w = a->w;
+  int extra = a->extra;
   free(a);
   pthread_mutex_lock(&p->lock);
   for (;;) {
-    while (!p->head && !p->closing)
+    /* an extra worker leaves once fewer long jobs run than extras exist */
+    while (!p->head && !p->closing && !(extra && p->extras > p->longs))
       pthread_cond_wait(&p->cond, &p->lock);
+    if (extra && !p->head && (p->closing || p->extras > p->longs)) {
+      p->extras--;
+      pthread_cond_broadcast(&p->cond);
+      pthread_mutex_unlock(&p->lock);
+      mx_db_close(w->db);
+      free(w);
+      return NULL;
+    }
     if (!p->head && p->closing)
       break;
     struct job *j = p->head;
@@ -67,7 +82,9 @@ mx_err mx_workers_new(int n, const char *db_path, struct mx_workers **out, char 
   p->n = n;
   p->threads = calloc((size_t)n, sizeof(*p->threads));
   p->workers = calloc((size_t)n, sizeof(*p->workers));
-  if (!p->threads || !p->workers) {
+  p->db_path = mx_strdup(db_path);
+  if (!p->threads || !p->workers || !p->db_path) {
+    free(p->db_path);
     free(p->threads);
     free(p->workers);
     free(p);
@@ -81,6 +98,7 @@ mx_err mx_workers_new(int n, const char *db_path, struct mx_workers **out, char 
     if (rc) {
       for (int k = 0; k < i; k++)
         mx_db_close(p->workers[k].db);
+      free(p->db_path);
       free(p->threads);
       free(p->workers);
       free(p);
@@ -93,6 +111,7 @@ mx_err mx_workers_new(int n, const char *db_path, struct mx_workers **out, char 
       return MX_ERR_NOMEM;
     a->pool = p;
     a->w = &p->workers[i];
+    a->extra = 0;
     pthread_create(&p->threads[i], NULL, run, a);
   }
   *out = p;
@@ -123,6 +142,61 @@ mx_err mx_workers_submit(struct mx_workers *p, mx_job_fn fn, void *arg)
   return MX_OK;
 }
 
+/* Called with p->lock held. Best effort: without a thread or a connection
+ * the pool keeps its usual size. */
+static void spawn_extra(struct mx_workers *p)
+{
+  if (p->closing || p->extras >= MX_WORKERS_MAX_EXTRA || p->extras >= p->longs)
+    return;
+  struct mx_worker *w = calloc(1, sizeof(*w));
+  struct worker_arg *a = malloc(sizeof(*a));
+  char err[MX_ERRBUF_LEN] = "";
+  pthread_t t;
+  pthread_attr_t attr;
+  if (!w || !a || mx_db_open(p->db_path, &w->db, err)) {
+    if (err[0])
+      mx_warn(NULL, "workers: no extra worker for long work: %s", err);
+    free(w);
+    free(a);
+    return;
+  }
+  w->index = p->n + p->spawned;
+  a->pool = p;
+  a->w = w;
+  a->extra = 1;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, run, a) == 0) {
+    p->extras++;
+    p->spawned++;
+  } else {
+    mx_db_close(w->db);
+    free(w);
+    free(a);
+  }
+  pthread_attr_destroy(&attr);
+}
+
+void mx_workers_long_begin(struct mx_workers *p)
+{
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->longs++;
+  spawn_extra(p);
+  pthread_mutex_unlock(&p->lock);
+}
+
+void mx_workers_long_end(struct mx_workers *p)
+{
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->longs--;
+  pthread_cond_broadcast(&p->cond); /* an idle extra may leave */
+  pthread_mutex_unlock(&p->lock);
+}
+
 int mx_workers_busy(struct mx_workers *p)
 {
   pthread_mutex_lock(&p->lock);
@@ -139,7 +213,7 @@ int mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
   pthread_mutex_lock(&p->lock);
   p->closing = 1;
   pthread_cond_broadcast(&p->cond);
-  while (p->exited < p->n && mx_mono_ms() < deadline) {
+  while ((p->exited < p->n || p->extras > 0) && mx_mono_ms() < deadline) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 50 * 1000000L;
@@ -149,7 +223,7 @@ int mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
     }
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
   }
-  int all_exited = p->exited == p->n;
+  int all_exited = p->exited == p->n && p->extras == 0;
   pthread_mutex_unlock(&p->lock);
   if (!all_exited) {
     /* A job overran the shutdown deadline (e.g. a stuck remote call): the
@@ -168,6 +242,7 @@ int mx_workers_shutdown(struct mx_workers *p, int64_t deadline_ms)
   }
   pthread_mutex_destroy(&p->lock);
   pthread_cond_destroy(&p->cond);
+  free(p->db_path);
   free(p->threads);
   free(p->workers);
   free(p);

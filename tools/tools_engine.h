@@ -37,6 +37,11 @@ struct tools_origin {
   const char *operator_master_key; /* the operator's cross-signing master key the trust
                                       decision used (unpadded base64), NULL when none */
   const char *transcript;      /* what was heard (voice), shown in the approval notice; may be NULL */
+  /* Optional: called with 1 before the call waits for the operator's
+   * approval and with 0 once the wait ended (any thread), so the caller can
+   * let other work go ahead meanwhile. */
+  void (*waiting)(void *ctx, int on);
+  void *waiting_ctx;
 };
 
 /* Implemented by the bot; tools/ never talks to Matrix itself. */

@@ -114,7 +114,11 @@ static mx_err ask(struct tools_engine *e, struct call_ctx *c, const char *canon,
   if (rc)
     return rc;
   enum tools_approval_state st = TOOLS_APPROVAL_PENDING;
+  if (c->origin && c->origin->waiting)
+    c->origin->waiting(c->origin->waiting_ctx, 1);
   rc = tools_approvals_wait(e->o.approvals, p.id, &c->fl->cancel, &st, err);
+  if (c->origin && c->origin->waiting)
+    c->origin->waiting(c->origin->waiting_ctx, 0);
   if (rc)
     return rc;
   if (e->o.approver.closed) {
