@@ -369,8 +369,6 @@ void mx_ext_handle_text(struct mx_msg *m)
   char err[MX_ERRBUF_LEN] = "";
   mx_err rc = llm_agent_turn(x->agent, &req, &sink, &res, err);
   if (res.markdown) {
-    if (p.event_id[0])
-      mx_msg_edit(m, p.event_id, res.failed ? "stopped" : "done", NULL);
     mx_msg_reply_final(m, res.markdown, res.html);
   } else if (rc) {
     /* an id the operator can quote and the admin can grep for */
@@ -383,6 +381,11 @@ void mx_ext_handle_text(struct mx_msg *m)
                                  "bot's log has the details under that id.", id);
     mx_msg_reply_final(m, text, NULL);
   }
+  /* The answer replies to the question; the progress notice ("running
+   * ...") would only be left behind as a stale status: it goes. What ran is
+   * in the approval notices, the answer and the audit. */
+  if (p.event_id[0] && (res.markdown || rc))
+    mx_send_redact(m->id, m->room_id, p.event_id, "progress of a finished request");
   llm_turn_result_free(&res);
   mx_ext_tools_turn_free(tools);
   pthread_mutex_lock(&m->id->turn_lock);

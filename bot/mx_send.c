@@ -292,6 +292,24 @@ void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event
   mx_buf_release(&path);
 }
 
+void mx_send_redact(struct mx_ident *id, const char *room_id, const char *event_id, const char *reason)
+{
+  /* the txn id is the event's: a retry redacts once */
+  char *er = mx_api_escape(room_id), *ee = mx_api_escape(event_id);
+  struct mx_buf path = MX_BUF_INIT(4096);
+  if (er && ee && !mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/redact/%s/redact-%s", er, ee, ee)) {
+    cJSON *b = cJSON_CreateObject();
+    struct mx_api_opts o = { 10000, 30000, 0 };
+    char err[MX_ERRBUF_LEN];
+    if (!b || !cJSON_AddStringToObject(b, "reason", reason) ||
+        mx_api_call(id->api, "PUT", mx_buf_cstr(&path), b, &o, NULL, NULL, err))
+      mx_warn(id->dev->name, "could not remove %s: %s", event_id, b ? err : "out of memory");
+    cJSON_Delete(b);
+  }
+  free(er);
+  free(ee);
+  mx_buf_release(&path);
+}
 
 struct mx_typing {
   struct mx_ident *id;

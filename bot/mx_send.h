@@ -48,6 +48,9 @@ struct mx_typing;
 struct mx_typing *mx_typing_start(struct mx_ident *id, const char *room_id);
 void mx_typing_stop(struct mx_typing *t);
 void mx_send_receipt(struct mx_ident *id, const char *room_id, const char *event_id);
+/* Best effort: redacts one of our own events (a turn's progress notice once
+ * the answer is out); logged when it fails. */
+void mx_send_redact(struct mx_ident *id, const char *room_id, const char *event_id, const char *reason);
 /* HTML-escapes text into out; newlines become <br>. */
 mx_err mx_html_escape(const char *text, struct mx_buf *out);
 /* text as an HTML code block (<pre><code>), escaped, newlines kept as is. */

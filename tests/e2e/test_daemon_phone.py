@@ -12,7 +12,9 @@ model that does what each message says ("CALL {...}" lines become calls):
    only approval waiting in the room, from the operator whose last message
    there was encrypted and verified, approves it (it got the generic "not
    end-to-end encrypted" refusal). With two approvals waiting, a ✅ gets one
-   line naming the typed command and decides nothing."""
+   line naming the typed command and decides nothing.
+3. The answer is a reply to its question and no progress notice ("running
+   ...", "done") stays behind in Element's timeline."""
 
 import json
 import os
@@ -117,6 +119,19 @@ def test():
             for a in (aid1, aid2):
                 peer("a", "send", room, f"Deny {a}.")
                 next_matching(peer, room, uid, lambda b, a=a: b.startswith(f"Denied {a}"), 30, seen)
+
+            # 3. answer tied to the question, no stale progress notice
+            question = peer("a", "send", room, "read it " + call("fs.read", path=tapped))["event_id"]
+            answer = next_matching(peer, room, uid, lambda b: b.startswith("Done:") and "tapped" in b, 60, seen)
+
+            def tidy():
+                msgs = peer("a", "history", room, uid)["messages"]
+                ans = [x for x in msgs if x["event_id"] == answer["event_id"]]
+                stale = [x["body"] for x in msgs if (x.get("body") or "").startswith(("running", "done", "* done"))]
+                return (ans, stale) if ans and not stale else None
+            got = mxtest.wait_until(tidy, 30, "no progress notice left after the answer")
+            check(got[0][0]["reply_to"] == question,
+                  f"the answer is not a reply to its question: {got[0][0]}")
             bot.stop()
 
 
