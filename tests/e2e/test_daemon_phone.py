@@ -11,8 +11,9 @@ model that does what each message says ("CALL {...}" lines become calls):
 2. A ✅ as Element Web/Desktop sends it (matrix-js-sdk: unencrypted) on the
    only approval waiting in the room, from the operator whose last message
    there was encrypted and verified, approves it (it got the generic "not
-   end-to-end encrypted" refusal). With two approvals waiting, a ✅ gets one
-   line naming the typed command and decides nothing.
+   end-to-end encrypted" refusal). After an unencrypted message from the
+   operator, or with two approvals waiting, a ✅ gets one line naming the
+   typed command and decides nothing.
 3. The answer is a reply to its question and no progress notice ("running
    ...", "done") stays behind in Element's timeline."""
 
@@ -103,6 +104,20 @@ def test():
             r = next_matching(peer, room, uid, lambda b: b.startswith(f"Approved {aid}") or "encrypted" in b, 30, seen)
             check(r["body"].startswith(f"Approved {aid}"), f"the ✅ did not approve: {r['body']}")
             mxtest.wait_until(lambda: os.path.exists(tapped), 30, "the write approved by ✅")
+
+            # the operator's last message here was not encrypted: the ✅ names the typed command
+            late = os.path.join(target, "late.txt")
+            aid0, notice0 = ask(late, "late")
+            op.send_text(room, "sent without encryption")
+            next_matching(peer, room, uid, lambda b: b.startswith("Refused:"), 30, seen)
+            peer("a", "react", room, notice0, "\u2705")
+            r = next_matching(peer, room, uid, lambda b: aid0 in b, 30, seen)
+            check("verified session" in r["body"] and f"`approve {aid0}`" in r["body"],
+                  f"a ✅ after an unencrypted message: {r['body']}")
+            check(not os.path.exists(late), "a ✅ after an unencrypted message approved")
+            peer("a", "send", room, f"approve {aid0}")
+            next_matching(peer, room, uid, lambda b: b.startswith(f"Approved {aid0}"), 30, seen)
+            mxtest.wait_until(lambda: os.path.exists(late), 30, "the typed approval's write")
 
             # two waiting: a ✅ names the typed command, decides nothing
             one, two = os.path.join(target, "one.txt"), os.path.join(target, "two.txt")
