@@ -24,7 +24,7 @@ import sys
 
 import mxtest
 from mxtest import check
-from peerlib import Peer, next_matching, operator
+from peerlib import Peer, next_matching, operator, ping_in_new_dm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bot", "integration"))
 from llmfix import ScriptedLLM, llm_block, write_manifest  # noqa: E402
@@ -56,8 +56,7 @@ def test():
             bot.start()
             uid = bot.user_id()
             operator(peer, op)
-            room = peer("a", "create_dm", uid)["room_id"]
-            peer("a", "wait_join", room, uid, 60)
+            room = ping_in_new_dm(peer, uid)
             seen = []
 
             # 1. a pending approval does not silence the device
