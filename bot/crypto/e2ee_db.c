@@ -84,6 +84,14 @@ static const struct mx_migration migrations[] = {
     /* the room's own m.room.encryption rotation limits (0 = not set) */
     "ALTER TABLE e2ee_rooms ADD COLUMN rotation_ms INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE e2ee_rooms ADD COLUMN rotation_msgs INTEGER NOT NULL DEFAULT 0;" },
+  { 7,
+    /* room members tracked from /sync (e2ee_members.c): no GET /members per
+     * send. members_known: seeded and current; members_gen: member events
+     * recorded, so a seed raced by the sync worker is not stored. */
+    "CREATE TABLE e2ee_members(acct TEXT, room_id TEXT, user_id TEXT, membership TEXT NOT NULL,"
+    " PRIMARY KEY(acct, room_id, user_id));"
+    "ALTER TABLE e2ee_rooms ADD COLUMN members_known INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE e2ee_rooms ADD COLUMN members_gen INTEGER NOT NULL DEFAULT 0;" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

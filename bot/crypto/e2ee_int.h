@@ -130,6 +130,16 @@ char *e2ee_operator_pin(struct mx_e2ee *e, sqlite3 *db, int op, const char *seen
  * user_id is user_id (borrowed from k), or NULL. */
 const char *e2ee_xkey_pub(const cJSON *k, const char *user_id, const char *usage);
 
+/* e2ee_members.c */
+/* Sync side (inside the sync transaction): one m.room.member state; a gap
+ * (limited timeline) makes the stored list unknown until seeded again. */
+mx_err e2ee_members_event(struct mx_e2ee *e, sqlite3 *db, const char *room_id, const char *user,
+                          const char *membership, char *err);
+mx_err e2ee_members_forget(struct mx_e2ee *e, sqlite3 *db, const char *room_id, char *err);
+/* Send side: *users (owned) lists who gets the room key, from the store, or
+ * seeded with one GET /members when the room's list is not known. */
+mx_err e2ee_members_get(struct mx_e2ee *e, const char *room_id, cJSON **users, char *err);
+
 /* e2ee_db.c */
 mx_err e2ee_db_migrate(sqlite3 *db, char *err);
 /* Runs sql with text binds (NULL binds NULL); int64 binds via "%i" not

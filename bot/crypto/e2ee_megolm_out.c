@@ -192,39 +192,6 @@ static mx_err current_session(struct mx_e2ee *e, const char *room_id, int64_t ma
   return MX_OK;
 }
 
-/* Joined and invited members: like Element, an invited user gets the room
- * key too, so what is sent between the invite and the join (a greeting in a
- * new DM) is readable once they join. Members who left are never included. */
-static mx_err joined_members(struct mx_e2ee *e, const char *room_id, cJSON **users, char *err)
-{
-  int invited_too = e2ee_room_keys_for_invited(e, room_id);
-  char *esc = mx_api_escape(room_id);
-  struct mx_buf path = MX_BUF_INIT(4096);
-  mx_err rc = esc ? mx_buf_addf(&path, "/_matrix/client/v3/rooms/%s/members?not_membership=leave", esc)
-                  : MX_ERR_NOMEM;
-  free(esc);
-  cJSON *resp = NULL;
-  if (!rc)
-    rc = mx_api_call(e->api, "GET", mx_buf_cstr(&path), NULL, NULL, NULL, &resp, err);
-  mx_buf_release(&path);
-  cJSON *arr = cJSON_CreateArray();
-  const cJSON *m;
-  cJSON_ArrayForEach(m, (rc ? NULL : mx_json_arr(resp, "chunk")))
-  {
-    const char *who = mx_json_str(m, "state_key");
-    const char *ms = mx_json_str(mx_json_obj(m, "content"), "membership");
-    if (who && ms && (strcmp(ms, "join") == 0 || (invited_too && strcmp(ms, "invite") == 0)))
-      cJSON_AddItemToArray(arr, cJSON_CreateString(who));
-  }
-  cJSON_Delete(resp);
-  if (rc) {
-    cJSON_Delete(arr);
-    return rc;
-  }
-  *users = arr;
-  return MX_OK;
-}
-
 /* Devices of `users` that do not have this session yet. */
 static mx_err unshared(struct mx_e2ee *e, const cJSON *users, const char *room, const char *sid, struct targets *ts,
                        char *err)
@@ -452,7 +419,7 @@ static mx_err send_withheld(struct mx_e2ee *e, cJSON *withheld, char *err)
  * *users (owned) lists the joined members. */
 static mx_err prepare(struct mx_e2ee *e, const char *room_id, cJSON **users, char *sid_out, char *err)
 {
-  mx_err rc = joined_members(e, room_id, users, err);
+  mx_err rc = e2ee_members_get(e, room_id, users, err);
   size_t nu = rc ? 0 : (size_t)cJSON_GetArraySize(*users);
   const char **ul = calloc(nu + 1, sizeof(*ul));
   for (size_t i = 0; ul && i < nu; i++)

@@ -111,7 +111,9 @@ static mx_err room_events(struct mx_e2ee *e, sqlite3 *db, const char *room_id, c
       continue;
     if (strcmp(type, "m.room.member") == 0) {
       const char *m = mx_json_str(c, "membership");
-      if (m && (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0))
+      if (m)
+        rc = e2ee_members_event(e, db, room_id, mx_json_str(ev, "state_key"), m, err);
+      if (!rc && m && (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0))
         rc = e2ee_room_changed(e, db, room_id, "a member left");
     } else if (strcmp(type, "m.room.encryption") == 0) {
       rc = e2ee_room_encryption_state(e, db, room_id, c, err);
@@ -134,10 +136,19 @@ static mx_err rooms(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync, char *err
   mx_err rc = MX_OK;
   cJSON_ArrayForEach(r, mx_json_obj(mx_json_obj(sync, "rooms"), "join"))
   {
+    /* lazy-loaded members: a gap may hide joins and leaves */
+    if (!rc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mx_json_obj(r, "timeline"), "limited")))
+      rc = e2ee_members_forget(e, db, r->string, err);
     if (!rc)
       rc = room_events(e, db, r->string, mx_json_arr(mx_json_obj(r, "state"), "events"), err);
     if (!rc)
       rc = room_events(e, db, r->string, mx_json_arr(mx_json_obj(r, "timeline"), "events"), err);
+  }
+  /* while we are out of a room nothing tells us who comes and goes */
+  cJSON_ArrayForEach(r, mx_json_obj(mx_json_obj(sync, "rooms"), "leave"))
+  {
+    if (!rc)
+      rc = e2ee_members_forget(e, db, r->string, err);
   }
   return rc;
 }
