@@ -53,6 +53,7 @@ struct mx_ident {
   int sync_failures;
   long retry_timer;
   int64_t sync_started_ms;
+  int64_t sync_received_us;           /* mx_mono_us of the last /sync response */
 
   _Atomic int64_t last_sync_ok_ms;    /* wall clock of the last good sync */
   _Atomic int sync_live;

@@ -65,7 +65,8 @@ static void cmd_ping(struct mx_msg *m, const char *args)
   char text[128], html[160];
   snprintf(text, sizeof(text), "pong (%lld ms)", (long long)ms);
   snprintf(html, sizeof(html), "<b>pong</b> (%lld ms)", (long long)ms);
-  mx_msg_reply(m, text, html, NULL);
+  if (!mx_msg_reply(m, text, html, NULL) && m->synced_us)
+    mx_metrics_observe_us(m->id->bot->metrics, m->id->dev->name, MX_H_PING_REPLY, mx_send_last_put_us() - m->synced_us);
 }
 
 static void cmd_help(struct mx_msg *m, const char *args)

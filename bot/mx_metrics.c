@@ -18,11 +18,18 @@
 
 #define MX_METRICS_MAX_EXTRA 8
 
-static const int64_t bucket_ms[MX_METRICS_N_BUCKETS] = {5,   10,   25,   50,    100,   250,  500,
-                                                        1000, 2500, 5000, 10000, 30000, 60000};
+static const int64_t bucket_us[MX_METRICS_N_BUCKETS] = {5000,    10000,   25000,    50000,    100000,
+                                                        250000,  500000,  1000000,  2500000,  5000000,
+                                                        10000000, 30000000, 60000000};
 static const char *const bucket_le[MX_METRICS_N_BUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
                                                             "0.25",  "0.5",  "1",     "2.5",  "5",
                                                             "10",    "30",   "60"};
+/* Bot-side handling that should take a few ms: resolved below 5 ms. */
+static const int64_t fine_us[MX_METRICS_N_BUCKETS] = {250,   500,   1000,   2000,   3000,   5000,  10000,
+                                                      25000, 50000, 100000, 250000, 500000, 1000000};
+static const char *const fine_le[MX_METRICS_N_BUCKETS] = {"0.00025", "0.0005", "0.001", "0.002", "0.003",
+                                                          "0.005",   "0.01",   "0.025", "0.05",  "0.1",
+                                                          "0.25",    "0.5",    "1"};
 
 static const struct {
   const char *name;
@@ -41,15 +48,22 @@ static const struct {
 static const struct {
   const char *name;
   const char *help;
+  const int64_t *bounds_us;
+  const char *const *le;
+  int sum_decimals; /* of seconds: 3 (observed in ms) or 6 (in us) */
 } hist_info[MX_H_LAST] = {
-  [MX_H_SYNC] = {"mxfleet_sync_duration_seconds", "Duration of one /sync request."},
-  [MX_H_HANDLING] = {"mxfleet_handling_duration_seconds", "Time from a message's arrival to its reply."},
+  [MX_H_SYNC] = {"mxfleet_sync_duration_seconds", "Duration of one /sync request.", bucket_us, bucket_le, 3},
+  [MX_H_HANDLING] = {"mxfleet_handling_duration_seconds", "Time from a message's arrival to its reply.", bucket_us,
+                     bucket_le, 3},
+  [MX_H_PING_REPLY] = {"mxfleet_ping_reply_seconds",
+                       "Time from the /sync response carrying a !ping to its reply handed to the HTTP client.",
+                       fine_us, fine_le, 6},
 };
 
 struct hist {
   uint64_t buckets[MX_METRICS_N_BUCKETS]; /* non-cumulative; summed when rendering */
   uint64_t count;
-  int64_t sum_ms;
+  int64_t sum_us;
 };
 
 struct series {
@@ -145,25 +159,30 @@ void mx_metrics_inc(struct mx_metrics *m, const char *identity, enum mx_counter 
   mx_metrics_add(m, identity, c, 1);
 }
 
-void mx_metrics_observe_ms(struct mx_metrics *m, const char *identity, enum mx_histogram h, int64_t ms)
+void mx_metrics_observe_us(struct mx_metrics *m, const char *identity, enum mx_histogram h, int64_t us)
 {
   if (!m || (unsigned)h >= MX_H_LAST)
     return;
-  if (ms < 0)
-    ms = 0;
+  if (us < 0)
+    us = 0;
   pthread_mutex_lock(&m->mu);
   struct series *s = find(m, identity, 1);
   if (s) {
     struct hist *hi = &s->hists[h];
     size_t b = 0;
-    while (b < MX_METRICS_N_BUCKETS && ms > bucket_ms[b])
+    while (b < MX_METRICS_N_BUCKETS && us > hist_info[h].bounds_us[b])
       b++;
     if (b < MX_METRICS_N_BUCKETS)
       hi->buckets[b]++;
     hi->count++;
-    hi->sum_ms += ms;
+    hi->sum_us += us;
   }
   pthread_mutex_unlock(&m->mu);
+}
+
+void mx_metrics_observe_ms(struct mx_metrics *m, const char *identity, enum mx_histogram h, int64_t ms)
+{
+  mx_metrics_observe_us(m, identity, h, ms < 0 ? 0 : ms * 1000);
 }
 
 uint64_t mx_metrics_get(struct mx_metrics *m, const char *identity, enum mx_counter c)
@@ -247,13 +266,15 @@ static mx_err render_counter(struct mx_metrics *m, enum mx_counter c, struct mx_
   return rc;
 }
 
-static mx_err render_one_hist(const char *name, const char *identity, const struct hist *h, struct mx_buf *out)
+static mx_err render_one_hist(enum mx_histogram which, const char *identity, const struct hist *h,
+                              struct mx_buf *out)
 {
+  const char *name = hist_info[which].name;
   uint64_t cum = 0;
   mx_err rc = MX_OK;
   for (size_t b = 0; b < MX_METRICS_N_BUCKETS && !rc; b++) {
     cum += h->buckets[b];
-    rc = add_labelled(out, name, "_bucket", identity, bucket_le[b]);
+    rc = add_labelled(out, name, "_bucket", identity, hist_info[which].le[b]);
     if (!rc)
       rc = mx_buf_addf(out, "%" PRIu64 "\n", cum);
   }
@@ -264,7 +285,9 @@ static mx_err render_one_hist(const char *name, const char *identity, const stru
   if (!rc)
     rc = add_labelled(out, name, "_sum", identity, NULL);
   if (!rc)
-    rc = mx_buf_addf(out, "%" PRId64 ".%03" PRId64 "\n", h->sum_ms / 1000, h->sum_ms % 1000);
+    rc = hist_info[which].sum_decimals == 6
+           ? mx_buf_addf(out, "%" PRId64 ".%06" PRId64 "\n", h->sum_us / 1000000, h->sum_us % 1000000)
+           : mx_buf_addf(out, "%" PRId64 ".%03" PRId64 "\n", h->sum_us / 1000000, h->sum_us % 1000000 / 1000);
   if (!rc)
     rc = add_labelled(out, name, "_count", identity, NULL);
   if (!rc)
@@ -277,7 +300,7 @@ static mx_err render_hist(struct mx_metrics *m, enum mx_histogram h, struct mx_b
   const char *name = hist_info[h].name;
   mx_err rc = mx_buf_addf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, hist_info[h].help, name);
   for (size_t i = 0; i < m->n && !rc; i++)
-    rc = render_one_hist(name, m->series[i].identity, &m->series[i].hists[h], out);
+    rc = render_one_hist(h, m->series[i].identity, &m->series[i].hists[h], out);
   return rc;
 }
 

@@ -32,6 +32,8 @@ enum mx_counter {
 enum mx_histogram {
   MX_H_SYNC = 0,  /* mxfleet_sync_duration_seconds: one /sync request */
   MX_H_HANDLING,  /* mxfleet_handling_duration_seconds: message in to reply out */
+  MX_H_PING_REPLY, /* mxfleet_ping_reply_seconds: /sync response received to the !ping
+                      reply's PUT handed to the HTTP client (fine buckets, 0.25 ms up) */
   MX_H_LAST
 };
 
@@ -54,6 +56,7 @@ void mx_metrics_add(struct mx_metrics *m, const char *identity, enum mx_counter 
 void mx_metrics_inc(struct mx_metrics *m, const char *identity, enum mx_counter c);
 /* Records one duration (negative values count as 0). */
 void mx_metrics_observe_ms(struct mx_metrics *m, const char *identity, enum mx_histogram h, int64_t ms);
+void mx_metrics_observe_us(struct mx_metrics *m, const char *identity, enum mx_histogram h, int64_t us);
 /* Current value (tests, !status). 0 for an unknown identity. */
 uint64_t mx_metrics_get(struct mx_metrics *m, const char *identity, enum mx_counter c);
 

@@ -25,6 +25,7 @@ struct mx_msg {
   int encrypted;
   int via_voice;             /* body came from a transcribed voice message */
   int reply_seq;                   /* n of the next "reply:<event_id>:<n>" key */
+  int64_t synced_us;         /* mx_mono_us when its /sync response arrived; 0 recovered */
 };
 
 void mx_msg_free(struct mx_msg *m);

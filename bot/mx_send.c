@@ -48,6 +48,13 @@ mx_err mx_html_code_block(const char *text, struct mx_buf *out)
   return rc ? rc : mx_buf_adds(out, "</code></pre>");
 }
 
+static _Thread_local int64_t last_put_us;
+
+int64_t mx_send_last_put_us(void)
+{
+  return last_put_us;
+}
+
 static mx_err put_event(struct mx_ident *id, const char *room_id, const char *type, const cJSON *content,
                         const char *txn, const struct mx_api_opts *opts, long *status, char *event_id_out,
                         char *err)
@@ -60,6 +67,7 @@ static mx_err put_event(struct mx_ident *id, const char *room_id, const char *ty
   if (rc)
     return rc;
   cJSON *resp = NULL;
+  last_put_us = mx_mono_us();
   rc = mx_api_call(id->api, "PUT", mx_buf_cstr(&path), content, opts, status, &resp, err);
   mx_buf_release(&path);
   if (!rc) {

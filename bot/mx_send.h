@@ -56,4 +56,8 @@ mx_err mx_html_escape(const char *text, struct mx_buf *out);
 /* text as an HTML code block (<pre><code>), escaped, newlines kept as is. */
 mx_err mx_html_code_block(const char *text, struct mx_buf *out);
 
+/* When the calling thread last handed a PUT /send to the HTTP client
+ * (mx_mono_us; 0 never): where a reply goes "on the wire", for metrics. */
+int64_t mx_send_last_put_us(void);
+
 #endif

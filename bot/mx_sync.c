@@ -180,6 +180,7 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
   curl_slist_free_all(id->sync_headers);
   id->sync_headers = NULL;
   id->sync_easy = NULL;
+  id->sync_received_us = mx_mono_us();
   mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_SYNC, mx_mono_ms() - id->sync_started_ms);
   if (id->bot->stopping)
     return;
@@ -416,8 +417,10 @@ static mx_err timeline_event(struct mx_ident *id, sqlite3 *db, const char *room_
       mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_MESSAGES_RECEIVED);
       if (strcmp(state, "new") == 0) {
         struct mx_msg *m = new_msg(id, room_id, event_id, sender, &si, ts, body, event_plain);
-        if (m)
+        if (m) {
+          m->synced_us = id->sync_received_us;
           batch_add(b, m);
+        }
       }
     }
   }

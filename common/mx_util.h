@@ -16,6 +16,8 @@
 int64_t mx_now_ms(void);
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t mx_mono_ms(void);
+/* Monotonic microseconds, for short durations (metrics). */
+int64_t mx_mono_us(void);
 
 /* Reads a whole file (at most max bytes) into out. */
 mx_err mx_file_read(const char *path, size_t max, struct mx_buf *out, char *err);

@@ -9,10 +9,13 @@ each decrypted reply. The bot side is either
   --daemon BIN  the real mxfleet daemon (curl_multi sync loop, worker pool,
                 ledger, require_verified_sender on).
 Prints p50/p95/max latency and the bot's CPU time per message (utime+stime
-of the bot process from /proc over the measured messages only).
+of the bot process from /proc over the measured messages only); for the
+daemon also its own handling time per !ping (sync response received to the
+reply's PUT) from the mxfleet_ping_reply_seconds histogram in /metrics.
 Usage: bench_e2ee.py --echo|--daemon BIN [N=200]
 """
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -49,6 +52,20 @@ def report(what, n, lat, cpu_ms):
     print(f"  bot CPU {cpu_ms:.2f} ms per message")
 
 
+def report_handling(metrics_text):
+    """Mean and the p50 bucket of mxfleet_ping_reply_seconds (all pings,
+    warm-up included)."""
+    name = "mxfleet_ping_reply_seconds"
+    buckets = [(float(le), int(v)) for le, v in
+               re.findall(name + r'_bucket\{identity="pc1",le="([0-9.]+)"\} (\d+)', metrics_text)]
+    count = int(re.search(name + r'_count\{identity="pc1"\} (\d+)', metrics_text).group(1))
+    total = float(re.search(name + r'_sum\{identity="pc1"\} ([0-9.]+)', metrics_text).group(1))
+    p50 = next((le for le, v in buckets if v * 2 >= count), None)
+    p50_text = f"<= {p50 * 1000:g} ms" if p50 is not None else "> 1 s"
+    print(f"  bot-side handling (sync response -> reply PUT, /metrics): n={count} "
+          f"mean {1000 * total / max(count, 1):.2f} ms  p50 {p50_text}")
+
+
 def run_echo(binary, n, work, url, peer):
     for u, pw in (("bot", "botpw"), ("alice", "alicepw")):
         subprocess.run([it.SYNAPSE, "register", os.path.join(work, "hs"), u, pw], check=True)
@@ -79,6 +96,7 @@ def run_daemon(binary, n, work, url, peer):
         peer("a", "xsign", op.password)
         lat, cpu = measure(peer, bot.user_id(), bot.proc.pid, n)
         report("the mxfleet daemon", n, lat, cpu)
+        report_handling(bot.metrics()[1])
         bot.stop()
 
 

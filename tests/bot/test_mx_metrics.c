@@ -117,6 +117,23 @@ static void histogram_text_is_exact(void **state)
   mx_metrics_free(m);
 }
 
+static void ping_reply_histogram_resolves_ms(void **state)
+{
+  (void)state;
+  struct mx_metrics *m = mx_metrics_new();
+  mx_metrics_observe_us(m, "pc1", MX_H_PING_REPLY, 900);  /* 0.9 ms: le 0.001 */
+  mx_metrics_observe_us(m, "pc1", MX_H_PING_REPLY, 2500); /* 2.5 ms: le 0.003 */
+  char *text = render(m);
+  assert_non_null(strstr(text, "# TYPE mxfleet_ping_reply_seconds histogram\n"));
+  assert_non_null(strstr(text, "mxfleet_ping_reply_seconds_bucket{identity=\"pc1\",le=\"0.0005\"} 0\n"
+                               "mxfleet_ping_reply_seconds_bucket{identity=\"pc1\",le=\"0.001\"} 1\n"
+                               "mxfleet_ping_reply_seconds_bucket{identity=\"pc1\",le=\"0.002\"} 1\n"
+                               "mxfleet_ping_reply_seconds_bucket{identity=\"pc1\",le=\"0.003\"} 2\n"));
+  assert_non_null(strstr(text, "mxfleet_ping_reply_seconds_sum{identity=\"pc1\"} 0.003400\n"));
+  free(text);
+  mx_metrics_free(m);
+}
+
 static void label_values_are_escaped(void **state)
 {
   (void)state;
@@ -230,6 +247,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(counter_text_is_exact),
+    cmocka_unit_test(ping_reply_histogram_resolves_ms),
     cmocka_unit_test(histogram_text_is_exact),
     cmocka_unit_test(label_values_are_escaped),
     cmocka_unit_test(extra_hooks_append_and_can_be_removed),

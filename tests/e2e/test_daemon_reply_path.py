@@ -7,9 +7,12 @@ recording proxy (tests/faults/faultproxy.py); Element's crypto
 - after the first reply, further !pings make no GET /members;
 - a member who joins later gets the room key from the tracked list (reads
   the bot's next reply), still without GET /members;
-- a member leaving still rotates the bot's megolm session."""
+- a member leaving still rotates the bot's megolm session;
+- /metrics exports the bot-side handling of each !ping (sync response
+  received to the reply's PUT) as mxfleet_ping_reply_seconds."""
 
 import os
+import re
 import sys
 
 import mxtest
@@ -53,6 +56,12 @@ def test():
                 check(pong(peer("a", "wait_reply", room, uid, 60)), "no pong in steady state")
             got = members_requests(proxy, t0)
             check(not got, f"the reply path fetched the member list {len(got)} times: {got[:2]}")
+            status, text, _ = bot.metrics()
+            count = re.search(r'^mxfleet_ping_reply_seconds_count\{identity="pc1"\} (\d+)$', text, re.M)
+            check(status == 200 and count and int(count.group(1)) >= 4,
+                  f"/metrics does not count the 4 pings' handling: {count and count.group(0)}")
+            total = re.search(r'^mxfleet_ping_reply_seconds_sum\{identity="pc1"\} ([0-9.]+)$', text, re.M)
+            check(total and 0 < float(total.group(1)) < 60, f"implausible handling time sum: {total}")
 
             # a member joining later is known from /sync: they read the next reply
             peer("m", "login", mallory.user_id.split(":")[0][1:], mallory.password)
