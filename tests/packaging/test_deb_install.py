@@ -10,18 +10,30 @@ config until the operator writes the password file and then passes (as the
 mxfleet user), `mxfleet-agent --check-config` passes on its example, an
 upgrade to a newer build keeps the operator's edited config and the bot's
 state, remove keeps state and purge removes it (but not the operator's
-secrets).
+secrets). In between, the installed bot, configured by editing
+/etc/mxfleet/mxfleet.json for the test Synapse and run as the mxfleet user
+the way its unit runs it (config check, then run), answers an encrypted
+!ping from a cross-signed Element operator (matrix-js-sdk Rust crypto), and
+again after the upgrade, from the state it kept.
 
 The newer build is the same build with its version bumped (dpkg-deb
 repack), so CI pays for one package build. MXFLEET_TEST_DEBS=DIR reuses
 packages built before by scripts/build-deb DIR."""
 
 import glob
+import json
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+
+import mxtest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from peerlib import Peer, operator, ping_in_new_dm  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DEBROOT = os.path.join(SRC, "tests", "packaging", "debroot")
@@ -132,11 +144,63 @@ def checks_after_install(r, ver):
     expect("check" in man8 and "config" in man8, "mxfleet-agent(8) lacks --check-config")
 
 
+def configure_for(r, hs, op):
+    """The operator's edit: /etc/mxfleet/mxfleet.json for this homeserver,
+    the device's password in the file it names. Returns (agent, port)."""
+    agent, pw = hs.register("agent-deb" + secrets.token_hex(3))
+    port = mxtest.free_port()
+    cfg = json.loads(r.read("/etc/mxfleet/mxfleet.json"))
+    cfg.update({"homeserver": hs.url, "operators": [op.user_id],
+                "alerts_room": "#operator-alerts-%s:%s" % (secrets.token_hex(3), hs.name),
+                "bot": {"http_listen": "127.0.0.1:%d" % port}})
+    cfg["devices"][0]["matrix"]["user_id"] = agent
+    # written in place: the files keep the owner and mode the package gave them
+    with open(r.path + "/etc/mxfleet/mxfleet.json", "w") as f:
+        f.write(json.dumps(cfg, indent=2) + "\n")
+    with open(r.path + "/etc/mxfleet/secrets/pc1.pw", "w") as f:
+        f.write(pw + "\n")
+    return agent, port
+
+
+def serve_and_ping(r, peer, agent, port, logpath):
+    """The unit's commands as its User=mxfleet: ExecStartPre, ExecStart;
+    Element's !ping answered in a new encrypted DM; SIGTERM stops it cleanly."""
+    unit = r.read("/lib/systemd/system/mxfleet.service").decode().splitlines()
+    pre = [l.split("=", 1)[1] for l in unit if l.startswith("ExecStartPre=")]
+    start = [l.split("=", 1)[1] for l in unit if l.startswith("ExecStart=")][0]
+    as_mxfleet = ["chroot", r.path, "setpriv", "--reuid=mxfleet", "--regid=mxfleet", "--init-groups", "--"]
+    for cmd in pre:
+        run(as_mxfleet + cmd.split(), cwd="/")
+    with open(logpath, "ab") as logf:
+        proc = subprocess.Popen(as_mxfleet + start.split(), stdout=logf, stderr=logf, cwd="/")
+    try:
+        def healthy():
+            mxtest.check(proc.poll() is None, "the installed bot exited with %s:\n%s"
+                         % (proc.returncode, open(logpath).read()[-3000:]))
+            try:
+                return mxtest.http("GET", "http://127.0.0.1:%d/health" % port, timeout=5)[0] == 200
+            except OSError:
+                return False
+        mxtest.wait_until(healthy, 90, "the installed bot's /health")
+        try:
+            ping_in_new_dm(peer, agent)
+        except Exception:
+            print("installed bot's log:\n" + open(logpath).read()[-4000:], file=sys.stderr)
+            raise
+        proc.send_signal(signal.SIGTERM)
+        expect_eq(proc.wait(timeout=15), 0, "the installed bot's exit status after SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     if os.geteuid() != 0:
         print("test_deb_install: needs root (chroot, mounts)", file=sys.stderr)
         return 1
     work = tempfile.mkdtemp(prefix="mxfleet-debtest.")
+    cleanup = []
     debs = os.environ.get("MXFLEET_TEST_DEBS") or os.path.join(work, "dist")
     if not os.environ.get("MXFLEET_TEST_DEBS"):
         run([os.path.join(SRC, "scripts", "build-deb"), debs])
@@ -173,21 +237,34 @@ def main():
         p = r.sh("mxfleet-agent --config /etc/mxfleet-agent/agent.json --check-config", check=False)
         expect_eq(p.returncode, 0, "mxfleet-agent --check-config on its example:\n" + p.stdout)
 
-        # upgrade: the operator's edits and the bot's state stay
-        r.sh("sed -i 's/@alice:example.org/@bob:example.org/' /etc/mxfleet/mxfleet.json\n"
-             "chmod 0600 /etc/mxfleet/mxfleet.json; chown mxfleet /etc/mxfleet/mxfleet.json\n"
-             "runuser -u mxfleet -- sh -c 'echo state > /var/lib/mxfleet/marker'")
-        edited = r.read("/etc/mxfleet/mxfleet.json")
-        expect(b"@bob:example.org" in edited, "the edit did not take")
-        r.apt("install ./%s ./%s" % (new_main, new_agent))
-        expect_eq(r.sh("dpkg-query -W -f='${Version}' mxfleet").stdout, ver + NEXT, "version after upgrade")
-        expect_eq(r.read("/etc/mxfleet/mxfleet.json"), edited, "the edited config after the upgrade")
-        expect_eq(r.stat("/etc/mxfleet/mxfleet.json"), "600 mxfleet mxfleet", "the edited config's mode after the upgrade")
-        expect_eq(r.read("/var/lib/mxfleet/marker"), b"state\n", "the bot's state after the upgrade")
-        expect_eq(r.stat("/var/lib/mxfleet"), "700 mxfleet mxfleet", "/var/lib/mxfleet after the upgrade")
-        expect_eq(r.stat("/etc/mxfleet"), "750 root mxfleet", "/etc/mxfleet after the upgrade")
-        p = r.sh("runuser -u mxfleet -- mxfleet config check", check=False)
-        expect_eq(p.returncode, 0, "config check after the upgrade:\n" + p.stdout)
+        # the operator points the config at the homeserver; the bot, run as
+        # its unit runs it, answers Element's encrypted !ping
+        hs = mxtest.Homeserver.from_env()
+        cleanup.append(hs.stop)
+        op = hs.new_user("alice")
+        agent, port = configure_for(r, hs, op)
+        peer = Peer(hs.url, os.path.join(work, "peer.log"))
+        with peer:
+            operator(peer, op)
+            serve_and_ping(r, peer, agent, port, os.path.join(work, "bot.log"))
+
+            # upgrade: the operator's edits (content, owner, mode) and the bot's state stay
+            r.sh("chmod 0600 /etc/mxfleet/mxfleet.json; chown mxfleet /etc/mxfleet/mxfleet.json\n"
+                 "runuser -u mxfleet -- sh -c 'echo state > /var/lib/mxfleet/marker'")
+            state = sorted(os.listdir(r.path + "/var/lib/mxfleet"))
+            edited = r.read("/etc/mxfleet/mxfleet.json")
+            expect(hs.url.encode() in edited, "the edit did not take")
+            r.apt("install ./%s ./%s" % (new_main, new_agent))
+            expect_eq(r.sh("dpkg-query -W -f='${Version}' mxfleet").stdout, ver + NEXT, "version after upgrade")
+            expect_eq(r.read("/etc/mxfleet/mxfleet.json"), edited, "the edited config after the upgrade")
+            expect_eq(r.stat("/etc/mxfleet/mxfleet.json"), "600 mxfleet mxfleet", "the edited config's mode after the upgrade")
+            expect_eq(r.read("/var/lib/mxfleet/marker"), b"state\n", "the bot's state after the upgrade")
+            expect_eq(r.stat("/var/lib/mxfleet"), "700 mxfleet mxfleet", "/var/lib/mxfleet after the upgrade")
+            expect_eq(r.stat("/etc/mxfleet"), "750 root mxfleet", "/etc/mxfleet after the upgrade")
+            p = r.sh("runuser -u mxfleet -- mxfleet config check", check=False)
+            expect_eq(p.returncode, 0, "config check after the upgrade:\n" + p.stdout)
+            expect_eq(sorted(os.listdir(r.path + "/var/lib/mxfleet")), state, "the bot's state files after the upgrade")
+            serve_and_ping(r, peer, agent, port, os.path.join(work, "bot.log"))
 
         # remove keeps state and config, purge removes state, never the operator's secrets
         r.apt("remove mxfleet")
@@ -201,6 +278,8 @@ def main():
         print("test_deb_install: ok (%s, upgrade to %s)" % (ver, ver + NEXT))
         return 0
     finally:
+        for c in cleanup:
+            c()
         run([DEBROOT, "down", work], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
