@@ -24,7 +24,7 @@ from mxtest import check
 def fill(directory):
     """Writes a filler file until the file system is full; returns its path."""
     path = os.path.join(directory, "filler")
-    with open(path, "wb") as f:
+    with open(path, "wb", buffering=0) as f:  # unbuffered: close() has nothing left to flush
         try:
             while True:
                 f.write(b"\0" * 65536)
