@@ -70,20 +70,23 @@ static int last_write_trusted(const struct mx_msg *m)
   return trusted;
 }
 
-/* The room an approval was asked from (its origin), or "" */
-static void approval_room(struct tools_approvals *ap, const char *action, char *room, size_t n)
+/* The room a pending approval was asked from (its origin), else "";
+ * returns 0 when the approval is no longer pending (or unknown). */
+static int approval_room(struct tools_approvals *ap, const char *action, char *room, size_t n)
 {
   struct tools_pending p;
   char err[MX_ERRBUF_LEN];
   room[0] = '\0';
   if (tools_approvals_get(ap, action, &p, err))
-    return;
+    return 0;
+  int pending = p.state == TOOLS_APPROVAL_PENDING;
   cJSON *o = p.origin_json ? cJSON_Parse(p.origin_json) : NULL;
   const char *r = o ? mx_json_str(o, "room_id") : NULL;
-  if (r && p.state == TOOLS_APPROVAL_PENDING)
+  if (r && pending)
     snprintf(room, n, "%s", r);
   cJSON_Delete(o);
   tools_pending_release(&p);
+  return pending;
 }
 
 static int pending_in_room(struct mx_msg *m)
@@ -118,7 +121,8 @@ int mx_ext_reaction_allowed(struct mx_msg *m, const char *action, int approve, c
   if (m->encrypted && !mx_ext_sender_trusted(m->id, m, why, n))
     return 0;
   char room[256];
-  approval_room(x->approvals, action, room, sizeof(room));
+  if (!approval_room(x->approvals, action, room, sizeof(room)))
+    return 1; /* decided or expired already: deciding changes nothing and says which */
   if (strcmp(room, m->room_id) != 0) {
     snprintf(why, n, "That reaction is not on an approval waiting in this room; type `%s %s` to %s it.", verb,
              action, verb);
