@@ -39,7 +39,7 @@ def test():
     work = mxtest.workdir("fulldisk-")
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mnt], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", mnt], check=True)
     try:
         hs = mxtest.Homeserver.from_env()
         with hs:
@@ -53,7 +53,7 @@ def test():
                 room = mxtest.open_dm(op, bot)
                 pings = [mxtest.ping_and_wait(op, room, uid, 1)]
                 filler = fill(mnt)
-                mxtest.log(f"{mnt} full ({os.path.getsize(filler)} bytes of filler)")
+                mxtest.log(f"{mnt} full ({os.path.getsize(filler) if os.path.exists(filler) else 0} bytes of filler)")
                 for _ in range(3):
                     pings.append(op.send_text(room, "!ping"))
                 mxtest.wait_until(lambda: "database or disk is full" in bot.log_text(), 60,
@@ -61,6 +61,7 @@ def test():
                 bot.assert_running()
                 full = [line for line in bot.log_text().splitlines() if "disk is full" in line]
                 mxtest.log(f"while full the daemon logged {len(full)} line(s), first: {full[0][:300]}")
+                check(os.path.exists(filler), f"{mnt} was full before the test filled it: the bot's own data")
                 os.unlink(filler)
                 mxtest.log("space is back")
                 op.wait_messages(room, uid, mxtest.is_pong, count=len(pings), timeout=90)
