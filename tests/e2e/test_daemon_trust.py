@@ -19,20 +19,16 @@ import sys
 
 import mxtest
 from mxtest import check
-from peerlib import Peer
+from peerlib import Peer, next_matching
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bot", "integration"))
 from llmfix import ScriptedLLM, llm_block, write_manifest  # noqa: E402
 
 
 def replies_until(peer, room, uid, pred, what, secs=60):
-    seen = []
-    while True:
-        r = peer("a", "wait_reply", room, uid, secs, ok=False)
-        check(r.get("ok"), f"waiting for {what}: {r.get('error')}; replies so far: {seen}")
-        seen.append(r.get("body", "")[:160])
-        if pred(r.get("body", "")):
-            return r
+    """The bot's next reply matching pred (what: for the failure message)."""
+    mxtest.log(f"waiting for {what}")
+    return next_matching(peer, room, uid, pred, secs, [])
 
 
 def cli(bot, *args):
