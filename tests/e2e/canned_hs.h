@@ -12,6 +12,9 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <stdio.h>
+
+#include "mx_api.h"
 
 struct canned_hs {
   struct MHD_Daemon *d;
@@ -96,6 +99,14 @@ static inline void canned_stop(struct canned_hs *h)
   MHD_stop_daemon(h->d);
   free(h->keys_query);
   pthread_mutex_destroy(&h->lock);
+}
+
+/* A client of the canned server acting as user_id (free with mx_api_free). */
+static inline struct mx_api *canned_api(const struct canned_hs *h, const char *user_id)
+{
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", h->port);
+  return mx_api_new(base, user_id, "tok");
 }
 
 #endif

@@ -798,9 +798,7 @@ static void partly_failed_key_query_keeps_the_user_outdated(void **state)
   (void)state;
   struct canned_hs hs;
   canned_start(&hs);
-  char base[64];
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
-  struct mx_api *api = mx_api_new(base, "@bot9:test", "tok");
+  struct mx_api *api = canned_api(&hs, "@bot9:test");
   struct mx_e2ee *op = open_id("@op9:test", "OPDEV");
   const char *ops[] = { "@op9:test" };
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@bot9:test", .device_id = "BOTDEV",
@@ -848,9 +846,7 @@ static void own_account_devices_are_queried(void **state)
   (void)state;
   struct canned_hs hs;
   canned_start(&hs);
-  char base[64];
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
-  struct mx_api *api = mx_api_new(base, "@bot10:test", "tok");
+  struct mx_api *api = canned_api(&hs, "@bot10:test");
   struct mx_e2ee *other = open_id("@bot10:test", "OTHERDEV");
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@bot10:test", .device_id = "BOTDEV",
                             .require_verified_sender = 1, .api = api };
@@ -881,9 +877,8 @@ static void fallback_key_rotates_once(void **state)
   (void)state;
   struct canned_hs hs;
   canned_start(&hs);
-  char base[64], err[MX_ERRBUF_LEN] = "";
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
-  struct mx_api *api = mx_api_new(base, "@fb:test", "tok");
+  char err[MX_ERRBUF_LEN] = "";
+  struct mx_api *api = canned_api(&hs, "@fb:test");
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@fb:test", .device_id = "FBDEV",
                             .require_verified_sender = 1, .api = api };
   struct mx_e2ee *e = NULL;
@@ -921,9 +916,8 @@ static void start_asks_no_empty_key_changes(void **state)
   (void)state;
   struct canned_hs hs;
   canned_start(&hs);
-  char base[64], err[MX_ERRBUF_LEN] = "";
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
-  struct mx_api *api = mx_api_new(base, "@kc:test", "tok");
+  char err[MX_ERRBUF_LEN] = "";
+  struct mx_api *api = canned_api(&hs, "@kc:test");
   struct mx_e2ee_opts o = { .db_path = dbp, .data_dir = dir, .user_id = "@kc:test", .device_id = "KCDEV",
                             .require_verified_sender = 1, .api = api };
   struct mx_e2ee *e = NULL;

@@ -639,9 +639,7 @@ static void unwedge_never_reuses_the_stuck_session(void **state)
   struct sent s = { cJSON_CreateArray() };
   struct canned_hs hs;
   canned_start(&hs);
-  char base[64];
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", hs.port);
-  struct mx_api *api = mx_api_new(base, "@bot:test", "tok");
+  struct mx_api *api = canned_api(&hs, "@bot:test");
   struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
   bot->api = api;
   know_device(dbp, "@bot:test", alice, 1);
