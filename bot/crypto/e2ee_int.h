@@ -64,6 +64,9 @@ struct mx_e2ee {
   char **operators;
   char **operator_keys;      /* parallel: configured master key or NULL (TOFU) */
   char *config_path;         /* for the re-pin instruction, may be NULL */
+  _Atomic int pins_pending;  /* a first-use pin may await its announcement: set at
+                                open (a crash may have left one) and when this
+                                identity pins; spares every command a write */
   size_t n_operators;
   int require_verified;
   int exclude_insecure;

@@ -7,6 +7,7 @@
  * confirms their key once, not once per device.
  * Layer: bot/crypto on common/ and bot/mx_api.h; no libolm.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,11 @@ char *e2ee_operator_pin(struct mx_e2ee *e, sqlite3 *db, int op, const char *seen
                              "VALUES(?, ?, 'tofu', CAST(strftime('%s','now') AS INTEGER) * 1000, ?) "
                              "ON CONFLICT(user_id) DO NOTHING", 3, w) == MX_OK)
       pinned = e2ee_db_text(db, "SELECT master_key FROM e2ee_operator_pins WHERE user_id=?", 1, u);
-    if (pinned && !legacy && strcmp(pinned, key) == 0)
+    if (pinned && !legacy && strcmp(pinned, key) == 0) {
+      e->pins_pending = 1;
       mx_warn(e->label, "pinned the master key %s of operator %s on first use; confirm it matches the key in "
-                          "the operator's own client, or configure it (operators[].master_key)", key, user);
+                        "the operator's own client, or configure it (operators[].master_key)", key, user);
+    }
   }
   free(legacy);
   return pinned;
@@ -137,6 +140,8 @@ mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err)
   *out = cJSON_CreateArray();
   if (!*out)
     return MX_ERR_NOMEM;
+  if (!atomic_exchange(&e->pins_pending, 0))
+    return MX_OK;
   sqlite3_stmt *st = NULL;
   /* RETURNING: one identity claims each announcement, even when several
    * decide at the same moment. */
@@ -152,5 +157,7 @@ mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err)
   if (!rc && s != SQLITE_DONE)
     rc = mx_fail(MX_ERR_DB, err, "sqlite: %s", sqlite3_errmsg(e->db));
   sqlite3_finalize(st);
+  if (rc)
+    e->pins_pending = 1; /* try again at the next decision */
   return rc;
 }

@@ -128,6 +128,7 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   e->rotation_ms = o->rotation_period_ms > 0 ? o->rotation_period_ms : 604800000LL;
   e->rotation_msgs = o->rotation_period_msgs > 0 ? o->rotation_period_msgs : 100;
   e->otk_count = -1;
+  e->pins_pending = 1;
   return MX_OK;
 }
 
