@@ -187,12 +187,10 @@ static int change(struct trust_ctx *t, const char *verb, const char *key)
     return 1;
   }
   int bad = audit_change(t, verb, pin.master_key[0] ? pin.master_key : NULL, key);
-  printf("%s: trusted master key of %s is now %s%s%s\n", verb, t->op, key, pin.master_key[0] ? " (was " : "",
-         pin.master_key[0] ? pin.master_key : "");
   if (pin.master_key[0])
-    printf(")\n");
+    printf("%s: trusted master key of %s is now %s (was %s)\n", verb, t->op, key, pin.master_key);
   else
-    printf("\n");
+    printf("%s: trusted master key of %s is now %s\n", verb, t->op, key);
   return bad;
 }
 

@@ -109,7 +109,8 @@ def test():
                   f"trust show after the reset: rc {show.returncode}\n{show.stdout}{show.stderr}")
 
             rp = cli(bot, "trust", "repin", op.user_id)
-            check(rp.returncode == 0 and key2 in rp.stdout, f"trust repin: rc {rp.returncode}\n{rp.stdout}{rp.stderr}")
+            check(rp.returncode == 0 and f"is now {key2} (was {key1})\n" in rp.stdout,
+                  f"trust repin: rc {rp.returncode}\n{rp.stdout}{rp.stderr}")
             rows = [x for x in audit_records(bot) if x.get("tool") == "trust.repin"]
             check(len(rows) == 1 and rows[0]["args"].get("new_master_key") == key2
                   and rows[0]["args"].get("old_master_key") == key1, f"no audit row for the re-pin: {rows}")
