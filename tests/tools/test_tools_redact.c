@@ -201,6 +201,28 @@ static void test_key_file_is_created_once_0600(void **state)
   tt_rmtree(dir);
 }
 
+/* A fleet of 1,000 devices has a password file each: every one is masked
+ * (the redactor used to refuse more than 512 literals, so such a daemon did
+ * not start). */
+static void test_a_literal_per_device_of_a_large_fleet(void **state)
+{
+  (void)state;
+  struct tools_redactor *r = NULL;
+  char err[MX_ERRBUF_LEN], secret[64];
+  assert_int_equal(tools_redact_new(key1, strlen(key1), &r, err), MX_OK);
+  for (int i = 0; i < 3000; i++) {
+    snprintf(secret, sizeof(secret), "device-%04d-password-Xq9", i);
+    assert_int_equal(tools_redact_add_literal(r, "config", secret, err), MX_OK);
+  }
+  int n = 0;
+  char *out = tools_redact(r, "login with device-2999-password-Xq9 failed", 42, NULL, &n);
+  assert_non_null(out);
+  assert_int_equal(n, 1);
+  assert_null(strstr(out, "device-2999-password-Xq9"));
+  free(out);
+  tools_redact_free(r);
+}
+
 /* Arguments as a tree: every string on its own, argv context for mysql. */
 static void test_json_args_keep_structure(void **state)
 {
@@ -252,6 +274,7 @@ int main(void)
       cmocka_unit_test(test_log_filter_redacts_lines),
       cmocka_unit_test(test_key_file_is_created_once_0600),
       cmocka_unit_test(test_json_args_keep_structure),
+      cmocka_unit_test(test_a_literal_per_device_of_a_large_fleet),
       cmocka_unit_test(test_unterminated_key_modes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,8 @@
 #include "mx_util.h"
 #include "tools_redact_int.h"
 
-#define MAX_LITERALS 512 /* config secrets: a few per device */
+/* config secrets: a few per device, and a fleet may have thousands */
+#define MAX_LITERALS 65536
 #define MAX_VALUE 4096
 
 struct literal {
@@ -35,8 +36,8 @@ struct literal {
 struct tools_redactor {
   uint8_t key[64];
   size_t keylen;
-  struct literal lit[MAX_LITERALS];
-  int nlit;
+  struct literal *lit; /* grown as literals are added */
+  int nlit, cap;
 };
 
 mx_err tools_redact_new(const void *key, size_t keylen, struct tools_redactor **out, char *err)
@@ -95,6 +96,7 @@ void tools_redact_free(struct tools_redactor *r)
     free(r->lit[i].rule);
     free(r->lit[i].secret);
   }
+  free(r->lit);
   free(r);
 }
 
@@ -106,6 +108,14 @@ mx_err tools_redact_add_literal(struct tools_redactor *r, const char *rule, cons
     return mx_fail(MX_ERR_INVALID, err, "redaction literal '%s': expected one line, got a line break", rule ? rule : "config");
   if (r->nlit >= MAX_LITERALS)
     return mx_fail(MX_ERR_TOO_BIG, err, "redaction literals: at most %d", MAX_LITERALS);
+  if (r->nlit == r->cap) {
+    int cap = r->cap ? 2 * r->cap : 16;
+    struct literal *grown = realloc(r->lit, (size_t)cap * sizeof(*grown));
+    if (!grown)
+      return mx_fail(MX_ERR_NOMEM, err, "redactor: out of memory");
+    r->lit = grown;
+    r->cap = cap;
+  }
   struct literal *l = &r->lit[r->nlit];
   l->rule = mx_strdup(rule ? rule : "config");
   l->secret = mx_strdup(secret);
