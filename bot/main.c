@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "mx_api.h"
 #include "mx_cli.h"
 #include "mx_daemon.h"
 #include "mx_log.h"
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
       mx_cli_install_redaction();
       int rc = subcommands[k].fn(argc - i, argv + i);
       mx_cli_uninstall_redaction();
+      mx_api_thread_done();
       curl_global_cleanup();
       return rc;
     }

@@ -1,6 +1,7 @@
 /*
  * bot/mx_api.h - blocking Matrix client-server API calls for one identity,
- * callable from any thread (each call uses its own curl easy handle).
+ * callable from any thread (each thread reuses one curl easy handle and its
+ * kept-alive connections; see mx_api.c).
  *
  * The long-poll /sync of every identity runs on the curl_multi loop
  * (mx_loop/mx_sync); everything else - sends, key uploads, key queries,
@@ -31,6 +32,11 @@ struct mx_api_opts {
   int deadline_ms;     /* all attempts; default 120000 */
   int no_retry;        /* 1: a single attempt (non-idempotent POSTs) */
 };
+
+/* Frees the calling thread's curl handle (and closes its connections); other
+ * threads' handles are freed when they exit. Call on the main thread before
+ * curl_global_cleanup. */
+void mx_api_thread_done(void);
 
 /* homeserver: base URL; token may be NULL (login). */
 struct mx_api *mx_api_new(const char *homeserver, const char *user_id, const char *token);

@@ -1,7 +1,8 @@
 /* mx_api: the one retry layer. A local HTTP server answers 429 with
  * Retry-After, then 500, then 200: the client must wait at least the
  * announced time, reuse the same request path (txnId), and return the body;
- * a 403 must not be retried at all. */
+ * a 403 must not be retried at all. Calls from one thread go over one
+ * kept-alive connection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ struct server {
   int port;
   pthread_mutex_t lock;
   int hits;
+  int connections; /* TCP connections accepted */
   char paths[8][256];
   const int *script; /* status per hit; 0 ends */
 };
@@ -61,12 +63,26 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   return ret;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  (void)c;
+  (void)socket_context;
+  struct server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    pthread_mutex_lock(&s->lock);
+    s->connections++;
+    pthread_mutex_unlock(&s->lock);
+  }
+}
+
 static void server_start(struct server *s, const int *script)
 {
   memset(s, 0, sizeof(*s));
   s->script = script;
   pthread_mutex_init(&s->lock, NULL);
-  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, s, MHD_OPTION_END);
+  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, s, MHD_OPTION_NOTIFY_CONNECTION,
+                          on_connection, s, MHD_OPTION_END);
   assert_non_null(s->d);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = info->port;
@@ -132,6 +148,38 @@ static void forbidden_is_final_and_reports_errcode(void **state)
   server_stop(&s);
 }
 
+/* A send must not pay a new TCP connection (and the homeserver an accept)
+ * each time: one thread's calls reuse its kept-alive connection until
+ * mx_api_thread_done closes it. */
+static void calls_from_one_thread_reuse_one_connection(void **state)
+{
+  (void)state;
+  static const int script[] = { 200, 200, 200, 200, 200, 0 };
+  struct server s;
+  server_start(&s, script);
+  char base[64];
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
+  struct mx_api *api = mx_api_new(base, "@a:x", "tok");
+  cJSON *body = cJSON_CreateObject();
+  char err[MX_ERRBUF_LEN] = "";
+  static const char *const methods[] = { "GET", "PUT", "POST", "PUT" };
+  for (int i = 0; i < 4; i++) {
+    cJSON *resp = NULL;
+    assert_int_equal(mx_api_call(api, methods[i], "/_matrix/client/v3/x", strcmp(methods[i], "GET") ? body : NULL,
+                                 NULL, NULL, &resp, err), MX_OK);
+    assert_string_equal(cJSON_GetObjectItem(resp, "event_id")->valuestring, "$ok");
+    cJSON_Delete(resp);
+  }
+  assert_int_equal(s.hits, 4);
+  assert_int_equal(s.connections, 1);
+  mx_api_thread_done();
+  assert_int_equal(mx_api_call(api, "GET", "/_matrix/client/v3/x", NULL, NULL, NULL, NULL, err), MX_OK);
+  assert_int_equal(s.connections, 2);
+  cJSON_Delete(body);
+  mx_api_free(api);
+  server_stop(&s);
+}
+
 static void retry_after_prefers_header_then_body(void **state)
 {
   (void)state;
@@ -182,12 +230,14 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(rate_limit_then_error_then_success_is_retried_with_the_same_txn),
     cmocka_unit_test(forbidden_is_final_and_reports_errcode),
+    cmocka_unit_test(calls_from_one_thread_reuse_one_connection),
     cmocka_unit_test(retry_after_prefers_header_then_body),
     cmocka_unit_test(header_value_takes_the_named_header_only),
     cmocka_unit_test(backoff_grows_with_jitter_and_is_capped),
     cmocka_unit_test(escape_encodes_reserved_characters),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  mx_api_thread_done();
   curl_global_cleanup();
   return rc;
 }

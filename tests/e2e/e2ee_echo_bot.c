@@ -345,6 +345,7 @@ cleanup:
   mx_e2ee_close(e);
   mx_db_close(db);
   mx_api_free(api);
+  mx_api_thread_done();
   free(dbp);
   free(user_id);
   free(device_id);

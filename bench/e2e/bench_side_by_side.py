@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""bench/e2e/bench_side_by_side.py - encrypted !ping round trip, mxfleet
+against a matrix-js-sdk Rust-crypto echo bot, same Synapse, same run.
+
+One private Synapse; Element's crypto (tests/e2e/peer: matrix-js-sdk 37.5 +
+Rust crypto) signs in as a cross-signed operator and opens an encrypted DM
+with each bot:
+  js       bench/e2e/js-echo-bot.mjs: matrix-js-sdk + Rust crypto with the
+           SDK's defaults (the way its documentation writes a bot);
+  mxfleet  the daemon with its default settings (require_verified_sender on,
+           30 s long-poll), one identity.
+After a warm-up of 5 round trips per bot, the probe sends BLOCKS blocks of
+PER_BLOCK sequential "!ping"s to each bot, alternating which bot goes first
+(ABBA...), so drifting machine load hits both alike; each round trip waits
+until the reply is decrypted on the probe. Prints per bot: p50/p95/max round
+trip, RSS (VmRSS, VmHWM) and CPU per message (utime+stime from /proc over
+that bot's own blocks only), the ratio mxfleet p50 / js p50, mxfleet's own
+handling time (mxfleet_ping_reply_seconds) and the load average.
+With --trace DIR, Synapse's access log (one line per request with its
+timings) is switched on and every log (Synapse, both bots at debug, probe)
+is kept in DIR for bench/e2e/trace_ping.py.
+Usage: bench_side_by_side.py [--trace DIR] MXFLEET_BIN [BLOCKS=10] [PER_BLOCK=10]
+"""
+import hashlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "homeserver"))
+import mxtest  # noqa: E402
+import peerlib  # noqa: E402
+from bench_e2ee import cpu_seconds, report_handling  # noqa: E402
+
+
+def proc_status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def loadavg():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+class JsBot:
+    """bench/e2e/js-echo-bot.mjs under Node, from the peer's install."""
+
+    def __init__(self, hs, peer_dir, log_path):
+        self.localpart = mxtest.unique("jsbot")
+        _, pw = hs.register(self.localpart)
+        # node resolves matrix-js-sdk next to the script: run it from there
+        self.script = os.path.join(peer_dir, "js-echo-bot.mjs")
+        shutil.copyfile(os.path.join(HERE, "js-echo-bot.mjs"), self.script)
+        self.log = open(log_path, "ab")
+        env = dict(os.environ, MX_HS_URL=hs.url, BOT_USER=self.localpart, BOT_PW=pw)
+        self.proc = subprocess.Popen(["node", self.script], cwd=peer_dir, env=env, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        mxtest.check(line.startswith("js-echo-bot: ready "), f"js echo bot did not start: '{line.strip()}'")
+        self.user_id = line.split()[2]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def synapse_inner_dir(hs):
+    """Where tests/homeserver/synapse keeps this instance's files (chroot)."""
+    root = os.environ.get("MXFLEET_SYNAPSE_ROOT", "/var/cache/mxfleet/synapse-root")
+    d = hs._owned_dir
+    return f"{root}/run-dirs/{os.path.basename(d)}-{hashlib.sha256((d + chr(10)).encode()).hexdigest()[:8]}"
+
+
+def synapse_access_log(hs):
+    """Switches on synapse.access.http at INFO (per-request timings) and
+    has Synapse reload its logging config (SIGHUP); returns the log path."""
+    inner = synapse_inner_dir(hs)
+    with open(os.path.join(inner, "log.yaml"), "a") as f:
+        f.write("loggers: {synapse.access.http: {level: INFO}}\n")
+    with open(os.path.join(inner, "homeserver.pid")) as f:
+        os.kill(int(f.read().strip()), signal.SIGHUP)
+    return os.path.join(inner, "homeserver.log")
+
+
+def pct(lat, q):
+    return lat[min(len(lat) - 1, int(q * len(lat)))]
+
+
+def run(mxfleet_bin, blocks, per_block, trace):
+    os.environ["MXFLEET_BIN"] = mxfleet_bin
+    peer_dir = peerlib.peer_dir()
+    work = trace or mxtest.workdir("side-by-side-")
+    os.makedirs(work, exist_ok=True)
+    hs = mxtest.Homeserver.start_own()
+    hs_log = synapse_access_log(hs) if trace else None
+    js = None
+    try:
+        op = hs.new_user("alice")
+        js = JsBot(hs, peer_dir, os.path.join(work, "js-echo-bot.log"))
+        with mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
+                        bot_opts={"require_verified_sender": True, "sync_timeout_ms": 30000},
+                        directory=os.path.join(work, "mxfleet") if trace else None) as mx, \
+                peerlib.Peer(hs.url, os.path.join(work, "peer.log")) as peer:
+            mx.start(log_level="debug" if trace else "info")
+            peerlib.operator(peer, op)
+            bots = {"mxfleet": (mx.user_id(), mx.proc.pid), "js": (js.user_id, js.proc.pid)}
+            rooms = {}
+            for name, (uid, _) in bots.items():
+                rooms[name] = peer("a", "create_dm", uid)["room_id"]
+                peer("a", "wait_join", rooms[name], uid, 60)
+                peer("a", "bench", rooms[name], uid, 5, "!ping")  # warm-up: sessions, key shares
+            lat = {name: [] for name in bots}
+            cpu = {name: 0.0 for name in bots}
+            load_start = loadavg()
+            for b in range(blocks):
+                for name in (("mxfleet", "js") if b % 2 == 0 else ("js", "mxfleet")):
+                    uid, pid = bots[name]
+                    c0 = cpu_seconds(pid)
+                    lat[name] += peer("a", "bench", rooms[name], uid, per_block, "!ping")["latencies_ms"]
+                    cpu[name] += cpu_seconds(pid) - c0
+            load_end = loadavg()
+            n = blocks * per_block
+            print(f"encrypted !ping round trip, {n} per bot in {blocks} alternating blocks of {per_block}, "
+                  f"probe: matrix-js-sdk 37.5 Rust crypto, cross-signed operator, same Synapse")
+            print(f"  {load_start} at the start, {load_end} at the end, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+            print(f"  {'bot':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8} "
+                  f"{'RSS MB':>7} {'peak MB':>7} {'CPU ms/msg':>10}")
+            for name, (uid, pid) in bots.items():
+                s = sorted(lat[name])
+                print(f"  {name:<8} {pct(s, 0.5):8.1f} {pct(s, 0.95):8.1f} {s[-1]:8.1f} {statistics.mean(s):8.1f} "
+                      f"{proc_status_kb(pid, 'VmRSS') / 1024:7.1f} {proc_status_kb(pid, 'VmHWM') / 1024:7.1f} "
+                      f"{1000 * cpu[name] / n:10.2f}")
+            ratio = pct(sorted(lat["mxfleet"]), 0.5) / pct(sorted(lat["js"]), 0.5)
+            print(f"  mxfleet p50 / js p50 = {ratio:.2f} (target <= 0.80)")
+            report_handling(mx.metrics()[1])
+            mx.stop()
+    finally:
+        if js:
+            js.stop()
+        if hs_log:
+            shutil.copyfile(hs_log, os.path.join(work, "synapse.log"))
+        hs.stop()
+    if not trace:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    args, trace = sys.argv[1:], None
+    if args[:1] == ["--trace"] and len(args) > 1:
+        trace, args = os.path.abspath(args[1]), args[2:]
+    if not args:
+        sys.exit("usage: bench_side_by_side.py [--trace DIR] MXFLEET_BIN [BLOCKS=10] [PER_BLOCK=10]")
+    blocks = int(args[1]) if len(args) > 1 else 10
+    per_block = int(args[2]) if len(args) > 2 else 10
+    run(os.path.abspath(args[0]), blocks, per_block, trace)
+
+
+if __name__ == "__main__":
+    main()
