@@ -57,7 +57,7 @@ def test():
     sh("cmake", "--install", build, "--prefix", prefix)
     share = os.path.join(prefix, "share", "mxfleet")
     for f in ("templates/linux.json", "prompts/device.md", "systemd/mxfleet.service",
-              "systemd/mxfleet-agent.service", "examples/mxfleet.json"):
+              "systemd/mxfleet@.service", "systemd/mxfleet-agent.service", "examples/mxfleet.json"):
         check(os.path.isfile(os.path.join(share, f)), f"cmake --install did not install share/mxfleet/{f}")
     unit = open(os.path.join(share, "systemd", "mxfleet.service")).read()
     binary = os.path.join(prefix, "bin", "mxfleet")

@@ -132,7 +132,7 @@ def checks_after_install(r, ver):
            "mxfleet.service does not start the installed binary")
     for f in ("/usr/share/mxfleet/templates/linux.json", "/usr/share/mxfleet/templates/linux-ssh.json",
               "/usr/share/mxfleet/prompts/device.md", "/usr/share/mxfleet/examples/mxfleet.json",
-              "/usr/share/mxfleet/systemd/mxfleet-agent.service",
+              "/usr/share/mxfleet/systemd/mxfleet-agent.service", "/usr/share/mxfleet/systemd/mxfleet@.service",
               "/usr/share/mxfleet/examples/agent/agent.json", "/usr/share/mxfleet/examples/agent/manifest.json"):
         expect(os.path.isfile(r.path + f), f + " is not installed")
     # man pages, generated from --help (every subcommand) and docs/config.md

@@ -9,7 +9,10 @@ can work under the unit, as the unprivileged service user. Rules:
   no read root may be under InaccessiblePaths;
 - journalctl needs the systemd-journal group; systemctl needs AF_UNIX;
 - every write root must be writable (ReadWritePaths) under ProtectSystem=strict.
-Also runs `systemd-analyze verify` when systemd-analyze exists."""
+The same holds for the shard template mxfleet@.service, which must differ
+from mxfleet.service only in its config, state directory and description
+(both units as packaging/systemd/units.cmake writes them at install).
+Also runs `systemd-analyze verify` on both when systemd-analyze exists."""
 
 import json
 import os
@@ -20,6 +23,7 @@ import tempfile
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 UNIT = os.path.join(SRC, "packaging", "systemd", "mxfleet.service")
+UNITS_CMAKE = os.path.join(SRC, "packaging", "systemd", "units.cmake")
 MANIFEST = os.path.join(SRC, "examples", "manifests", "pc1.json")
 
 
@@ -72,23 +76,57 @@ def problems(u, m):
     return bad
 
 
+def installed_units(d):
+    """mxfleet.service and mxfleet@.service as an install writes them
+    (packaging/systemd/units.cmake), ExecStart naming /bin/true so that
+    systemd-analyze need not find an installed binary."""
+    r = subprocess.run(["cmake", f"-DSRC={UNIT}", "-DBIN=/bin/true", f"-DDEST={d}", "-P", UNITS_CMAKE],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"FAIL test_unit_sandbox.py: units.cmake: {r.stdout}{r.stderr}")
+        sys.exit(1)
+    return os.path.join(d, "mxfleet.service"), os.path.join(d, "mxfleet@.service")
+
+
+def template_problems(single, template):
+    """The template differs from the single unit only where an instance must:
+    its own config and its own state directory (two shards sharing either
+    would run one Matrix device twice, or fail on data_dir's lock)."""
+    bad = []
+    want = {"ExecStartPre": ["/bin/true config check --config /etc/mxfleet/%i.json"],
+            "ExecStart": ["/bin/true run --config /etc/mxfleet/%i.json"],
+            "StateDirectory": ["mxfleet/%i"], "ReadWritePaths": ["/var/lib/mxfleet/%i"]}
+    for k, v in want.items():
+        if template.get(k) != v:
+            bad.append(f"mxfleet@.service: expected {k}={v[0]}, got {template.get(k)}")
+    for k in set(single) | set(template):
+        if k not in want and k != "Description" and single.get(k) != template.get(k):
+            bad.append(f"mxfleet@.service: {k}={template.get(k)} differs from mxfleet.service's {single.get(k)}")
+    return bad
+
+
 def main():
-    u = unit_settings(UNIT)
     m = json.load(open(MANIFEST))
-    bad = problems(u, m)
     # the rules themselves must be able to fail
     assert problems({"ProtectProc": ["invisible"]}, {"tools": {"proc.list": {}}}), "rule check is a stub"
+    assert template_problems({"StateDirectory": ["mxfleet"]}, {"StateDirectory": ["mxfleet"]}), "stub"
     analyze = shutil.which("systemd-analyze")
-    if analyze:
-        with tempfile.TemporaryDirectory() as d:
-            # ExecStart's binary need not be installed here: verify a copy naming /bin/true
-            text = open(UNIT).read().replace("/usr/local/bin/mxfleet ", "/bin/true ")
-            copy = os.path.join(d, "mxfleet.service")
-            open(copy, "w").write(text)
-            r = subprocess.run([analyze, "verify", copy], capture_output=True, text=True)
-            lines = [ln for ln in (r.stdout + r.stderr).splitlines()
-                     if "mxfleet.service" in ln and "not executable" not in ln]
-            bad += [f"systemd-analyze verify: {ln}" for ln in lines]
+    bad = []
+    with tempfile.TemporaryDirectory() as d:
+        single, template = installed_units(d)
+        bad += problems(unit_settings(single), m)
+        bad += [f"mxfleet@.service: {p}" for p in problems(unit_settings(template), m)]
+        bad += template_problems(unit_settings(single), unit_settings(template))
+        if analyze:
+            # a template is verified as one of its instances
+            instance = os.path.join(d, "mxfleet@shard1.service")
+            shutil.copyfile(template, instance)
+            for path in (single, instance):
+                r = subprocess.run([analyze, "verify", path], capture_output=True, text=True)
+                name = os.path.basename(path)
+                lines = [ln for ln in (r.stdout + r.stderr).splitlines()
+                         if name in ln and "not executable" not in ln]
+                bad += [f"systemd-analyze verify: {ln}" for ln in lines]
     if bad:
         print("FAIL test_unit_sandbox.py:\n  " + "\n  ".join(bad))
         sys.exit(1)
