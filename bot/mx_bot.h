@@ -43,6 +43,9 @@ struct mx_ident {
   struct mx_api *api;
   _Atomic int state;
   int start_attempts;                 /* start-up retries so far */
+  int token_unchecked;                /* stored token not yet accepted by the homeserver */
+  int token_rejected;                 /* ... and rejected: the next start logs in */
+  int inbox_recovered;                /* the inbox left by the last run was recovered */
   int64_t start_delay_ms;
 
   /* loop thread only */

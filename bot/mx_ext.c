@@ -123,6 +123,11 @@ mx_err mx_ext_ident_start(struct mx_ident *id, sqlite3 *db, char *err)
     mx_err rc = mx_e2ee_open(&o, &ix->e2ee, err);
     if (rc)
       return rc;
+  } else if (strcmp(mx_e2ee_device_id(ix->e2ee), id->device_id) != 0) {
+    /* logged in again (the stored token was rejected at the first sync) */
+    mx_err rc = mx_e2ee_switch_device(ix->e2ee, id->device_id, err);
+    if (rc)
+      return rc;
   }
   mx_err rc = mx_e2ee_start(ix->e2ee, id->next_batch, err);
   if (!rc)

@@ -105,11 +105,25 @@ static mx_err login(struct mx_ident *id, sqlite3 *db, char *err)
   return rc;
 }
 
-/* Uses the stored token when there is one (never a new device per start). */
+/* Uses the stored token when there is one (never a new device per start).
+ * It is not checked here: that would cost a request per identity on every
+ * start. The first /sync checks it; when the homeserver rejects it there
+ * (or a start-up call does), the identity comes back here with
+ * token_rejected set and logs in again. */
 static mx_err restore_or_login(struct mx_ident *id, sqlite3 *db, struct mx_store_ident *st, char *err)
 {
   mx_err rc = mx_store_ident_load(db, id->user_id, st, err);
+  if (!rc && id->token_rejected) {
+    /* The token was revoked (e.g. the device deleted by an admin): a new
+     * login is a new device, so Element will see new keys. Say so. */
+    mx_warn(id->dev->name, "stored access token rejected (M_UNKNOWN_TOKEN); logging in again as a new device");
+    mx_store_ident_release(st);
+    memset(st, 0, sizeof(*st));
+    rc = MX_ERR_NOT_FOUND;
+  }
   if (rc == MX_ERR_NOT_FOUND) {
+    id->token_rejected = 0;
+    id->token_unchecked = 0;
     rc = login(id, db, err);
     if (!rc)
       rc = mx_store_ident_load(db, id->user_id, st, err);
@@ -120,27 +134,8 @@ static mx_err restore_or_login(struct mx_ident *id, sqlite3 *db, struct mx_store
   mx_api_set_token(id->api, st->access_token);
   free(id->device_id);
   id->device_id = mx_strdup(st->device_id);
-  cJSON *who = NULL;
-  long status = 0;
-  rc = mx_api_call(id->api, "GET", "/_matrix/client/v3/account/whoami", NULL, NULL, &status, &who, err);
-  const char *dev = who ? mx_json_str(who, "device_id") : NULL;
-  int same = !rc && dev && strcmp(dev, st->device_id) == 0;
-  cJSON_Delete(who);
-  if (rc == MX_ERR_AUTH) {
-    /* The token was revoked (e.g. the device deleted by an admin): a new
-     * login is a new device, so Element will see new keys. Say so. */
-    mx_warn(id->dev->name, "stored access token rejected (%s); logging in again as a new device", err);
-    mx_store_ident_release(st);
-    free(id->device_id);
-    id->device_id = NULL;
-    rc = login(id, db, err);
-    if (!rc)
-      rc = mx_store_ident_load(db, id->user_id, st, err);
-    return rc;
-  }
-  if (!rc && !same)
-    mx_warn(id->dev->name, "whoami reports another device than the stored one");
-  return rc;
+  id->token_unchecked = 1;
+  return id->device_id ? MX_OK : MX_ERR_NOMEM;
 }
 
 static mx_err ensure_profile_and_filter(struct mx_ident *id, sqlite3 *db, struct mx_store_ident *st, char *err)
@@ -213,6 +208,10 @@ static void start_job(struct mx_worker *w, void *arg)
   }
   if (rc == MX_ERR_CANCELLED)
     return;
+  if (rc == MX_ERR_AUTH && id->token_unchecked && strstr(err, "M_UNKNOWN_TOKEN")) {
+    mx_ident_token_rejected(id);
+    return;
+  }
   if (rc == MX_ERR_HTTP || rc == MX_ERR_TIMEOUT || rc == MX_ERR_RATE_LIMITED || rc == MX_ERR_UNAVAILABLE) {
     /* homeserver down or overloaded: keep trying, the daemon stays up */
     int64_t delay = mx_api_backoff_ms(id->start_attempts < 6 ? id->start_attempts : 6);
@@ -228,13 +227,24 @@ static void start_job(struct mx_worker *w, void *arg)
   }
   id->state = MX_IDENT_RUNNING;
   mx_rooms_run_actions(id, w->db);
-  mx_sync_recover_inbox(id, w);
+  if (!id->inbox_recovered) { /* once per run, not again after a new login */
+    id->inbox_recovered = 1;
+    mx_sync_recover_inbox(id, w);
+  }
   mx_sync_schedule(id, 0);
 }
 
 mx_err mx_ident_start(struct mx_ident *id)
 {
   return mx_workers_submit(id->bot->workers, start_job, id);
+}
+
+void mx_ident_token_rejected(struct mx_ident *id)
+{
+  id->token_unchecked = 0;
+  id->token_rejected = 1;
+  id->state = MX_IDENT_STARTING;
+  mx_ident_start(id);
 }
 
 static int64_t restart_timer(struct mx_loop *loop, void *ud)

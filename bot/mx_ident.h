@@ -18,7 +18,11 @@ void mx_ident_release(struct mx_ident *id);
  * the device in messages. */
 mx_err mx_ident_login(struct mx_api *api, sqlite3 *db, const char *user_id, const char *password_file,
                       const char *label, char **device_id, char *err);
-/* Queues the start-up job; on success it starts the sync cycle. */
+/* Queues the start-up job; on success it starts the sync cycle. A stored
+ * token is used unchecked (no request): the first /sync checks it. */
 mx_err mx_ident_start(struct mx_ident *id);
+/* The homeserver rejected the stored, unchecked token (M_UNKNOWN_TOKEN):
+ * start again with a password login as a new device. */
+void mx_ident_token_rejected(struct mx_ident *id);
 
 #endif

@@ -9,6 +9,7 @@
 #include "mx_commands.h"
 #include "mx_db.h"
 #include "mx_ext.h"
+#include "mx_ident.h"
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_metrics.h"
@@ -161,6 +162,11 @@ static void sync_failed(struct mx_ident *id, long status, int64_t retry_after)
   id->sync_live = 0;
   mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNC_ERRORS);
   int64_t delay = retry_after >= 0 ? retry_after : mx_api_backoff_ms(id->sync_failures - 1);
+  if (status == 401 && id->token_unchecked) {
+    /* the first /sync with the stored token is its check: log in again */
+    mx_ident_token_rejected(id);
+    return;
+  }
   if (status == 401) {
     /* M_UNKNOWN_TOKEN: retrying with the same token cannot help */
     id->state = MX_IDENT_FAILED;
@@ -208,6 +214,7 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
     return;
   }
   id->sync_failures = 0;
+  id->token_unchecked = 0;
   struct sync_job *job = malloc(sizeof(*job));
   if (!job) {
     cJSON_Delete(resp);

@@ -92,6 +92,12 @@ static const struct mx_migration migrations[] = {
     " PRIMARY KEY(acct, room_id, user_id));"
     "ALTER TABLE e2ee_rooms ADD COLUMN members_known INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE e2ee_rooms ADD COLUMN members_gen INTEGER NOT NULL DEFAULT 0;" },
+  { 8,
+    /* what the homeserver already holds, so a restart uploads nothing twice:
+     * keys_published, the device keys of this account; device_signed, the
+     * "device_id ed25519" the self-signing key signed on the server */
+    "ALTER TABLE e2ee_account ADD COLUMN keys_published INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE e2ee_xsign ADD COLUMN device_signed TEXT;" },
 };
 
 mx_err e2ee_db_migrate(sqlite3 *db, char *err)

@@ -76,6 +76,7 @@ struct mx_e2ee {
   OlmAccount *acct;
   int64_t acct_gen;
   int acct_dirty;
+  int keys_published;        /* the server holds this account's device keys (persisted) */
   char curve[64], ed[64];
   OlmUtility *util;
   struct e2ee_olm *olm;

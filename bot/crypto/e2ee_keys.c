@@ -210,6 +210,11 @@ mx_err e2ee_keys_publish(struct mx_e2ee *e, e2ee_upload_fn up, void *ctx, int wi
   e->acct_gen++;
   e->acct_dirty = 1;
   rc = e2ee_flush_unlocked_write(e, err);
+  if (!rc && with_device_keys && !e->keys_published) {
+    const char *v[] = { e->user_id };
+    rc = e2ee_db_run(e->db, err, "UPDATE e2ee_account SET keys_published=1 WHERE acct=?", 1, v);
+    e->keys_published = !rc;
+  }
   if (!rc && nkeys)
     mx_info(e->label, "published %d one-time/fallback keys (server now has %" PRId64 ")", nkeys, count);
 cleanup:

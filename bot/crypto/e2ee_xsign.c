@@ -110,14 +110,15 @@ struct seeds {
   uint8_t m[32], s[32], u[32];
   char mpub[64], spub[64], upub[64];
   int uploaded;
+  char device_signed[256]; /* "device_id ed25519" signed on the server, "" none */
 };
 
 /* Loads the sealed seeds, or makes and commits new ones. */
 static mx_err load_or_create(struct mx_e2ee *e, struct seeds *sd, char *err)
 {
   sqlite3_stmt *st = NULL;
-  mx_err rc = mx_db_prepare(e->db, "SELECT master, self_signing, user_signing, uploaded FROM e2ee_xsign WHERE acct=?",
-                            &st, err);
+  mx_err rc = mx_db_prepare(e->db, "SELECT master, self_signing, user_signing, uploaded, device_signed FROM e2ee_xsign "
+                                   "WHERE acct=?", &st, err);
   if (rc)
     return rc;
   sqlite3_bind_text(st, 1, e->user_id, -1, SQLITE_STATIC);
@@ -128,6 +129,8 @@ static mx_err load_or_create(struct mx_e2ee *e, struct seeds *sd, char *err)
     if (!rc)
       rc = e2ee_unseal(e->pickle_key, (const char *)sqlite3_column_text(st, 2), sd->u, 32, err);
     sd->uploaded = sqlite3_column_int(st, 3);
+    const char *signed_dev = (const char *)sqlite3_column_text(st, 4);
+    snprintf(sd->device_signed, sizeof(sd->device_signed), "%s", signed_dev ? signed_dev : "");
     sqlite3_finalize(st);
   } else {
     sqlite3_finalize(st);
@@ -283,14 +286,25 @@ mx_err e2ee_xsign_bootstrap(struct mx_e2ee *e, char *err)
       rc = e2ee_db_run(e->db, err, "UPDATE e2ee_xsign SET uploaded=1 WHERE acct=?", 1, v);
   }
   const char *pin[] = { e->user_id, e->user_id, sd.mpub, sd.spub };
-  if (!rc)
+  /* written once, not on every start (a write per identity at a restart) */
+  int pinned = !rc && e2ee_db_int(e->db, "SELECT 1 FROM e2ee_users WHERE acct=? AND user_id=? AND master_key=? AND "
+                                         "self_signing_key=?", 4, pin, 0) == 1;
+  if (!rc && !pinned)
     rc = e2ee_db_run(e->db, err,
                      "INSERT INTO e2ee_users(acct, user_id, tracking, outdated, master_key, self_signing_key) "
                      "VALUES(?,?,1,0,?,?) ON CONFLICT(acct, user_id) DO UPDATE SET master_key=excluded.master_key, "
                      "self_signing_key=excluded.self_signing_key",
                      4, pin);
-  if (!rc)
+  /* the server keeps the signature: sign again only for another device
+   * or other device keys (a new login, a lost store), never per restart */
+  char dev[256];
+  snprintf(dev, sizeof(dev), "%s %s", e->device_id, e->ed);
+  if (!rc && strcmp(sd.device_signed, dev) != 0) {
     rc = sign_own_device(e, &sd, err);
+    const char *v[] = { dev, e->user_id };
+    if (!rc)
+      rc = e2ee_db_run(e->db, err, "UPDATE e2ee_xsign SET device_signed=? WHERE acct=?", 2, v);
+  }
   if (!rc)
     mx_info(e->label, "cross-signing ready, own device signed (master key %s)", sd.mpub);
   else if (rc == MX_ERR_AUTH)

@@ -51,6 +51,7 @@ static mx_err create_account(struct mx_e2ee *e, char *err)
   free(rnd);
   e->acct_gen = 1;
   e->acct_dirty = 1;
+  e->keys_published = 0;
   e->fallback_missing = 1;
   return rc;
 }
@@ -92,6 +93,7 @@ static mx_err load_account(struct mx_e2ee *e, char *err)
     return create_account(e, err);
   e->acct_gen = e2ee_db_int(e->db, "SELECT gen FROM e2ee_account WHERE acct=?", 1, v, 1);
   e->fallback_rotated_ms = e2ee_db_int(e->db, "SELECT fallback_rotated_ms FROM e2ee_account WHERE acct=?", 1, v, 0);
+  e->keys_published = e2ee_db_int(e->db, "SELECT keys_published FROM e2ee_account WHERE acct=?", 1, v, 0) == 1;
   /* the previous key is forgotten an hour after the rotation, restart or not */
   e->fallback_replaced_ms = e->fallback_rotated_ms;
   e->acct = e2ee_unpickle_account(e, pickle);
@@ -170,6 +172,39 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
   return MX_OK;
 }
 
+mx_err mx_e2ee_switch_device(struct mx_e2ee *e, const char *device_id, char *err)
+{
+  char *dev = mx_strdup(device_id);
+  if (!dev)
+    return MX_ERR_NOMEM;
+  pthread_mutex_lock(&e->send_lock);
+  pthread_mutex_lock(&e->lock);
+  /* as at open with a store of another device: the old state is void */
+  e2ee_drop_sessions(e);
+  e2ee_free_account(e->acct);
+  e->acct = NULL;
+  free(e->device_id);
+  e->device_id = dev;
+  e->otk_count = -1;
+  mx_err rc = load_account(e, err);
+  if (!rc)
+    rc = identity_keys(e, err);
+  if (!rc)
+    rc = e2ee_load_state(e, err);
+  if (!rc)
+    rc = e2ee_flush_unlocked_write(e, err);
+  pthread_mutex_unlock(&e->lock);
+  pthread_mutex_unlock(&e->send_lock);
+  if (!rc)
+    mx_info(e->label, "e2ee switched to device %s, curve25519 %s, ed25519 %s", e->device_id, e->curve, e->ed);
+  return rc;
+}
+
+const char *mx_e2ee_device_id(const struct mx_e2ee *e)
+{
+  return e->device_id;
+}
+
 void mx_e2ee_close(struct mx_e2ee *e)
 {
   if (!e)
@@ -216,9 +251,11 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
 {
   pthread_mutex_lock(&e->send_lock);
   pthread_mutex_lock(&e->lock);
-  /* first upload: device keys plus any keys left unpublished by a crash;
-   * its response tells how many one-time keys the server holds */
-  mx_err rc = e2ee_keys_publish(e, e2ee_api_upload, e, 1, err);
+  /* first upload: device keys (unless the server holds them already: a
+   * restart uploads nothing twice) plus any keys left unpublished by a
+   * crash; its response tells how many one-time keys the server holds.
+   * Without it the first /sync's count does, and maintain tops up. */
+  mx_err rc = e2ee_keys_publish(e, e2ee_api_upload, e, !e->keys_published, err);
   if (!rc)
     rc = e2ee_keys_publish(e, e2ee_api_upload, e, 0, err);
   pthread_mutex_unlock(&e->lock);

@@ -66,6 +66,11 @@ struct mx_e2ee_sender {
  * "e2ee" migrations. No network. Exactly one per identity per process. */
 mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *err);
 void mx_e2ee_close(struct mx_e2ee *e);
+/* After a new login (the stored token was rejected): the same object
+ * becomes device_id's, with a fresh account (the old crypto state is
+ * forgotten, as at open). Blocks senders meanwhile; no network. */
+mx_err mx_e2ee_switch_device(struct mx_e2ee *e, const char *device_id, char *err);
+const char *mx_e2ee_device_id(const struct mx_e2ee *e);
 /* Identity keys of this device (valid while e lives). */
 const char *mx_e2ee_curve25519(const struct mx_e2ee *e);
 const char *mx_e2ee_ed25519(const struct mx_e2ee *e);

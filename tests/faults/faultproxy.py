@@ -74,7 +74,7 @@ class FaultProxy:
         u = urllib.parse.urlsplit(upstream_url)
         self.up_host, self.up_port = u.hostname, u.port or 80
         self.rule = rule
-        self.log = []  # dicts: t, method, path, query, action, status
+        self.log = []  # dicts: t, method, path, query, body (request bytes), action, status
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.release.set()
@@ -131,7 +131,7 @@ class FaultProxy:
     def _record(self, req, action, status):
         with self.lock:
             self.log.append({"t": req.t, "method": req.method, "path": req.path, "query": req.query,
-                             "action": action, "status": status})
+                             "body": req.body, "action": action, "status": status})
 
     def _handle(self, h):
         n = int(h.headers.get("Content-Length") or 0)

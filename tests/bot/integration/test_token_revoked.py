@@ -25,6 +25,11 @@ def test():
 
             bot.start()
             second = mxtest.ping_and_wait(op, room, uid, 2)
+            # the start-up itself makes no request to check the token: the
+            # first /sync is refused and the identity logs in again
+            text = bot.log_text()
+            check("stored access token rejected" in text, "no word of the rejected token in the log")
+            check("e2ee switched to device" in text, "the crypto identity did not move to the new device")
             mxtest.assert_exactly_once(op, room, uid, [first, second])
             check(bot.passwords["pc1"] not in bot.log_text(), "the bot logged its password")
             bot.stop()
