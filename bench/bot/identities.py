@@ -7,13 +7,25 @@ peak) and the idle CPU (utime+stime over an idle window, as % of one core).
   bench/bot/identities.py --mxfleet build/bot/mxfleet [--counts 1,50,200]
                           [--idle 10] [--sync-timeout-ms 30000]
 
+With --restart N (issue 14.3) it starts N identities, waits until all are
+healthy, stops the daemon (SIGTERM) and starts it again --repeat times,
+printing the time until all N are healthy again, the bot's and Synapse's CPU
+meanwhile and the requests of each kind the restart made (counted by a
+recording proxy when --count-requests). --state DIR keeps the Synapse
+instance, the registered users and the bot's data_dir for the next run
+(registering and first-starting 1,000 identities takes minutes).
+
 Needs root (the Synapse chroot). Not part of ctest; figures go into
-docs/performance.md. Target: 200 identities <= 64 MB RSS, near-zero idle CPU.
+docs/performance.md. Target: 200 identities <= 64 MB RSS, near-zero idle CPU;
+a restart of 1,000 identities healthy in <= 10 s.
 """
 
 import argparse
+import collections
 import concurrent.futures
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -38,10 +50,10 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
 
 
-def synapse_pid(hs):
+def synapse_pid(hs, directory=None):
     """The test Synapse's pid, from the pid file inside the chroot."""
     root = os.environ.get("MXFLEET_SYNAPSE_ROOT", "/var/cache/mxfleet/synapse-root")
-    env = dict(line.strip().split("=", 1) for line in open(os.path.join(hs._owned_dir, "env")))
+    env = dict(line.strip().split("=", 1) for line in open(os.path.join(directory or hs._owned_dir, "env")))
     with open(f"{root}{env['MX_HS_INNER']}/homeserver.pid") as f:
         return int(f.read())
 
@@ -82,6 +94,123 @@ def run_one(hs, binary, n, passwords, idle_s, sync_timeout_ms, hs_pid):
             "idle_cpu_pct": cpu_pct, "idle_s": w1 - w0}
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def restart_homeserver(state):
+    """The bench's Synapse: kept in state/synapse across runs when state is
+    given (users stay registered), else a private one deleted at the end.
+    Returns (hs, synapse directory, stop function)."""
+    if not state:
+        hs = mxtest.Homeserver.start_own()
+        return hs, hs._owned_dir, hs.stop
+    directory = os.path.join(state, "synapse")
+    os.makedirs(directory, exist_ok=True)
+    subprocess.run([mxtest.SYNAPSE_SCRIPT, "start", directory, "--keep"], check=True, stdout=subprocess.DEVNULL)
+    hs = mxtest.Homeserver(os.path.join(directory, "env"))
+    return hs, directory, lambda: subprocess.run([mxtest.SYNAPSE_SCRIPT, "stop", directory, "--keep"], check=False)
+
+
+def restart_users(hs, state, n):
+    """{localpart: password} for agent-b0..b<n-1> and bench-op, registered
+    once per state directory."""
+    path = os.path.join(state, "users.json") if state else None
+    users = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            users = json.load(f)
+    missing = n - sum(1 for k in users if k.startswith("agent-b"))
+    if missing > 0 or "bench-op" not in users:
+        t0 = time.monotonic()
+        names = [f"agent-b{i}" for i in range(n) if f"agent-b{i}" not in users]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            users.update(pool.map(lambda u: (u, hs.register(u)[1]), names))
+        if "bench-op" not in users:
+            users["bench-op"] = hs.register("bench-op")[1]
+        print(f"registered {len(names)} users in {time.monotonic() - t0:.1f} s", flush=True)
+        if path:
+            with open(path, "w") as f:
+                json.dump(users, f)
+    return users
+
+
+def request_kinds(entries):
+    """Counts the proxy's log by request kind (method and path, IDs cut)."""
+    kinds = collections.Counter()
+    for e in entries:
+        parts = e["path"].split("/")
+        key = "/".join(p if not p or p[0] not in "!@#%$" else "*" for p in parts[4:7])
+        kinds[f"{e['method']} {key}"] += 1
+    return kinds
+
+
+def run_restart(args, binary):
+    """Issue 14.3: N identities, started, stopped and started again."""
+    n = args.restart
+    state = os.path.abspath(args.state) if args.state else None
+    hs, hs_dir, hs_stop = restart_homeserver(state)
+    proxy = None
+    try:
+        users = restart_users(hs, state, n)
+        hs_pid = synapse_pid(hs, hs_dir)
+        if args.count_requests:
+            sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "faults"))
+            from faultproxy import FaultProxy
+            proxy = FaultProxy(hs.url)
+        bot_dir = os.path.join(state, "bot") if state else mxtest.workdir("bench-restart-")
+        os.makedirs(bot_dir, exist_ok=True)
+        os.environ["MXFLEET_BIN"] = binary
+        devices = [(f"b{i}", f"agent-b{i}") for i in range(n)]
+        bot = mxtest.Bot(hs, [hs.user_id("bench-op")], devices, directory=bot_dir, passwords=users,
+                         alerts_room=f"#bench-alerts:{hs.name}",
+                         bot_opts={"sync_timeout_ms": args.sync_timeout_ms})
+        if proxy:
+            bot.config["homeserver"] = proxy.url
+            bot.write_config()
+        rows = []
+        with bot:
+            first = not os.path.exists(os.path.join(bot_dir, "data", "mxfleet.db"))
+            bot.start(log_level="warn", wait_healthy=False)
+            bot.wait_healthy(1800, interval=0.2)
+            print(f"{'first start' if first else 'start'} of {n}: all healthy after {bot.healthy_after:.2f} s "
+                  f"(load {loadavg()})", flush=True)
+            time.sleep(args.settle)  # post-sync work (one-time keys, alerts room) done before the stop
+            bot.stop(limit=30)
+            for _ in range(args.repeat):
+                load0 = loadavg()
+                t_req = time.monotonic()
+                hs_c0 = cpu_ticks(hs_pid)
+                bot.start(log_level="warn", wait_healthy=False)
+                bot.wait_healthy(600, interval=0.02)
+                pid = bot.proc.pid
+                bot_cpu = cpu_ticks(pid) / CLK_TCK
+                hs_cpu = (cpu_ticks(hs_pid) - hs_c0) / CLK_TCK
+                kinds = request_kinds(proxy.entries(t_req)) if proxy else {}
+                rows.append({"healthy_s": bot.healthy_after, "bot_cpu_s": bot_cpu, "hs_cpu_s": hs_cpu,
+                             "load": load0, "kinds": kinds})
+                time.sleep(args.settle)
+                bot.stop(limit=30)
+    finally:
+        if proxy:
+            proxy.stop()
+        hs_stop()
+    print(f"\n| identities | restart to all healthy (s) | bot CPU (s) | Synapse CPU (s) | load average before |")
+    print("|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {n} | {r['healthy_s']:.2f} | {r['bot_cpu_s']:.2f} | {r['hs_cpu_s']:.2f} | {r['load']} |")
+    for i, r in enumerate(rows):
+        if r["kinds"]:
+            print(f"requests of restart {i + 1} until all healthy: "
+                  + ", ".join(f"{k} x{v}" for k, v in sorted(r["kinds"].items())))
+    worst = max(r["healthy_s"] for r in rows) if rows else 0
+    if n >= 1000 and worst > 10:
+        print(f"\nover target: a restart of {n} identities took {worst:.2f} s (target 10 s)")
+        return 1
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mxfleet", required=True, help="path of the built mxfleet binary")
@@ -89,10 +218,18 @@ def main():
     ap.add_argument("--idle", type=float, default=10.0, help="idle window in seconds")
     ap.add_argument("--sync-timeout-ms", type=int, default=30000,
                     help="bot.sync_timeout_ms (long-poll length) for the run")
+    ap.add_argument("--restart", type=int, metavar="N", help="restart benchmark with N identities (issue 14.3)")
+    ap.add_argument("--repeat", type=int, default=3, help="--restart: restarts to time")
+    ap.add_argument("--state", help="--restart: directory keeping Synapse, users and the bot's data across runs")
+    ap.add_argument("--settle", type=float, default=5.0, help="--restart: seconds after healthy before each stop")
+    ap.add_argument("--count-requests", action="store_true",
+                    help="--restart: route the bot through a recording proxy and count each kind of request")
     args = ap.parse_args()
     binary = os.path.abspath(args.mxfleet)
     if not os.access(binary, os.X_OK):
         sys.exit(f"--mxfleet: expected an executable, got '{args.mxfleet}'")
+    if args.restart:
+        return run_restart(args, binary)
     counts = [int(c) for c in args.counts.split(",")]
 
     with mxtest.Homeserver.start_own() as hs:
