@@ -59,7 +59,9 @@ struct dev_prov_add_opts {
   const char *mesh;          /* mesh prefix, e.g. "198.51.100.0/24" (default); the hub is its first address */
   const char *wg_interface;  /* hub interface; NULL = config health.wg_interface */
   const char *hub_endpoint;  /* host:port devices reach the hub at (required) */
-  const char *agent_bin;     /* mxfleet-agent binary for the device (required) */
+  const char *agent_bin;     /* mxfleet-agent binary for the device */
+  const char *agent_deb;     /* mxfleet-agent .deb, installed by apt where the device has it;
+                              * agent_bin, agent_deb or both are required */
   const char *remote_dir;    /* bundle directory on the device; NULL = /opt/mxfleet */
   const char *device_if;     /* WireGuard interface on the device; NULL = wg0 */
   int health_wait_s;         /* deadline for /v1/health through the tunnel; 0 = 30 */

@@ -1,8 +1,8 @@
 /*
  * prov_bundle.c - the agent bundle for `device add --via wg`: the agent's
- * config (agent.json) and an install script generated here, plus the agent
- * binary, manifest, HMAC key, WireGuard config and systemd unit taken as
- * they are. bundle.sha256 names the exact bundle, so a re-run can tell an
+ * config (agent.json) and an install script generated here, plus the
+ * mxfleet-agent package and/or the bare binary (with its systemd unit), the
+ * manifest, HMAC key and WireGuard config taken as they are. bundle.sha256 names the exact bundle, so a re-run can tell an
  * up-to-date device from one that needs the upload. Layer: devices/provision.
  */
 #include "prov_int.h"
@@ -15,47 +15,127 @@
 #include "mx_share.h"
 #include "mx_util.h"
 
-/* The install script. On a systemd host (run as root) it installs the
- * packaged unit, /etc/mxfleet-agent and wg-quick@IF so both survive a
- * reboot; elsewhere (containers, the tests' namespaces) it brings up kernel
- * or userspace WireGuard and starts the agent in the background. `stop`
- * undoes either. MXFLEET_NO_SYSTEMD=1 forces the second way. */
+/* The install script. Where the bundle has the mxfleet-agent package and
+ * the device has apt-get and dpkg, apt installs the package (and resolves
+ * its libraries there) and the device's files go where the packaged unit
+ * reads them (/etc/mxfleet-agent); otherwise the bare binary runs from the
+ * bundle. On a systemd host (run as root) the agent and wg-quick@IF are
+ * enabled so both survive a reboot; elsewhere (containers, the tests'
+ * namespaces) it brings up kernel or userspace WireGuard and (re)starts the
+ * agent in the background. `stop` stops either; `undo` (the rollback of a
+ * failed `device add`) also removes what `start` installed. MXFLEET_NO_SYSTEMD=1
+ * forces the second way. */
 static const char install_fmt[] =
   "#!/bin/sh\n"
   "# mxfleet-agent bundle for %s, written by `mxfleet device add`.\n"
-  "# sh install.sh [start|stop]: brings up WireGuard (%s) and the agent.\n"
+  "# sh install.sh [start|stop|undo]: brings up WireGuard (%s) and the agent;\n"
+  "# stop stops both; undo also removes what start installed.\n"
   "set -eu\n"
   "D=$(cd \"$(dirname \"$0\")\" && pwd)\n"
   "IF=%s\n"
   "ADDR=%s/%d\n"
-  "export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n"
+  "DEB_ARCH='%s'  # Architecture of mxfleet-agent.deb; empty: the bundle has no package\n"
+  "HAVE_BIN=%d    # 1: the bundle has the bare binary mxfleet-agent\n"
+  "E=/etc/mxfleet-agent\n"
+  "ACT=${1:-start}\n"
+  "export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 DEBIAN_FRONTEND=noninteractive\n"
+  "case $ACT in start|stop|undo) ;; *) echo \"install.sh: expected start, stop or undo, got '$ACT'\" >&2; exit 2 ;; esac\n"
+  "PKG=0\n"
+  "if [ -n \"$DEB_ARCH\" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then\n"
+  "  PKG=1\n"
+  "elif [ \"$HAVE_BIN\" != 1 ] && [ \"$ACT\" = start ]; then\n"
+  "  echo \"install.sh: this device has no apt-get and dpkg to install mxfleet-agent.deb, and the bundle has\" \\\n"
+  "    \"no bare mxfleet-agent binary: give device add --agent-bin FILE (built for this device) too\" >&2\n"
+  "  exit 1\n"
+  "fi\n"
+  "\n"
+  "# apt installs the package and its libraries; the device's files go where\n"
+  "# the packaged unit reads them, owned as the package made /etc/mxfleet-agent\n"
+  "install_pkg() {\n"
+  "  A=$(dpkg --print-architecture)\n"
+  "  if [ \"$DEB_ARCH\" != all ] && [ \"$DEB_ARCH\" != \"$A\" ]; then\n"
+  "    echo \"install.sh: mxfleet-agent.deb is built for $DEB_ARCH, this device is $A (dpkg --print-architecture):\" \\\n"
+  "      \"give device add the package built for $A\" >&2\n"
+  "    exit 1\n"
+  "  fi\n"
+  "  # package.installed: this start installed the package (undo purges it again)\n"
+  "  if dpkg-query -W -f='${Status}' mxfleet-agent 2>/dev/null | grep -q ' installed$'; then\n"
+  "    rm -f \"$D/package.installed\"\n"
+  "  else\n"
+  "    touch \"$D/package.installed\"\n"
+  "  fi\n"
+  "  if ! apt-get install -y -q \"$D/mxfleet-agent.deb\" >\"$D/apt.log\" 2>&1; then\n"
+  "    apt-get update -q >>\"$D/apt.log\" 2>&1 || true  # a stale package list gets one refresh\n"
+  "    apt-get install -y -q \"$D/mxfleet-agent.deb\" >>\"$D/apt.log\" 2>&1 || {\n"
+  "      tail -n 15 \"$D/apt.log\" >&2\n"
+  "      echo \"install.sh: apt-get install $D/mxfleet-agent.deb failed (above; all of it in $D/apt.log)\" >&2\n"
+  "      exit 1\n"
+  "    }\n"
+  "  fi\n"
+  "  install -m 0640 -o root -g mxfleet-agent \"$D/manifest.json\" \"$E/manifest.json\"\n"
+  "  install -m 0600 -o mxfleet-agent -g mxfleet-agent \"$D/agent.key\" \"$E/agent.key\"\n"
+  "  sed -e \"s|$D/agent.key|$E/agent.key|\" -e \"s|$D/manifest.json|$E/manifest.json|\" \\\n"
+  "      -e \"s|$D/data|/var/lib/mxfleet-agent|\" -e 's|\"user\": \"nobody\"|\"user\": \"mxfleet-agent\"|' \\\n"
+  "      \"$D/agent.json\" >\"$E/agent.json.new\"\n"
+  "  chown root:mxfleet-agent \"$E/agent.json.new\" && chmod 0640 \"$E/agent.json.new\"\n"
+  "  mv -f \"$E/agent.json.new\" \"$E/agent.json\"\n"
+  "  echo \"package mxfleet-agent $(dpkg-query -W -f='${Version}' mxfleet-agent) installed by apt\"\n"
+  "}\n"
+  "\n"
+  "uninstall_pkg() {\n"
+  "  [ \"$PKG\" = 1 ] || return 0\n"
+  "  rm -f \"$E/agent.json\" \"$E/manifest.json\" \"$E/agent.key\"\n"
+  "  if [ -f \"$D/package.installed\" ]; then\n"
+  "    apt-get purge -y -q mxfleet-agent >>\"$D/apt.log\" 2>&1\n"
+  "    rm -f \"$D/package.installed\"\n"
+  "  fi\n"
+  "}\n"
+  "\n"
   "if [ -d /run/systemd/system ] && [ \"${MXFLEET_NO_SYSTEMD:-0}\" != 1 ]; then\n"
-  "  if [ \"${1:-start}\" = stop ]; then\n"
+  "  if [ \"$ACT\" != start ]; then\n"
   "    systemctl disable --now mxfleet-agent \"wg-quick@$IF\" 2>/dev/null || true\n"
+  "    if [ \"$ACT\" = undo ]; then rm -f \"/etc/wireguard/$IF.conf\"; uninstall_pkg; fi\n"
   "    exit 0\n"
   "  fi\n"
-  "  id mxfleet-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mxfleet-agent\n"
-  "  install -d -m 0750 -g mxfleet-agent /etc/mxfleet-agent\n"
-  "  install -m 0755 \"$D/mxfleet-agent\" /usr/sbin/mxfleet-agent\n"
-  "  install -m 0640 -g mxfleet-agent \"$D/manifest.json\" /etc/mxfleet-agent/manifest.json\n"
-  "  install -m 0600 -o mxfleet-agent \"$D/agent.key\" /etc/mxfleet-agent/agent.key\n"
-  "  sed -e \"s|$D/agent.key|/etc/mxfleet-agent/agent.key|\" -e \"s|$D/manifest.json|/etc/mxfleet-agent/manifest.json|\" \\\n"
-  "      -e \"s|$D/data|/var/lib/mxfleet-agent|\" \"$D/agent.json\" >/etc/mxfleet-agent/agent.json\n"
+  "  if [ \"$PKG\" = 1 ]; then\n"
+  "    install_pkg  # the package's own unit, enabled by its postinst\n"
+  "  else\n"
+  "    id mxfleet-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mxfleet-agent\n"
+  "    install -d -m 0750 -g mxfleet-agent \"$E\"\n"
+  "    install -m 0755 \"$D/mxfleet-agent\" /usr/sbin/mxfleet-agent\n"
+  "    install -m 0640 -g mxfleet-agent \"$D/manifest.json\" \"$E/manifest.json\"\n"
+  "    install -m 0600 -o mxfleet-agent \"$D/agent.key\" \"$E/agent.key\"\n"
+  "    sed -e \"s|$D/agent.key|$E/agent.key|\" -e \"s|$D/manifest.json|$E/manifest.json|\" \\\n"
+  "        -e \"s|$D/data|/var/lib/mxfleet-agent|\" \"$D/agent.json\" >\"$E/agent.json\"\n"
+  "    install -m 0644 \"$D/mxfleet-agent.service\" /etc/systemd/system/mxfleet-agent.service\n"
+  "    echo \"bare binary installed\"\n"
+  "  fi\n"
   "  install -d -m 0700 /etc/wireguard\n"
   "  install -m 0600 \"$D/wg.conf\" \"/etc/wireguard/$IF.conf\"\n"
-  "  install -m 0644 \"$D/mxfleet-agent.service\" /etc/systemd/system/mxfleet-agent.service\n"
   "  systemctl daemon-reload\n"
   "  systemctl enable --now \"wg-quick@$IF\"\n"
   "  systemctl enable mxfleet-agent\n"
   "  systemctl restart mxfleet-agent\n"
   "  exit 0\n"
   "fi\n"
-  "if [ \"${1:-start}\" = stop ]; then\n"
+  "if [ \"$ACT\" != start ]; then\n"
   "  if [ -f \"$D/agent.pid\" ]; then kill \"$(cat \"$D/agent.pid\")\" 2>/dev/null || true; rm -f \"$D/agent.pid\"; fi\n"
   "  ip link del \"$IF\" 2>/dev/null || true\n"
+  "  if [ \"$ACT\" = undo ]; then uninstall_pkg; fi\n"
   "  exit 0\n"
   "fi\n"
-  "chmod 0644 \"$D/manifest.json\"\n"
+  "if [ \"$PKG\" = 1 ]; then\n"
+  "  install_pkg\n"
+  "  # started as root with \"user\" set: the agent drops to mxfleet-agent and keeps\n"
+  "  # its audit signing key root's (docs/agent.md)\n"
+  "  BIN=/usr/sbin/mxfleet-agent CONF=$E/agent.json\n"
+  "else\n"
+  "  chmod 0644 \"$D/manifest.json\"\n"
+  "  mkdir -p \"$D/data\"\n"
+  "  chown nobody \"$D/data\" 2>/dev/null || true\n"
+  "  BIN=$D/mxfleet-agent CONF=$D/agent.json\n"
+  "  echo \"bare binary\"\n"
+  "fi\n"
   "# kernel WireGuard if there is one, else wireguard-go (it daemonizes; its output goes to a file\n"
   "# so the SSH session that runs this script can end)\n"
   "ip link show \"$IF\" >/dev/null 2>&1 || ip link add \"$IF\" type wireguard 2>/dev/null ||\n"
@@ -64,15 +144,19 @@ static const char install_fmt[] =
   "wg setconf \"$IF\" \"$D/wg.setconf\"\n"
   "ip addr replace \"$ADDR\" dev \"$IF\"\n"
   "ip link set \"$IF\" up\n"
-  "if [ -f \"$D/agent.pid\" ] && kill -0 \"$(cat \"$D/agent.pid\")\" 2>/dev/null; then exit 0; fi\n"
-  "mkdir -p \"$D/data\"\n"
-  "chown nobody \"$D/data\" 2>/dev/null || true\n"
-  "setsid \"$D/mxfleet-agent\" --config \"$D/agent.json\" </dev/null >\"$D/agent.log\" 2>&1 &\n"
+  "# start runs when the agent does not answer or the bundle changed: a running one is replaced\n"
+  "if [ -f \"$D/agent.pid\" ] && P=$(cat \"$D/agent.pid\") && kill \"$P\" 2>/dev/null; then\n"
+  "  i=0\n"
+  "  while kill -0 \"$P\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n"
+  "  kill -9 \"$P\" 2>/dev/null || true\n"
+  "fi\n"
+  "setsid \"$BIN\" --config \"$CONF\" </dev/null >\"$D/agent.log\" 2>&1 &\n"
   "echo $! > \"$D/agent.pid\"\n";
 
 static mx_err gen_install(struct prov_ctx *c, struct mx_buf *b)
 {
-  return mx_buf_addf(b, install_fmt, c->o->name, c->device_if, c->device_if, c->address, c->mesh_len);
+  return mx_buf_addf(b, install_fmt, c->o->name, c->device_if, c->device_if, c->address, c->mesh_len, c->deb_arch,
+                     c->o->agent_bin ? 1 : 0);
 }
 
 static mx_err gen_agent_json(struct prov_ctx *c, struct mx_buf *b)
@@ -98,41 +182,63 @@ static mx_err put(struct prov_ctx *c, const char *name, struct mx_buf *data, int
   return rc;
 }
 
-static const char *const bundle_names[] = { "mxfleet-agent", "manifest.json", "agent.key", "wg.conf",
-                                            "mxfleet-agent.service", "agent.json", "install.sh", "bundle.sha256" };
-#define BUNDLE_N PROV_BUNDLE_MAX
-#define BUNDLE_LINKED 5 /* the first five are symlinks to their sources */
+/* Every file a bundle can hold, by remote name; the first five are
+ * symlinks to their sources, the agent's binary, package and unit only
+ * when there is a binary (the unit goes with it) or a package. */
+static const char *const bundle_names[] = { "mxfleet-agent", "mxfleet-agent.deb", "manifest.json", "agent.key",
+                                            "wg.conf", "mxfleet-agent.service", "agent.json", "install.sh",
+                                            "bundle.sha256" };
+#define BUNDLE_ALL ((int)(sizeof(bundle_names) / sizeof(bundle_names[0])))
+#define BUNDLE_LINKED 6
+
+static int in_bundle(const struct prov_ctx *c, int i)
+{
+  if (i == 0 || i == 5)
+    return c->o->agent_bin != NULL;
+  return i != 1 || c->o->agent_deb != NULL;
+}
 
 /* The files that go to the device, under their remote names: generated ones
- * and symlinks to the originals (scp follows them; -p keeps their modes). */
-mx_err prov_bundle_files(struct prov_ctx *c, char *local[BUNDLE_N], const char *remote[BUNDLE_N], int *n)
+ * and symlinks to the originals (scp follows them; -p keeps their modes).
+ * bundle.sha256 is the last. */
+mx_err prov_bundle_files(struct prov_ctx *c, char *local[PROV_BUNDLE_MAX], const char *remote[PROV_BUNDLE_MAX],
+                         int *n)
 {
-  for (int i = 0; i < BUNDLE_N; i++) {
-    local[i] = mx_path_join(c->bundle_fs, bundle_names[i]);
-    remote[i] = bundle_names[i];
-    if (!local[i])
+  *n = 0;
+  for (int i = 0; i < BUNDLE_ALL && i < PROV_BUNDLE_MAX; i++) {
+    if (!in_bundle(c, i))
+      continue;
+    local[*n] = mx_path_join(c->bundle_fs, bundle_names[i]);
+    remote[*n] = bundle_names[i];
+    if (!local[(*n)++])
       return MX_ERR_NOMEM;
   }
-  *n = BUNDLE_N;
   return MX_OK;
 }
 
+/* Links what this bundle holds to its source and drops a link it no longer
+ * holds (a bundle that had a binary and now has a package). */
 static mx_err link_sources(struct prov_ctx *c, int *created, char *err)
 {
-  char *units = mx_share_dir(MX_SHARE_SYSTEMD);
+  char *units = c->o->agent_bin ? mx_share_dir(MX_SHARE_SYSTEMD) : NULL;
   char *unit = units ? mx_path_join(units, "mxfleet-agent.service") : NULL;
   free(units);
-  if (!unit)
+  if (c->o->agent_bin && !unit)
     return MX_ERR_NOMEM;
-  const char *src[BUNDLE_LINKED] = { c->o->agent_bin, c->man_fs, c->hmac_fs, c->wgconf_fs, unit };
+  const char *src[BUNDLE_LINKED] = { c->o->agent_bin, c->o->agent_deb, c->man_fs, c->hmac_fs, c->wgconf_fs, unit };
   mx_err rc = MX_OK;
   for (int i = 0; !rc && i < BUNDLE_LINKED; i++) {
-    char *p = mx_path_join(c->bundle_fs, bundle_names[i]), *target = realpath(src[i], NULL);
+    char *p = mx_path_join(c->bundle_fs, bundle_names[i]), *target = src[i] ? realpath(src[i], NULL) : NULL;
     char cur[4096];
     ssize_t len = p ? readlink(p, cur, sizeof(cur) - 1) : -1;
     if (len >= 0)
       cur[len] = '\0';
-    if (!p || !target)
+    if (!p)
+      rc = MX_ERR_NOMEM;
+    else if (!in_bundle(c, i)) {
+      if (len >= 0 && unlink(p) == 0)
+        *created = 1;
+    } else if (!target)
       rc = mx_fail(MX_ERR_NOT_FOUND, err, "bundle: cannot find '%s'", src[i]);
     else if (len < 0 || strcmp(cur, target) != 0) {
       (void)unlink(p);
@@ -172,8 +278,8 @@ mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *
 {
   struct mx_buf inst = MX_BUF_INIT(MX_BUF_MAX_SMALL), aj = MX_BUF_INIT(MX_BUF_MAX_SMALL);
   struct mx_buf hb = MX_BUF_INIT(MX_BUF_MAX_SMALL);
-  char *local[BUNDLE_N] = { 0 };
-  const char *remote[BUNDLE_N];
+  char *local[PROV_BUNDLE_MAX] = { 0 };
+  const char *remote[PROV_BUNDLE_MAX];
   int n = 0;
   mx_err rc = mx_mkdir_p(c->bundle_fs, 0700, err);
   if (!rc)
@@ -194,7 +300,7 @@ mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *
     rc = mx_buf_addf(&hb, "%s\n", hash);
   if (!rc)
     rc = put(c, "bundle.sha256", &hb, created, err);
-  for (int i = 0; i < BUNDLE_N; i++)
+  for (int i = 0; i < PROV_BUNDLE_MAX; i++)
     free(local[i]);
   mx_buf_release(&inst);
   mx_buf_release(&aj);
@@ -205,7 +311,7 @@ mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *
 mx_err prov_bundle_remove_local(struct prov_ctx *c, char *err)
 {
   mx_err rc = MX_OK;
-  for (size_t i = 0; !rc && i < sizeof(bundle_names) / sizeof(bundle_names[0]); i++) {
+  for (int i = 0; !rc && i < BUNDLE_ALL; i++) {
     char *p = mx_path_join(c->bundle_fs, bundle_names[i]);
     rc = p ? prov_remove(p, err) : MX_ERR_NOMEM;
     free(p);

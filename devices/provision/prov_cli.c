@@ -36,8 +36,8 @@ static const char usage[] =
   "                          [--os linux|macos|windows] [--templates DIR] [--prompt-template FILE]\n"
   "                          [--server-name NAME] [--host-key SHA256:...]\n"
   "       mxfleet device add NAME --via wg --ssh USER@HOST[:PORT] --hub-endpoint HOST:PORT\n"
-  "                          --agent-bin FILE [--mesh CIDR] [--wg-if IF] [--remote-dir DIR]\n"
-  "                          [--device-if IF] [--health-wait SECONDS] [--no-systemd]\n"
+  "                          --agent-deb FILE|--agent-bin FILE [--mesh CIDR] [--wg-if IF]\n"
+  "                          [--remote-dir DIR] [--device-if IF] [--health-wait SECONDS] [--no-systemd]\n"
   "                          (and the options above)\n"
   "       mxfleet device list [--json] [--config FILE]\n"
   "       mxfleet device show NAME [--json] [--config FILE]\n"
@@ -45,6 +45,9 @@ static const char usage[] =
   "\n"
   "add     onboards a device in numbered steps; safe to re-run (steps already in\n"
   "        place say \"already done\"); a failure undoes the steps before it\n"
+  "        --via wg: --agent-deb pushes the mxfleet-agent package, installed by\n"
+  "        apt-get on a device that has apt (its architecture must match); with\n"
+  "        --agent-bin too, a device without apt gets that binary instead\n"
   "list    the fleet table from the config and data_dir\n"
   "show    one device in detail\n"
   "revoke  removes the WireGuard peer, deactivates the Matrix user and removes the\n"
@@ -54,7 +57,7 @@ static const char usage[] =
 
 struct cli {
   const char *sub, *name, *config, *via, *ssh, *key, *os, *templates, *prompt, *server, *fp;
-  const char *mesh, *wg_if, *hub, *agent_bin, *remote_dir, *device_if, *wait;
+  const char *mesh, *wg_if, *hub, *agent_bin, *agent_deb, *remote_dir, *device_if, *wait;
   int json, yes, help, fail_at, no_systemd, verbose;
 };
 
@@ -63,11 +66,11 @@ static const char **value_slot(struct cli *c, const char *opt)
 {
   static const char *const names[] = { "--config", "--via", "--ssh", "--key", "--os", "--templates",
                                        "--prompt-template", "--server-name", "--host-key", "--mesh", "--wg-if",
-                                       "--hub-endpoint", "--agent-bin", "--remote-dir", "--device-if",
-                                       "--health-wait" };
+                                       "--hub-endpoint", "--agent-bin", "--agent-deb", "--remote-dir",
+                                       "--device-if", "--health-wait" };
   const char **slots[] = { &c->config, &c->via, &c->ssh, &c->key, &c->os, &c->templates, &c->prompt, &c->server,
-                           &c->fp, &c->mesh, &c->wg_if, &c->hub, &c->agent_bin, &c->remote_dir, &c->device_if,
-                           &c->wait };
+                           &c->fp, &c->mesh, &c->wg_if, &c->hub, &c->agent_bin, &c->agent_deb, &c->remote_dir,
+                           &c->device_if, &c->wait };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(opt, names[i]) == 0)
       return slots[i];
@@ -154,7 +157,7 @@ static int run_add(const struct cli *c, char *err)
     .config_path = c->config, .name = c->name, .ssh_target = c->ssh, .key_file = c->key, .os = c->os,
     .templates_dir = c->templates, .prompt_template = c->prompt, .server_name = c->server, .host_key_fp = c->fp, .fail_at = c->fail_at,
     .mesh = c->mesh, .wg_interface = c->wg_if, .hub_endpoint = c->hub, .agent_bin = c->agent_bin,
-    .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = 0,
+    .agent_deb = c->agent_deb, .remote_dir = c->remote_dir, .device_if = c->device_if, .health_wait_s = 0,
     .no_systemd = c->no_systemd,
   };
   if (!c->via || strcmp(c->via, "ssh") == 0)

@@ -65,6 +65,9 @@ struct prov_ctx {
   char address[16];     /* the device's mesh address once allocated */
   char pubkey[45];      /* its WireGuard public key once made */
   char *wgkey_cfg, *wgkey_fs, *wgaddr_fs, *wgconf_fs, *hmac_cfg, *hmac_fs, *bundle_fs;
+  char deb_arch[32];    /* --agent-deb's Architecture; "" without a package */
+  char deb_version[64]; /* and its Version */
+  int bundle_sent;      /* this run uploaded a changed bundle: start installs it */
 };
 
 struct prov_step {
@@ -141,11 +144,15 @@ mx_err prov_scp(struct prov_ctx *c, const char *const *files, int n, const char 
 /* Probes the agent's /v1/health through the tunnel once. */
 mx_err prov_agent_health(struct prov_ctx *c, char *err);
 
+/* Reads Package, Version and Architecture of --agent-deb (dpkg-deb) and
+ * refuses a file that is not the mxfleet-agent package. */
+mx_err prov_wg_deb_check(struct prov_ctx *c, char *err);
+
 /* prov_bundle.c: the agent bundle (local generated files + what is sent). */
 mx_err prov_bundle_build(struct prov_ctx *c, char hash[65], int *created, char *err);
 /* local[i] (malloc'd, caller frees) is sent as remote_dir/remote[i]; at
  * most PROV_BUNDLE_MAX files. */
-#define PROV_BUNDLE_MAX 8
+#define PROV_BUNDLE_MAX 9
 mx_err prov_bundle_files(struct prov_ctx *c, char *local[PROV_BUNDLE_MAX], const char *remote[PROV_BUNDLE_MAX],
                          int *n);
 mx_err prov_bundle_remove_local(struct prov_ctx *c, char *err);

@@ -3,7 +3,7 @@
  * WireGuard key pair and mesh address, the hub's peer, the agent's HMAC key
  * and WireGuard config, the bundle upload, starting the agent and waiting
  * for its /v1/health through the tunnel (which also repairs a stopped
- * agent on a re-run). Layer: devices/provision; see prov_wg.c for the tools.
+ * agent on a re-run, and installs and restarts a changed bundle). Layer: devices/provision; see prov_wg.c for the tools.
  */
 #include "prov_int.h"
 
@@ -178,7 +178,10 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
     rc = remote_hash(c, there, err);
   if (!rc && strcmp(hash, there) == 0)
     return mx_buf_addf(note, "%s:%s holds bundle %.12s", c->ssh_host, c->remote_dir, hash);
-  snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 0755 %s", c->remote_dir, c->remote_dir);
+  /* the agent's binary or package of an earlier bundle goes first: neither
+   * is left to be taken for part of this one, nor overwritten while it runs */
+  snprintf(cmd, sizeof(cmd), "mkdir -p %s && chmod 0755 %s && rm -f %s/mxfleet-agent %s/mxfleet-agent.deb",
+           c->remote_dir, c->remote_dir, c->remote_dir, c->remote_dir);
   *created = !rc; /* from here a failure leaves partial files: undo this step too */
   if (!rc)
     rc = prov_ssh_cmd(c, cmd, NULL, err);
@@ -188,6 +191,7 @@ static mx_err upload_run(struct prov_ctx *c, int *created, struct mx_buf *note, 
     rc = prov_scp(c, (const char *const *)local, n, c->remote_dir, err);
   for (int i = 0; i < PROV_BUNDLE_MAX; i++)
     free(local[i]);
+  c->bundle_sent = !rc;
   return rc ? rc : mx_buf_addf(note, "bundle %.12s to %s:%s", hash, c->ssh_host, c->remote_dir);
 }
 
@@ -198,10 +202,10 @@ static mx_err upload_undo(struct prov_ctx *c, char *err)
   /* Only what the bundle and install.sh made; data/ is the audit of an
    * agent that never went live. */
   snprintf(cmd, sizeof(cmd),
-           "rm -f %s/mxfleet-agent %s/manifest.json %s/agent.key %s/wg.conf %s/wg.setconf %s/agent.json "
-           "%s/mxfleet-agent.service %s/install.sh %s/bundle.sha256 %s/agent.log %s/wg.log && rm -rf %s/data && "
-           "rmdir %s 2>/dev/null; true",
-           r, r, r, r, r, r, r, r, r, r, r, r, r);
+           "if cd %s 2>/dev/null; then rm -f mxfleet-agent mxfleet-agent.deb manifest.json agent.key wg.conf "
+           "wg.setconf agent.json mxfleet-agent.service install.sh bundle.sha256 agent.log wg.log apt.log "
+           "package.installed && rm -rf data && cd / && rmdir %s 2>/dev/null; fi; true",
+           r, r);
   mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
   return rc ? rc : prov_bundle_remove_local(c, err);
 }
@@ -227,21 +231,32 @@ static mx_err wait_health(struct prov_ctx *c, char *err)
 static mx_err start_run(struct prov_ctx *c, int *created, struct mx_buf *note, char *err)
 {
   char cmd[600], herr[MX_ERRBUF_LEN];
-  if (prov_agent_health(c, herr) == MX_OK)
+  /* a new bundle (another agent version, key, manifest) is installed and
+   * the agent restarted even if the old one still answers */
+  if (!c->bundle_sent && prov_agent_health(c, herr) == MX_OK)
     return mx_buf_addf(note, "http://%s:7443/v1/health ok", c->address);
   snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh start", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
            c->remote_dir);
   *created = 1; /* a half-started agent or interface is undone with the step */
-  mx_err rc = prov_ssh_cmd(c, cmd, NULL, err);
+  struct mx_buf how = MX_BUF_INIT(MX_BUF_MAX_SMALL); /* install.sh says what it started */
+  mx_err rc = prov_ssh_cmd(c, cmd, &how, err);
   if (!rc)
     rc = wait_health(c, err);
-  return rc ? rc : mx_buf_addf(note, "started; http://%s:7443/v1/health ok", c->address);
+  char *h = rc ? NULL : mx_strdup(mx_buf_cstr(&how));
+  if (h)
+    mx_rtrim(h);
+  if (!rc)
+    rc = mx_buf_addf(note, "started (%s); http://%s:7443/v1/health ok", h && *h ? h : "agent", c->address);
+  free(h);
+  mx_buf_release(&how);
+  return rc;
 }
 
 static mx_err start_undo(struct prov_ctx *c, char *err)
 {
   char cmd[600];
-  snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh stop", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
+  /* undo: also what start installed (the package, if it installed it) */
+  snprintf(cmd, sizeof(cmd), "%ssh %s/install.sh undo", c->o->no_systemd ? "MXFLEET_NO_SYSTEMD=1 " : "",
            c->remote_dir);
   return prov_ssh_cmd(c, cmd, NULL, err);
 }

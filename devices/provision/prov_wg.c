@@ -207,6 +207,55 @@ mx_err prov_scp(struct prov_ctx *c, const char *const *files, int n, const char 
   return run(argv, 120000, NULL, err);
 }
 
+/* One "Field: value" line of `dpkg-deb --field` into out. */
+static void deb_field(const char *fields, const char *name, char *out, size_t n)
+{
+  size_t k = strlen(name);
+  out[0] = '\0';
+  for (const char *l = fields; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (strncmp(l, name, k) == 0 && l[k] == ':' && l[k + 1] == ' ') {
+      snprintf(out, n, "%.*s", (int)strcspn(l + k + 2, "\n"), l + k + 2);
+      return;
+    }
+}
+
+static int deb_token(const char *s)
+{
+  for (; *s; s++)
+    if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+~:-", *s))
+      return 0;
+  return 1;
+}
+
+mx_err prov_wg_deb_check(struct prov_ctx *c, char *err)
+{
+  const char *deb = c->o->agent_deb;
+  if (!prov_file_exists(deb))
+    return mx_fail(MX_ERR_NOT_FOUND, err, "--agent-deb: cannot find the mxfleet-agent package '%s'", deb);
+  struct mx_buf f = MX_BUF_INIT(MX_BUF_MAX_SMALL);
+  char *argv[] = { "/usr/bin/dpkg-deb", "--field", (char *)deb, "Package", "Version", "Architecture", NULL };
+  char pkg[64];
+  mx_err rc = run(argv, 30000, &f, err);
+  if (rc) {
+    char why[MX_ERRBUF_LEN];
+    snprintf(why, sizeof(why), "%s", err);
+    mx_buf_release(&f);
+    return mx_fail(MX_ERR_INVALID, err, "--agent-deb: expected a Debian package, '%s' is not one: %s", deb, why);
+  }
+  deb_field(mx_buf_cstr(&f), "Package", pkg, sizeof(pkg));
+  deb_field(mx_buf_cstr(&f), "Version", c->deb_version, sizeof(c->deb_version));
+  deb_field(mx_buf_cstr(&f), "Architecture", c->deb_arch, sizeof(c->deb_arch));
+  mx_buf_release(&f);
+  if (strcmp(pkg, "mxfleet-agent") != 0)
+    return mx_fail(MX_ERR_INVALID, err, "--agent-deb: expected the mxfleet-agent package, '%s' is package '%s'", deb,
+                   pkg);
+  /* both go into the install script */
+  if (!c->deb_arch[0] || !deb_token(c->deb_arch) || !c->deb_version[0] || !deb_token(c->deb_version))
+    return mx_fail(MX_ERR_INVALID, err, "--agent-deb: '%s': expected a Version and an Architecture, got '%s' and '%s'",
+                   deb, c->deb_version, c->deb_arch);
+  return MX_OK;
+}
+
 mx_err prov_agent_health(struct prov_ctx *c, char *err)
 {
   char url[64];
@@ -241,9 +290,11 @@ static mx_err parse_mesh(struct prov_ctx *c, char *err)
   return MX_OK;
 }
 
+/* Absolute, shell-safe and short enough for the remote commands built
+ * around it. */
 static int safe_path(const char *p)
 {
-  if (!p || p[0] != '/')
+  if (!p || p[0] != '/' || strlen(p) > 200)
     return 0;
   for (; *p; p++)
     if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-", *p))
@@ -287,11 +338,15 @@ mx_err prov_wg_init(struct prov_ctx *c, char *err)
   if (!o->hub_endpoint || !strchr(o->hub_endpoint, ':'))
     return mx_fail(MX_ERR_INVALID, err, "--hub-endpoint: expected host:port the device reaches the hub at, got '%s'",
                    o->hub_endpoint ? o->hub_endpoint : "");
-  if (!o->agent_bin || !prov_file_exists(o->agent_bin))
-    return mx_fail(MX_ERR_NOT_FOUND, err, "--agent-bin: cannot find the mxfleet-agent binary '%s'",
-                   o->agent_bin ? o->agent_bin : "");
+  if (!o->agent_bin && !o->agent_deb)
+    return mx_fail(MX_ERR_INVALID, err, "--agent-deb FILE or --agent-bin FILE: expected the mxfleet-agent package "
+                   "or binary to install on the device, got neither");
+  if (o->agent_bin && !prov_file_exists(o->agent_bin))
+    return mx_fail(MX_ERR_NOT_FOUND, err, "--agent-bin: cannot find the mxfleet-agent binary '%s'", o->agent_bin);
+  if (o->agent_deb && (rc = prov_wg_deb_check(c, err)) != MX_OK)
+    return rc;
   if (!safe_path(c->remote_dir))
-    return mx_fail(MX_ERR_INVALID, err, "--remote-dir: expected an absolute path of [A-Za-z0-9/._-], got '%s'",
+    return mx_fail(MX_ERR_INVALID, err, "--remote-dir: expected an absolute path of at most 200 of [A-Za-z0-9/._-], got '%s'",
                    c->remote_dir);
   rc = wg_paths(c);
   static const char *const dirs[] = { "wg", "keys", "bundles" };

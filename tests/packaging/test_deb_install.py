@@ -18,8 +18,9 @@ the way its unit runs it (config check, then run), answers an encrypted
 again after the upgrade, from the state it kept.
 
 The newer build is the same build with its version bumped (dpkg-deb
-repack), so CI pays for one package build. MXFLEET_TEST_DEBS=DIR reuses
-packages built before by scripts/build-deb DIR."""
+repack), so CI pays for one package build (tests/packaging/debcache, shared
+with packaging_deb_push). MXFLEET_TEST_DEBS=DIR reuses packages built before
+by scripts/build-deb DIR."""
 
 import glob
 import json
@@ -35,6 +36,8 @@ import mxtest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 from peerlib import Peer, operator, ping_in_new_dm  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debcache  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DEBROOT = os.path.join(SRC, "tests", "packaging", "debroot")
@@ -202,9 +205,7 @@ def main():
         return 1
     work = tempfile.mkdtemp(prefix="mxfleet-debtest.")
     cleanup = []
-    debs = os.environ.get("MXFLEET_TEST_DEBS") or os.path.join(work, "dist")
-    if not os.environ.get("MXFLEET_TEST_DEBS"):
-        run([os.path.join(SRC, "scripts", "build-deb"), debs])
+    debs = debcache.debs(SRC, work)
     try:
         # lintian: nothing beyond the overrides docs/packaging.md explains
         changes = sorted(glob.glob(os.path.join(debs, "mxfleet_*.changes")))[-1]

@@ -5,7 +5,8 @@
  * brings up WireGuard and mxfleet-agent with the real tools/templates
  * manifest. Checks: the agent answers signed
  * /v1/health through the tunnel, a re-run changes nothing, a killed agent
- * is repaired by a re-run, a failure at every step leaves no hub peer,
+ * is repaired by a re-run, a re-run with a changed agent replaces the
+ * running one, a failure at every step leaves no hub peer,
  * account, config change, local or remote file, and revoke removes the peer.
  */
 #include <setjmp.h>
@@ -291,6 +292,48 @@ static void assert_repairs_stopped_agent(const char *name, const char *cfg1)
   free(cfg3);
 }
 
+static int agent_pid(const char *name)
+{
+  char p[512], pidf[600];
+  remote_dir(name, p, sizeof(p));
+  snprintf(pidf, sizeof(pidf), "%s/agent.pid", p);
+  char *pid = read_all(pidf);
+  int n = atoi(pid);
+  free(pid);
+  return n;
+}
+
+/* A re-run with another agent (an upgrade) uploads the changed bundle and
+ * replaces the running agent, though the old one still answers. */
+static void assert_rerun_installs_new_agent(const char *name)
+{
+  char err[MX_ERRBUF_LEN] = "", *out = NULL, v2[400], rdir[400], remote_bin[500];
+  snprintf(v2, sizeof(v2), "%s/mxfleet-agent-v2", W.dir);
+  struct mx_buf b;
+  assert_int_equal(mx_file_read(W.agent, (size_t)64 * 1024 * 1024, &b, err), MX_OK);
+  assert_int_equal(mx_buf_adds(&b, "v2"), MX_OK); /* trailing bytes: the same program, another file */
+  assert_int_equal(mx_file_write(v2, b.buf, b.len, 0755, err), MX_OK);
+  int old_pid = agent_pid(name);
+  assert_int_equal(agent_health(name, "198.51.100.2"), MX_OK);
+  g_agent_bin = v2;
+  mx_err rc = add(name, 0, 0, &out, err);
+  g_agent_bin = NULL;
+  assert_int_equal(rc, MX_OK);
+  assert_non_null(strstr(out, "[11/13] upload the agent bundle over SSH ... bundle "));
+  assert_non_null(strstr(out, "[12/13] start the agent and wait for /v1/health ... started (bare binary)"));
+  free(out);
+  assert_int_not_equal(agent_pid(name), old_pid);
+  assert_int_equal(kill(old_pid, 0), -1); /* the old agent is gone */
+  assert_int_equal(agent_health(name, "198.51.100.2"), MX_OK);
+  remote_dir(name, rdir, sizeof(rdir));
+  snprintf(remote_bin, sizeof(remote_bin), "%s/mxfleet-agent", rdir);
+  struct mx_buf there;
+  assert_int_equal(mx_file_read(remote_bin, (size_t)64 * 1024 * 1024, &there, err), MX_OK);
+  assert_true(there.len == b.len && memcmp(there.buf, b.buf, b.len) == 0);
+  mx_buf_release(&there);
+  mx_buf_release(&b);
+}
+
 static void test_add_wg_end_to_end(void **state)
 {
   (void)state;
@@ -323,6 +366,7 @@ static void test_add_wg_end_to_end(void **state)
   assert_string_equal(files1, files2);
 
   assert_repairs_stopped_agent(name, cfg1);
+  assert_rerun_installs_new_agent(name);
 
   /* Revoke: the hub forgets the peer, the account is deactivated. The
    * device side is the operator's to wipe; here its namespace is reused by
