@@ -2,8 +2,9 @@
  * prov_bundle.c - the agent bundle for `device add --via wg`: the agent's
  * config (agent.json) and an install script generated here, plus the
  * mxfleet-agent package and/or the bare binary (with its systemd unit), the
- * manifest, HMAC key and WireGuard config taken as they are. bundle.sha256 names the exact bundle, so a re-run can tell an
- * up-to-date device from one that needs the upload. Layer: devices/provision.
+ * manifest, HMAC key and WireGuard config taken as they are. bundle.sha256
+ * names the exact bundle, so a re-run can tell an up-to-date device from one
+ * that needs the upload. Layer: devices/provision.
  */
 #include "prov_int.h"
 
@@ -99,6 +100,9 @@ static const char install_fmt[] =
   "  fi\n"
   "  if [ \"$PKG\" = 1 ]; then\n"
   "    install_pkg  # the package's own unit, enabled by its postinst\n"
+  "    U=/etc/systemd/system/mxfleet-agent.service  # an earlier bare-binary bundle's copy\n"
+  "    if [ -f \"$U\" ] && cmp -s \"$U\" /lib/systemd/system/mxfleet-agent.service; then rm -f \"$U\"; fi\n"
+  "    if [ -f \"$U\" ]; then echo \"install.sh: warning: $U overrides the packaged unit\" >&2; fi\n"
   "  else\n"
   "    id mxfleet-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mxfleet-agent\n"
   "    install -d -m 0750 -g mxfleet-agent \"$E\"\n"
