@@ -28,6 +28,7 @@
 
 struct mx_bot;
 struct mx_metrics;
+struct mx_receipt; /* a pending read receipt, see mx_receipts.h */
 struct mx_ext; /* LLM, tools and E2EE wiring, see mx_ext.h */
 
 enum mx_ident_state { MX_IDENT_STARTING = 0, MX_IDENT_RUNNING, MX_IDENT_FAILED };
@@ -83,6 +84,9 @@ struct mx_bot {
   _Atomic int stopping;
   struct mx_metrics *metrics;
   struct mx_ext *ext;
+  pthread_mutex_t receipts_lock;      /* guards receipts, receipts_armed */
+  struct mx_receipt *receipts;        /* read receipts waiting to be sent */
+  int receipts_armed;                 /* a flush is scheduled */
 };
 
 /* 1 when user_id is a configured operator. */

@@ -12,6 +12,7 @@
 #include "mx_json.h"
 #include "mx_log.h"
 #include "mx_metrics.h"
+#include "mx_receipts.h"
 #include "mx_send.h"
 #include "mx_store.h"
 #include "mx_util.h"
@@ -274,7 +275,7 @@ static void handle_job(struct mx_worker *w, void *arg)
   int is_confirm = strncmp(m->body, "!confirm", 8) == 0;
   if (!is_confirm && mx_now_ms() - m->origin_ts > id->bot->cfg->command_max_age_ms) {
     hold_for_confirmation(m);
-    mx_send_receipt(id, m->room_id, m->event_id);
+    mx_receipt_later(id, m->room_id, m->event_id);
     mx_msg_free(m);
     return;
   }
@@ -286,7 +287,7 @@ static void handle_job(struct mx_worker *w, void *arg)
   }
   run_message(m);
   mx_store_inbox_set_state(w->db, id->user_id, m->event_id, "done", NULL, NULL);
-  mx_send_receipt(id, m->room_id, m->event_id);
+  mx_receipt_later(id, m->room_id, m->event_id);
   mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_HANDLING, mx_mono_ms() - t0);
   mx_msg_free(m);
 }

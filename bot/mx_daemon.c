@@ -19,6 +19,7 @@
 #include "mx_ident.h"
 #include "mx_log.h"
 #include "mx_metrics.h"
+#include "mx_receipts.h"
 #include "mx_store.h"
 #include "mx_sync.h"
 #include "mx_util.h"
@@ -151,6 +152,8 @@ static int bot_close(struct mx_bot *bot)
   if (bot->workers && !mx_workers_shutdown(bot->workers, MX_SHUTDOWN_MS))
     return 0;
   mx_ext_free(bot);
+  mx_receipts_discard(bot);
+  pthread_mutex_destroy(&bot->receipts_lock);
   for (size_t i = 0; i < bot->n_idents; i++)
     mx_ident_release(&bot->idents[i]);
   free(bot->idents);
@@ -167,6 +170,7 @@ int mx_daemon_run(const struct mx_run_opts *o)
   struct mx_bot bot;
   memset(&bot, 0, sizeof(bot));
   bot.started_ms = mx_now_ms();
+  pthread_mutex_init(&bot.receipts_lock, NULL);
   char err[MX_ERRBUF_LEN] = "";
   int lock_fd = -1, code = 1;
   struct mx_httpd *httpd = NULL;
