@@ -24,8 +24,11 @@ Checked, with the documented command only:
   unit is the one enabled, none hand-installed; the running agent is the
   packaged /usr/sbin/mxfleet-agent, dropped to mxfleet-agent; it answers the
   bot's `device list` probe and a signed fs.read through the tunnel, audited;
-- a re-run changes nothing ("already done"); one with a newer package
-  upgrades it through apt and replaces the running agent, audit kept."""
+- a re-run changes nothing ("already done"); a failed one (a package for
+  another architecture) leaves the installed package and its audit alone,
+  and the next re-run brings the agent back; one with a newer package
+  upgrades it through apt and replaces the running agent, audit kept;
+- a device without apt gets the bare binary when --agent-bin is given too."""
 
 import base64
 import hashlib
@@ -296,6 +299,24 @@ def hub_part():
     check(open(w.cfg, "rb").read() == cfg_before, "the re-run changed the config")
     check(w.agent_pid() == pid, "the re-run restarted the agent")
 
+    # a re-run with a package for another architecture fails; its rollback
+    # leaves the package that was there (and its audit) alone; the next
+    # re-run with the right package brings the agent back
+    size = agent_call(os.path.join(w.data, "keys", name + ".hmac"), addr, "GET", "/v1/audit?since=0")[1]["size"]
+    rc, out = w.add(name, os.path.join(work, os.path.basename(deb).replace("_amd64.deb", "_arm64.deb")))
+    check(rc == 1 and "is built for arm64, this device is amd64" in out and "FAILED" not in out,
+          "re-run with an arm64 package: expected exit 1 naming both architectures, got %d" % rc)
+    check(dev.status("mxfleet-agent") == "install ok installed", "the failed re-run removed the package: %r"
+          % dev.status("mxfleet-agent"))
+    check(dev.exists("/var/lib/mxfleet-agent/audit") and dev.exists("/etc/mxfleet-agent/agent.key"),
+          "the failed re-run removed the agent's audit or key")
+    rc, out = w.add(name, deb)
+    check(rc == 0 and "started (package mxfleet-agent %s installed by apt)" % ver in out,
+          "re-run after the failed one: expected the agent started again, got %d" % rc)
+    pid = w.agent_pid()
+    health = agent_call(os.path.join(w.data, "keys", name + ".hmac"), addr, "GET", "/v1/health")[1]
+    check(health.get("audit_size", 0) >= size, "the audit after the failed re-run: %r, had %d" % (health, size))
+
     # a newer package: the re-run uploads it, apt upgrades, the agent is
     # replaced and keeps its audit chain
     newer = repack(deb, "Version", ver + "+next1", work)
@@ -309,6 +330,25 @@ def hub_part():
     health = agent_call(os.path.join(w.data, "keys", name + ".hmac"), addr, "GET", "/v1/health")[1]
     check(health.get("ok") and health.get("audit_size", 0) >= size,
           "after the upgrade: expected a healthy agent with the audit kept (%d records), got %r" % (size, health))
+
+    # a device without apt, the bare binary given too: it runs that instead.
+    # The same namespace plays that device: the first one's tunnel goes
+    # down first (two tunnels to the hub from one namespace would route the
+    # second's replies through the first)
+    run(["ip", "netns", "exec", "mxpd" + os.environ["MXF_WG_TAG"], "chroot", dev.root, "sh",
+         "/opt/mxfleet/install.sh", "stop"])
+    fb = "bin" + secrets.token_hex(2)
+    os.rename(dev.root + "/usr/bin/apt-get", dev.root + "/usr/bin/apt-get.off")
+    try:
+        rc, out = w.add(fb, deb, "--agent-bin", os.environ["MXFLEET_AGENT_BIN"], "--remote-dir", "/opt/mxfleet-fb")
+    finally:
+        os.rename(dev.root + "/usr/bin/apt-get.off", dev.root + "/usr/bin/apt-get")
+    check(rc == 0 and "started (bare binary)" in out, "no apt, --agent-bin too: expected the bare binary, got %d" % rc)
+    fbpid = int(open(dev.root + "/opt/mxfleet-fb/agent.pid").read())
+    check(os.readlink("/proc/%d/exe" % fbpid) == dev.root + "/opt/mxfleet-fb/mxfleet-agent",
+          "the fallback agent runs %s" % os.readlink("/proc/%d/exe" % fbpid))
+    listed = {d["name"]: d for d in json.loads(run([w.bin, "device", "list", "--json", "--config", w.cfg]).stdout)}
+    check(listed[fb]["agent"]["ok"], "device list after the fallback: %r" % listed[fb])
 
 
 # ------------------------------------------------------------- outside
@@ -332,6 +372,8 @@ def main():
     debs = debcache.debs(SRC, work)
     deb = sorted(p for p in os.listdir(debs) if p.startswith("mxfleet-agent_") and p.endswith(".deb"))[-1]
     deb = os.path.join(debs, deb)
+    os.environ.setdefault("MXFLEET_AGENT_BIN", os.path.join(os.path.dirname(os.path.dirname(
+        os.environ["MXFLEET_BIN"])), "devices", "agent", "mxfleet-agent"))
     wgdir = os.path.join(work, "wgnet")
     try:
         run([DEBROOT, "up", work])
