@@ -142,6 +142,8 @@ def request_kinds(entries):
     for e in entries:
         parts = e["path"].split("/")
         key = "/".join(p if not p or p[0] not in "!@#%$" else "*" for p in parts[4:7])
+        if key == "sync":  # the first of a run returns at once, later ones long-poll
+            key += " (timeout=0)" if e["query"].get("timeout") == ["0"] else " (long-poll)"
         kinds[f"{e['method']} {key}"] += 1
     return kinds
 
@@ -202,7 +204,7 @@ def run_restart(args, binary):
         print(f"| {n} | {r['healthy_s']:.2f} | {r['bot_cpu_s']:.2f} | {r['hs_cpu_s']:.2f} | {r['load']} |")
     for i, r in enumerate(rows):
         if r["kinds"]:
-            print(f"requests of restart {i + 1} until all healthy: "
+            print(f"requests of restart {i + 1} answered until all healthy (through the proxy): "
                   + ", ".join(f"{k} x{v}" for k, v in sorted(r["kinds"].items())))
     worst = max(r["healthy_s"] for r in rows) if rows else 0
     if n >= 1000 and worst > 10:
