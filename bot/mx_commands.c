@@ -292,6 +292,11 @@ static void handle_job(struct mx_worker *w, void *arg)
   mx_msg_free(m);
 }
 
+void mx_commands_run(struct mx_msg *m, struct mx_worker *w)
+{
+  handle_job(w, m);
+}
+
 void mx_commands_dispatch(struct mx_msg *m)
 {
   if (mx_workers_submit(m->id->bot->workers, handle_job, m))

@@ -11,6 +11,8 @@
 
 /* Takes ownership of m and queues it on the worker pool. */
 void mx_commands_dispatch(struct mx_msg *m);
+/* Takes ownership of m and handles it now, on w (the caller's worker). */
+void mx_commands_run(struct mx_msg *m, struct mx_worker *w);
 /* The !help text (plain) into out. */
 mx_err mx_commands_help(struct mx_buf *out, int alerts_room);
 
