@@ -47,6 +47,7 @@ struct mx_ident {
   int token_unchecked;                /* stored token not yet accepted by the homeserver */
   int token_rejected;                 /* ... and rejected: the next start logs in */
   int inbox_recovered;                /* the inbox left by the last run was recovered */
+  int start_chained;                  /* its first start queued the next identity's */
   int64_t start_delay_ms;
 
   /* loop thread only */
@@ -81,6 +82,7 @@ struct mx_bot {
   struct mx_ident *idents;
   size_t n_idents;
   int64_t started_ms;
+  _Atomic size_t next_start;          /* next identity mx_ident_start_all queues */
   _Atomic int stopping;
   struct mx_metrics *metrics;
   struct mx_ext *ext;

@@ -197,8 +197,7 @@ int mx_daemon_run(const struct mx_run_opts *o)
     code = rc == MX_ERR_CONFIG || rc == MX_ERR_INVALID ? 2 : 1;
   } else {
     mx_info(NULL, "mxfleet %s starting %zu identities on %s", MXFLEET_VERSION, bot.n_idents, bot.cfg->homeserver);
-    for (size_t i = 0; i < bot.n_idents; i++)
-      mx_ident_start(&bot.idents[i]);
+    mx_ident_start_all(&bot);
     mx_ext_health_start(&bot);
     mx_loop_run(bot.loop, signal_pipe[0]);
     mx_info(NULL, "shutting down");

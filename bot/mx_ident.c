@@ -1,6 +1,7 @@
 /* bot/mx_ident.c - identity start-up; see mx_ident.h. */
 #include "mx_ident.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,10 +184,34 @@ static mx_err ensure_profile_and_filter(struct mx_ident *id, sqlite3 *db, struct
 
 void mx_ident_restart_later(struct mx_ident *id, int64_t delay_ms);
 
+/* Start-up jobs queued ahead of the ones running: enough to keep every
+ * worker busy, few enough that a sync response (queued on the same
+ * workers) never waits behind the start-up of a whole fleet. */
+#define MX_START_AHEAD 8
+
+static void start_next(struct mx_bot *bot)
+{
+  size_t i = atomic_fetch_add(&bot->next_start, 1);
+  if (i < bot->n_idents)
+    mx_ident_start(&bot->idents[i]);
+}
+
+void mx_ident_start_all(struct mx_bot *bot)
+{
+  size_t ahead = bot->n_idents < MX_START_AHEAD ? bot->n_idents : MX_START_AHEAD;
+  atomic_store(&bot->next_start, ahead);
+  for (size_t i = 0; i < ahead; i++)
+    mx_ident_start(&bot->idents[i]);
+}
+
 static void start_job(struct mx_worker *w, void *arg)
 {
   struct mx_ident *id = arg;
   char err[MX_ERRBUF_LEN] = "";
+  if (!id->start_chained) { /* the first start of this identity: queue the next one's */
+    id->start_chained = 1;
+    start_next(id->bot);
+  }
   struct mx_store_ident st;
   memset(&st, 0, sizeof(st));
   mx_err rc = restore_or_login(id, w->db, &st, err);

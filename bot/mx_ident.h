@@ -21,6 +21,9 @@ mx_err mx_ident_login(struct mx_api *api, sqlite3 *db, const char *user_id, cons
 /* Queues the start-up job; on success it starts the sync cycle. A stored
  * token is used unchecked (no request): the first /sync checks it. */
 mx_err mx_ident_start(struct mx_ident *id);
+/* Starts every identity of bot: a few queued at first, each start-up job
+ * queuing the next, so the fleet's start-up never fills the worker queue. */
+void mx_ident_start_all(struct mx_bot *bot);
 /* The homeserver rejected the stored, unchecked token (M_UNKNOWN_TOKEN):
  * start again with a password login as a new device. */
 void mx_ident_token_rejected(struct mx_ident *id);
