@@ -23,7 +23,7 @@ and the bench prints:
 Load average is printed beside every figure: the machine may be shared.
 
   sudo bench/bot/storm.py --mxfleet build/bot/mxfleet
-        [--counts 200,1000,2000] [--storm-ids 200] [--operators 10]
+        [--counts 200,1000,2000] [--storm-at 200,1000] [--storm-ids 200] [--operators 10]
         [--rates 5,10,20,40,80,160] [--stage 20] [--idle 20]
 
 Needs root (the Synapse chroot). Not part of ctest; figures go into
@@ -317,7 +317,7 @@ def run_n(hs, hs_pid, access, binary, n, args, tag):
     print(f"\n=== N = {n} (load {loadavg()})", flush=True)
     names = [f"{tag}i{i}" for i in range(n)]
     passwords = register_many(hs, [f"agent-{x}" for x in names])
-    storm_names = names[:args.storm_ids] if n >= args.storm_ids else []
+    storm_names = names[:args.storm_ids] if n >= args.storm_ids and n in args.storm_at else []
     op_ids = [hs.user_id(f"storm-{tag}-op{k}") for k in range(args.operators)] if storm_names else []
     # operators are named up front: the config lists them
     for uid in op_ids:
@@ -456,6 +456,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mxfleet", required=True, help="path of the built mxfleet binary")
     ap.add_argument("--counts", default="200,1000,2000", help="comma-separated identity counts")
+    ap.add_argument("--storm-at", default="",
+                    help="comma-separated counts to run the storm at (default: every count)")
     ap.add_argument("--storm-ids", type=int, default=200, help="identities the storm is spread over")
     ap.add_argument("--operators", type=int, default=10, help="operators sending the storm")
     ap.add_argument("--rates", default="5,10,20,40,80,160", help="offered !ping rates per second")
@@ -470,6 +472,7 @@ def main():
     if not os.access(binary, os.X_OK):
         sys.exit(f"--mxfleet: expected an executable, got '{args.mxfleet}'")
     counts = [int(c) for c in args.counts.split(",")]
+    args.storm_at = [int(c) for c in args.storm_at.split(",")] if args.storm_at else counts
     print(f"storm bench: {os.cpu_count()} CPUs, load {loadavg()}, "
           f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", flush=True)
     with mxtest.Homeserver.start_own() as hs:
