@@ -17,11 +17,15 @@ trip, RSS (VmRSS, VmHWM) and CPU per message (utime+stime from /proc over
 that bot's own blocks only), the ratio mxfleet p50 / js p50, mxfleet's own
 handling time (mxfleet_ping_reply_seconds) and the load average.
 With --trace DIR, Synapse's access log (one line per request with its
-timings) is switched on and every log (Synapse, both bots at debug, probe)
-is kept in DIR for bench/e2e/trace_ping.py.
+timings) is switched on, every log (Synapse, both bots, probe) is kept in
+DIR, and each round trip is cut into segments from Synapse's
+request times (see trace_segments).
 Usage: bench_side_by_side.py [--trace DIR] MXFLEET_BIN [BLOCKS=10] [PER_BLOCK=10]
 """
+import collections
+import datetime
 import hashlib
+import re
 import os
 import shutil
 import signal
@@ -96,6 +100,62 @@ def synapse_access_log(hs):
     return os.path.join(inner, "homeserver.log")
 
 
+ACCESS = re.compile(r'^(\S+ \S+) INFO .*\{(@[^}]+)\} Processed request: ([0-9.]+)sec.* \d+B \d+ "(\S+) (\S+)')
+
+
+def trace_segments(synapse_log, operator, bots):
+    """Per bot, the median of each segment of a round trip, from Synapse's
+    access log (request end times, start = end - wall time):
+      ping PUT       the probe's send of !ping, in Synapse
+      -> bot sync    ping PUT start to the bot's /sync response carrying it
+      bot            that /sync response written to the bot's PUT received:
+                     the bot's own work plus both directions over loopback
+      bot PUT        the bot's send, in Synapse
+      -> probe sync  bot PUT start to the probe's /sync response carrying it
+    bots: {name: user_id}."""
+    reqs = []
+    with open(synapse_log) as f:
+        for line in f:
+            m = ACCESS.search(line)
+            if not m:
+                continue
+            end = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() * 1000
+            path = m.group(5)
+            kind = "sync" if "/sync" in path else "send" if "/send/" in path else "other"
+            room = re.search(r"/rooms/([^/]+)/", path)
+            reqs.append({"end": end, "start": end - 1000 * float(m.group(3)), "user": m.group(2), "kind": kind,
+                         "room": room.group(1).replace("%21", "!").replace("%3A", ":") if room else None})
+    reqs.sort(key=lambda r: r["end"])
+    seg = collections.defaultdict(lambda: collections.defaultdict(list))
+    for p in reqs:
+        if p["user"] != operator or p["kind"] != "send":
+            continue
+        for name, uid in bots.items():
+            put = next((r for r in reqs if r["user"] == uid and r["kind"] == "send" and r["room"] == p["room"]
+                        and r["start"] > p["start"]), None)
+            if not put:
+                continue
+            syncs = [r for r in reqs if r["user"] == uid and r["kind"] == "sync" and p["start"] < r["end"] <= put["start"]]
+            seen = next((r for r in reqs if r["user"] == operator and r["kind"] == "sync" and r["end"] > put["start"]),
+                        None)
+            if not syncs or not seen:
+                continue
+            s = seg[name]
+            s["ping PUT"].append(p["end"] - p["start"])
+            s["-> bot sync"].append(syncs[-1]["end"] - p["start"])
+            s["bot"].append(put["start"] - syncs[-1]["end"])
+            s["bot PUT"].append(put["end"] - put["start"])
+            s["-> probe sync"].append(seen["end"] - put["start"])
+            s["total"].append(seen["end"] - p["start"])
+    names = ["ping PUT", "-> bot sync", "bot", "bot PUT", "-> probe sync", "total"]
+    print("  trace, median ms per segment (Synapse's access log):")
+    print("  " + f"{'bot':<8}" + "".join(f"{n:>14}" for n in names))
+    for name in bots:
+        s = seg[name]
+        if s:
+            print("  " + f"{name:<8}" + "".join(f"{statistics.median(s[n]):14.1f}" for n in names))
+
+
 def pct(lat, q):
     return lat[min(len(lat) - 1, int(q * len(lat)))]
 
@@ -107,7 +167,7 @@ def run(mxfleet_bin, blocks, per_block, trace):
     os.makedirs(work, exist_ok=True)
     hs = mxtest.Homeserver.start_own()
     hs_log = synapse_access_log(hs) if trace else None
-    js = None
+    js = mx_uid = None
     try:
         op = hs.new_user("alice")
         js = JsBot(hs, peer_dir, os.path.join(work, "js-echo-bot.log"))
@@ -115,9 +175,10 @@ def run(mxfleet_bin, blocks, per_block, trace):
                         bot_opts={"require_verified_sender": True, "sync_timeout_ms": 30000},
                         directory=os.path.join(work, "mxfleet") if trace else None) as mx, \
                 peerlib.Peer(hs.url, os.path.join(work, "peer.log")) as peer:
-            mx.start(log_level="debug" if trace else "info")
+            mx.start(log_level="info")
             peerlib.operator(peer, op)
-            bots = {"mxfleet": (mx.user_id(), mx.proc.pid), "js": (js.user_id, js.proc.pid)}
+            mx_uid = mx.user_id()
+            bots = {"mxfleet": (mx_uid, mx.proc.pid), "js": (js.user_id, js.proc.pid)}
             rooms = {}
             for name, (uid, _) in bots.items():
                 rooms[name] = peer("a", "create_dm", uid)["room_id"]
@@ -154,6 +215,8 @@ def run(mxfleet_bin, blocks, per_block, trace):
         if hs_log:
             shutil.copyfile(hs_log, os.path.join(work, "synapse.log"))
         hs.stop()
+    if trace and js and mx_uid:
+        trace_segments(os.path.join(work, "synapse.log"), op.user_id, {"mxfleet": mx_uid, "js": js.user_id})
     if not trace:
         shutil.rmtree(work, ignore_errors=True)
 
