@@ -134,6 +134,21 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   return MX_OK;
 }
 
+/* The account of e->device_id (the stored one, or a new one when the store
+ * holds another device's or none), its identity keys and sessions; a new
+ * account is on disk at once. Called with e->lock held. */
+static mx_err load_device(struct mx_e2ee *e, char *err)
+{
+  mx_err rc = load_account(e, err);
+  if (!rc)
+    rc = identity_keys(e, err);
+  if (!rc)
+    rc = e2ee_load_state(e, err);
+  if (!rc)
+    rc = e2ee_flush_unlocked_write(e, err);
+  return rc;
+}
+
 mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *err)
 {
   if (!o || !o->db_path || !o->data_dir || !o->user_id || !o->device_id)
@@ -152,15 +167,9 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     rc = mx_db_open(o->db_path, &e->db, err);
   if (!rc)
     rc = e2ee_db_migrate(e->db, err);
-  if (!rc)
-    rc = load_account(e, err);
-  if (!rc)
-    rc = identity_keys(e, err);
-  if (!rc)
-    rc = e2ee_load_state(e, err);
   if (!rc) {
     pthread_mutex_lock(&e->lock);
-    rc = e2ee_flush_unlocked_write(e, err); /* a new account is on disk at once */
+    rc = load_device(e, err);
     pthread_mutex_unlock(&e->lock);
   }
   if (rc) {
@@ -186,13 +195,7 @@ mx_err mx_e2ee_switch_device(struct mx_e2ee *e, const char *device_id, char *err
   free(e->device_id);
   e->device_id = dev;
   e->otk_count = -1;
-  mx_err rc = load_account(e, err);
-  if (!rc)
-    rc = identity_keys(e, err);
-  if (!rc)
-    rc = e2ee_load_state(e, err);
-  if (!rc)
-    rc = e2ee_flush_unlocked_write(e, err);
+  mx_err rc = load_device(e, err);
   pthread_mutex_unlock(&e->lock);
   pthread_mutex_unlock(&e->send_lock);
   if (!rc)

@@ -19,7 +19,7 @@ import sys
 
 import mxtest
 from mxtest import check, log
-from peerlib import Peer, bot_device
+from peerlib import Peer, bot_device, operator, ping_in_new_dm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faults"))
 from faultproxy import FaultProxy  # noqa: E402
@@ -58,12 +58,8 @@ def test():
         with bot, Peer(hs.url, os.path.join(work, "peer.log")) as peer:
             bot.start()
             uid = bot.user_id("pc1")
-            peer("a", "login", op.user_id.split(":")[0][1:], op.password)
-            peer("a", "xsign", op.password)
-            room = peer("a", "create_dm", uid)["room_id"]
-            peer("a", "wait_join", room, uid, 60)
-            peer("a", "send", room, "!ping")
-            check(pong(peer("a", "wait_reply", room, uid, 60)), "no pong before the restart")
+            operator(peer, op)
+            room = ping_in_new_dm(peer, uid)
             first = proxy.entries()
             check(any(e["path"].endswith("/keys/signatures/upload") for e in first),
                   "the first start did not sign its own device (the proxy sees nothing?)")
