@@ -253,8 +253,9 @@ class Probe:
             t.join(timeout=10)
 
     def run_stage(self, rate, seconds, drain_s):
-        """Sends rate*seconds !pings round-robin over every room; returns
-        (round trips in s, first send, last arrival, count sent, count lost)."""
+        """Sends rate*seconds !pings round-robin over every room (32 senders,
+        so a slow homeserver lowers the rate actually sent); returns (sorted
+        round trips in s, first send, last pong, last send, sent, lost)."""
         targets = [(op, room) for op, rooms in self.ops for room in rooms]
         total = max(1, int(rate * seconds))
         plan = [targets[i % len(targets)] for i in range(total)]
@@ -379,8 +380,8 @@ def storm(hs, hs_pid, access, bot, names, op_ids, args):
 
     def create(job):
         (op, rooms), name = job
-        rooms_room = op.create_dm(bot.user_id(name))
-        return op, rooms, rooms_room, bot.user_id(name)
+        room = op.create_dm(bot.user_id(name))
+        return op, rooms, room, bot.user_id(name)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         made = list(pool.map(create, jobs))
     pending = {(room, uid): op for op, _r, room, uid in made}
