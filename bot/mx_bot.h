@@ -63,6 +63,11 @@ struct mx_ident {
   _Atomic int64_t last_sync_ok_ms;    /* wall clock of the last good sync */
   _Atomic int sync_live;
   int64_t store_full_since_ms;        /* sync worker: data_dir full since (0 = not) */
+  int64_t token_stored_ms;            /* sync worker: mx_mono_ms next_batch was stored, 0 not this run */
+  int64_t swept_ms;                   /* sync worker: mx_mono_ms of the last store sweep, 0 none */
+  int actions_left;                   /* sync worker: room actions still to retry */
+  unsigned held_flushed;              /* sync worker: held_gen when no send was kept */
+  _Atomic unsigned held_gen;          /* bumped whenever a send is kept to send again */
   char *alerts_room_id;               /* for the identity that owns the alerts room */
 
   pthread_mutex_t crypto_lock;

@@ -152,7 +152,7 @@ mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, 
   return ix && ix->e2ee ? mx_e2ee_process_sync(ix->e2ee, db, sync, err) : MX_OK;
 }
 
-void mx_ext_sync_done(struct mx_ident *id, int committed)
+void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep)
 {
   struct mx_ident_ext *ix = ident_ext(id);
   if (!ix || !ix->e2ee)
@@ -162,8 +162,8 @@ void mx_ext_sync_done(struct mx_ident *id, int committed)
     return;
   }
   char err[MX_ERRBUF_LEN] = "";
-  /* one-time keys, fallback key, outdated device lists, unwedging */
-  if (mx_e2ee_maintain(ix->e2ee, err))
+  /* one-time keys, fallback key; with sweep also unwedging, key requests */
+  if ((sweep ? mx_e2ee_maintain(ix->e2ee, err) : mx_e2ee_maintain_keys(ix->e2ee, err)))
     mx_warn(id->dev->name, "e2ee maintenance: %s", err);
 }
 

@@ -30,9 +30,10 @@ void mx_ext_ident_free(struct mx_ident *id);
 
 /* Inside the sync transaction: to_device, device_lists, key counts. */
 mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, char *err);
-/* After the sync transaction: committed (then key upkeep, blocking) or
- * rolled back (in-memory crypto state reloaded). */
-void mx_ext_sync_done(struct mx_ident *id, int committed);
+/* After the sync transaction: committed (then key upkeep, blocking, and
+ * with sweep the crypto store's sweeps too) or rolled back (in-memory
+ * crypto state reloaded). */
+void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep);
 
 struct mx_sender_info {
   char device_id[128];

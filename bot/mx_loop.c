@@ -1,8 +1,19 @@
-/* bot/mx_loop.c - curl_multi + timers + posted tasks; see mx_loop.h. */
+/*
+ * bot/mx_loop.c - curl_multi + timers + posted tasks; see mx_loop.h.
+ *
+ * curl's socket interface on epoll: a wakeup costs what its ready sockets
+ * cost. curl_multi_poll + curl_multi_perform walk every transfer on every
+ * wakeup, and with 1,000 identities each holding a long-poll that made the
+ * idle process spend most of its CPU polling 1,000 quiet sockets.
+ */
 #include "mx_loop.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "mx_util.h"
@@ -28,6 +39,9 @@ struct task {
 
 struct mx_loop {
   CURLM *multi;
+  int epfd;             /* curl's sockets, the wakeup and the signal fd */
+  int wakefd;           /* eventfd: a task was posted or stop asked */
+  int64_t curl_due;     /* mx_mono_ms when curl wants its timeout; -1 none */
   struct timer *timers; /* unsorted: a few per identity, O(N) scan is fine */
   long next_timer_id;
   pthread_mutex_t lock; /* guards tasks and stop */
@@ -35,18 +49,66 @@ struct mx_loop {
   int stop;
 };
 
+/* CURLMOPT_SOCKETFUNCTION: curl says which events it wants on s. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
+{
+  (void)easy;
+  (void)sockp;
+  struct mx_loop *l = ud;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL); /* curl may have closed it already */
+    return 0;
+  }
+  struct epoll_event ev = { 0 };
+  ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+  ev.data.fd = s;
+  if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+    epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev);
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants curl_multi_socket_action(TIMEOUT). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+  (void)multi;
+  struct mx_loop *l = ud;
+  l->curl_due = timeout_ms < 0 ? -1 : mx_mono_ms() + timeout_ms;
+  return 0;
+}
+
 struct mx_loop *mx_loop_new(void)
 {
   struct mx_loop *l = calloc(1, sizeof(*l));
   if (!l)
     return NULL;
+  l->curl_due = -1;
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   l->multi = curl_multi_init();
-  if (!l->multi) {
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = l->wakefd };
+  if (!l->multi || l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0) {
+    if (l->multi)
+      curl_multi_cleanup(l->multi);
+    if (l->epfd >= 0)
+      close(l->epfd);
+    if (l->wakefd >= 0)
+      close(l->wakefd);
     free(l);
     return NULL;
   }
+  curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+  curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
   pthread_mutex_init(&l->lock, NULL);
   return l;
+}
+
+static void wake(struct mx_loop *l)
+{
+  uint64_t one = 1;
+  ssize_t n = write(l->wakefd, &one, sizeof(one)); /* EAGAIN: already pending */
+  (void)n;
 }
 
 void mx_loop_free(struct mx_loop *l)
@@ -64,6 +126,8 @@ void mx_loop_free(struct mx_loop *l)
     free(t);
   }
   curl_multi_cleanup(l->multi);
+  close(l->epfd);
+  close(l->wakefd);
   pthread_mutex_destroy(&l->lock);
   free(l);
 }
@@ -132,7 +196,7 @@ mx_err mx_loop_post(struct mx_loop *l, mx_loop_task_fn fn, void *ud)
     l->tasks = t;
   l->tasks_tail = t;
   pthread_mutex_unlock(&l->lock);
-  curl_multi_wakeup(l->multi);
+  wake(l);
   return MX_OK;
 }
 
@@ -141,7 +205,7 @@ void mx_loop_stop(struct mx_loop *l)
   pthread_mutex_lock(&l->lock);
   l->stop = 1;
   pthread_mutex_unlock(&l->lock);
-  curl_multi_wakeup(l->multi);
+  wake(l);
 }
 
 static int64_t nearest_timer_ms(struct mx_loop *l)
@@ -152,6 +216,8 @@ static int64_t nearest_timer_ms(struct mx_loop *l)
     if (d < best)
       best = d < 0 ? 0 : d;
   }
+  if (l->curl_due >= 0 && l->curl_due - now < best)
+    best = l->curl_due - now < 0 ? 0 : l->curl_due - now;
   return best;
 }
 
@@ -222,21 +288,42 @@ static void finish_transfers(struct mx_loop *l)
 
 void mx_loop_run(struct mx_loop *l, int signal_fd)
 {
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = signal_fd };
+  if (signal_fd >= 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, signal_fd, &ev) != 0)
+    signal_fd = -1;
   for (;;) {
     pthread_mutex_lock(&l->lock);
     int stop = l->stop;
     pthread_mutex_unlock(&l->lock);
     if (stop)
-      return;
-    struct curl_waitfd extra = { signal_fd, CURL_WAIT_POLLIN, 0 };
-    int running = 0;
-    curl_multi_poll(l->multi, signal_fd >= 0 ? &extra : NULL, signal_fd >= 0 ? 1 : 0,
-                    (int)nearest_timer_ms(l), NULL);
-    if (signal_fd >= 0 && (extra.revents & CURL_WAIT_POLLIN))
-      return;
-    curl_multi_perform(l->multi, &running);
+      break;
+    struct epoll_event evs[64];
+    int n = epoll_wait(l->epfd, evs, 64, (int)nearest_timer_ms(l));
+    int running = 0, signalled = 0;
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (fd == signal_fd) {
+        signalled = 1;
+      } else if (fd == l->wakefd) {
+        uint64_t v;
+        ssize_t r = read(l->wakefd, &v, sizeof(v));
+        (void)r;
+      } else {
+        int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(l->multi, fd, flags, &running);
+      }
+    }
+    if (signalled)
+      break;
+    if (l->curl_due >= 0 && mx_mono_ms() >= l->curl_due) {
+      l->curl_due = -1;
+      curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     finish_transfers(l);
     run_tasks(l);
     run_timers(l);
   }
+  if (signal_fd >= 0)
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, signal_fd, NULL);
 }

@@ -3,8 +3,9 @@
  * long-poll /sync, timers, and tasks posted from other threads.
  *
  * Shaped after Redis ae.c: timers return their next delay (or
- * MX_LOOP_NOMORE); curl_multi_poll() sleeps until the nearest timer, a
- * socket event, a posted task (curl_multi_wakeup) or the signal fd.
+ * MX_LOOP_NOMORE); epoll_wait() sleeps until the nearest timer (ours or
+ * curl's), a socket event (curl's socket interface), a posted task (an
+ * eventfd) or the signal fd.
  * Runs on one thread; only mx_loop_post and mx_loop_stop are thread-safe.
  * Ownership: the loop never frees a CURL handle; the done callback does.
  */

@@ -163,12 +163,12 @@ static mx_err do_action(struct mx_ident *id, sqlite3 *db, const char *room_id, c
   return rc;
 }
 
-void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
+int mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
 {
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(db, "SELECT id, room_id, action, arg FROM room_actions WHERE user_id=? AND done=0 ORDER BY id",
                     &st, NULL))
-    return;
+    return 1;
   sqlite3_bind_text(st, 1, id->user_id, -1, SQLITE_STATIC);
   int64_t ids[64];
   int done[64], n = 0;
@@ -185,10 +185,14 @@ void mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
       mx_warn(id->dev->name, "room action %s on %s: %s", action, room_id, err);
     n++;
   }
+  int more = n == 64 && sqlite3_step(st) == SQLITE_ROW;
   sqlite3_finalize(st);
-  for (int i = 0; i < n; i++)
-    if (done[i])
-      mx_db_run(db, NULL, "UPDATE room_actions SET done=1 WHERE id=?", "i", ids[i]);
+  int left = more;
+  for (int i = 0; i < n; i++) {
+    if (!done[i] || mx_db_run(db, NULL, "UPDATE room_actions SET done=1 WHERE id=?", "i", ids[i]))
+      left++;
+  }
+  return left;
 }
 
 static mx_err invite_operators(struct mx_ident *id, const char *room_id)

@@ -2,6 +2,7 @@
 #include "mx_send.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,10 @@ mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, cons
     /* Not lost: sent again under the same txn once the homeserver takes
      * sends again (mx_send_flush_held, after each sync and at start). */
     char *json = cJSON_PrintUnformatted(content);
-    if (json && !mx_store_outbox_hold(db, txn, type, json, e2))
+    mx_err held = json ? mx_store_outbox_hold(db, txn, type, json, e2) : MX_ERR_NOMEM;
+    /* after the row is stored: the next sync's flush then sees it */
+    atomic_fetch_add(&id->held_gen, 1);
+    if (!held)
       mx_warn(id->dev->name, "send %s to %s failed, kept to send again when the homeserver takes it: %s", txn,
               room_id, err);
     cJSON_free(json);
@@ -151,15 +155,15 @@ mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, cons
   return MX_OK;
 }
 
-void mx_send_flush_held(struct mx_ident *id, sqlite3 *db)
+size_t mx_send_flush_held(struct mx_ident *id, sqlite3 *db)
 {
   struct mx_store_held held[16];
-  size_t n = 0;
+  size_t n = 0, left = 0;
   char err[MX_ERRBUF_LEN] = "";
   /* a reply older than a day answers a question nobody waits for now */
   if (mx_store_outbox_held(db, id->user_id, mx_now_ms() - 86400000, held, 16, &n, err)) {
     mx_warn(id->dev->name, "kept sends: %s", err);
-    return;
+    return 1;
   }
   /* short: this runs on the sync worker, the next sync tries again */
   struct mx_api_opts o = { 30000, 30000, 0 };
@@ -173,8 +177,10 @@ void mx_send_flush_held(struct mx_ident *id, sqlite3 *db)
     cJSON_Delete(content);
     if (rc) {
       mx_info(id->dev->name, "kept send %s still not taken: %s", held[i].txn_id, err);
-      if (may_pass(rc, status))
-        break; /* the homeserver still refuses: the rest waits for the next sync */
+      if (may_pass(rc, status)) {
+        left = n - i; /* the homeserver still refuses: the rest waits for the next sync */
+        break;
+      }
       mx_store_outbox_sent(db, held[i].txn_id, NULL, err); /* permanent: stop keeping it */
       continue;
     }
@@ -185,6 +191,8 @@ void mx_send_flush_held(struct mx_ident *id, sqlite3 *db)
       mx_info(id->dev->name, "kept send %s delivered as %s", held[i].txn_id, ev);
   }
   mx_store_held_release(held, n);
+  /* a full page may have more behind it */
+  return left ? left : n == 16;
 }
 
 static cJSON *notice_content(const char *text, const char *html)

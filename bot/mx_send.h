@@ -24,8 +24,9 @@
 /* Sends what mx_send_event kept after a failure the homeserver may get
  * over (in order, under each one's first txn: the homeserver stores each
  * once); stops at the first that fails the same way again. Call after a
- * successful sync, on a worker. */
-void mx_send_flush_held(struct mx_ident *id, sqlite3 *db);
+ * successful sync, on a worker. Returns how many may still be kept (0:
+ * none until mx_send_event keeps another, which bumps id->held_gen). */
+size_t mx_send_flush_held(struct mx_ident *id, sqlite3 *db);
 mx_err mx_send_event(struct mx_ident *id, sqlite3 *db, const char *room_id, const char *type,
                      const cJSON *content, const char *key, char *event_id_out, char *err);
 /* An m.notice; html NULL = escaped text. reply_to may be NULL. */

@@ -2,6 +2,7 @@
 #include "mx_sync.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -561,6 +562,21 @@ static void store_full_state(struct mx_ident *id, struct mx_worker *w, const cha
   }
 }
 
+/* An idle identity's long-poll returns empty every sync_timeout_ms; with
+ * 1,000 identities that is 30 syncs a second, so an empty one must cost
+ * almost nothing. Its token is kept in memory only: a batch that writes
+ * anything stores its token in the same transaction, so the stored token
+ * is never past an event that was not handled, and a restart from an
+ * older one only replays syncs that had nothing in them. It is stored
+ * anyway after this long, so a restart does not start far back. */
+#define MX_SYNC_TOKEN_MAX_AGE_MS (10 * 60 * 1000)
+/* The store sweeps (room actions, kept sends, the crypto store's upkeep)
+ * run after a batch that wrote something, when a room action or a kept
+ * send waits, and otherwise at least this often: what is left for them
+ * then is timed in tens of minutes (key request retries, unwedging once an
+ * hour, expiring week-old queued events). */
+#define MX_SYNC_SWEEP_MS (10 * 60 * 1000)
+
 static void process_job(struct mx_worker *w, void *arg)
 {
   struct sync_job *job = arg;
@@ -569,13 +585,18 @@ static void process_job(struct mx_worker *w, void *arg)
   char err[MX_ERRBUF_LEN] = "";
   struct mx_sync_batch b = { NULL, 0, 0 };
   cJSON *gaps = fetch_gaps(id, mx_json_obj(mx_json_obj(job->resp, "rooms"), "join"));
+  int64_t now = mx_mono_ms();
 
   /* crypto lock before the write transaction: the same order as senders */
   pthread_mutex_lock(&id->crypto_lock);
+  sqlite3_int64 changes = sqlite3_total_changes64(w->db);
   mx_err rc = mx_db_begin(w->db, err);
   if (!rc)
     rc = mx_sync_process(id, w->db, job->resp, gaps, &b, err);
-  if (!rc)
+  int wrote = sqlite3_total_changes64(w->db) != changes;
+  int store_token = wrote || !id->first_sync_done || !id->token_stored_ms ||
+                    now - id->token_stored_ms >= MX_SYNC_TOKEN_MAX_AGE_MS;
+  if (!rc && store_token)
     rc = mx_store_ident_set(w->db, id->user_id, "next_batch", next, err);
   if (!rc && !id->first_sync_done)
     rc = mx_store_ident_set_int(w->db, id->user_id, "first_sync_done", 1, err);
@@ -586,7 +607,8 @@ static void process_job(struct mx_worker *w, void *arg)
   pthread_mutex_unlock(&id->crypto_lock);
   cJSON_Delete(gaps);
 
-  mx_ext_sync_done(id, rc == MX_OK);
+  int sweep = wrote || b.n || !id->swept_ms || now - id->swept_ms >= MX_SYNC_SWEEP_MS;
+  mx_ext_sync_done(id, rc == MX_OK, sweep);
   store_full_state(id, w, rc ? err : NULL);
   if (rc) {
     /* Nothing was committed: the same batch comes again from the old token. */
@@ -601,13 +623,20 @@ static void process_job(struct mx_worker *w, void *arg)
   free(id->next_batch);
   id->next_batch = mx_strdup(next);
   id->first_sync_done = 1;
+  if (store_token)
+    id->token_stored_ms = now;
   id->last_sync_ok_ms = mx_now_ms();
   id->sync_live = 1;
   mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNCS);
   cJSON_Delete(job->resp);
   free(job);
-  mx_rooms_run_actions(id, w->db);
-  mx_send_flush_held(id, w->db);
+  if (sweep || id->actions_left)
+    id->actions_left = mx_rooms_run_actions(id, w->db);
+  unsigned held = atomic_load(&id->held_gen);
+  if ((sweep || held != id->held_flushed) && mx_send_flush_held(id, w->db) == 0)
+    id->held_flushed = held;
+  if (sweep)
+    id->swept_ms = now;
   /* The last command runs here, on this worker, once the next long-poll is
    * on its way: handing it to another worker would add a thread wake-up
    * (a wait for a CPU on a busy machine) between the /sync response and

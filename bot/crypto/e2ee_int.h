@@ -67,6 +67,8 @@ struct mx_e2ee {
   _Atomic int pins_pending;  /* a first-use pin may await its announcement: set at
                                 open (a crash may have left one) and when this
                                 identity pins; spares every command a write */
+  _Atomic int ready_maybe;   /* a room key arrived since the last take_ready
+                                (set at open: a crash may have left rows) */
   size_t n_operators;
   int require_verified;
   int exclude_insecure;

@@ -10,6 +10,7 @@
  * Layer: bot/crypto. Ownership: *plain and *events are owned by the caller.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ mx_err e2ee_inbound_store(struct mx_e2ee *e, sqlite3 *db, const char *room, cons
   }
   if (!rc)
     rc = e2ee_db_run(db, err, "UPDATE e2ee_pending SET ready=1 WHERE acct=? AND room_id=? AND session_id=?", 3, k);
+  if (!rc)
+    e->ready_maybe = 1;
   if (!rc)
     rc = e2ee_keyreq_arrived(e, db, room, sid, err);
   if (!rc)
@@ -312,6 +315,12 @@ mx_err mx_e2ee_decrypt(struct mx_e2ee *e, sqlite3 *db, const char *room_id, cons
 
 mx_err mx_e2ee_take_ready(struct mx_e2ee *e, sqlite3 *db, cJSON **events, char *err)
 {
+  /* Rows turn ready only when a room key arrives, in the same transaction
+   * as this call: most syncs bring none, and need no query. */
+  if (!atomic_exchange(&e->ready_maybe, 0)) {
+    *events = cJSON_CreateArray();
+    return *events ? MX_OK : MX_ERR_NOMEM;
+  }
   cJSON *arr = cJSON_CreateArray();
   sqlite3_stmt *st = NULL;
   mx_err rc = arr ? mx_db_prepare(db, "SELECT event FROM e2ee_pending WHERE acct=? AND ready=1 ORDER BY ts", &st, err)

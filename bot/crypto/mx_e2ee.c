@@ -131,6 +131,7 @@ static mx_err copy_opts(struct mx_e2ee *e, const struct mx_e2ee_opts *o)
   e->rotation_msgs = o->rotation_period_msgs > 0 ? o->rotation_period_msgs : 100;
   e->otk_count = -1;
   e->pins_pending = 1;
+  e->ready_maybe = 1;
   return MX_OK;
 }
 
@@ -365,12 +366,11 @@ static mx_err unwedge(struct mx_e2ee *e, char *err)
   return rc;
 }
 
-mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
+/* One-time keys and the fallback key: decided from what the last syncs
+ * said (kept in memory), so free when there is nothing to do. Called with
+ * e->send_lock held. */
+static mx_err maintain_keys(struct mx_e2ee *e, char *err)
 {
-  /* Called after every sync, possibly on the sync worker: never wait for a
-   * long key share in progress; the next sync's call does the work. */
-  if (pthread_mutex_trylock(&e->send_lock) != 0)
-    return MX_OK;
   pthread_mutex_lock(&e->lock);
   mx_err rc = MX_OK;
   if (e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) {
@@ -409,8 +409,14 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
     rc = e2ee_flush_unlocked_write(e, err);
   }
   pthread_mutex_unlock(&e->lock);
-  if (!rc)
-    rc = unwedge(e, err);
+  return rc;
+}
+
+/* The store sweeps: unwedging, expired queued events, key requests and
+ * key shares to answer. Called with e->send_lock held. */
+static mx_err maintain_store(struct mx_e2ee *e, char *err)
+{
+  mx_err rc = unwedge(e, err);
   if (!rc) {
     /* events whose key never came (e.g. sent before we joined) are not
      * kept forever */
@@ -423,8 +429,30 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
   /* key requests are best effort: a failed send is retried next time */
   if (!rc && e2ee_keyreq_maintain(e, kerr) != MX_OK)
     mx_warn(e->label, "key requests: %s", kerr);
+  return rc;
+}
+
+static mx_err maintain(struct mx_e2ee *e, int sweep, char *err)
+{
+  /* Called after every sync, possibly on the sync worker: never wait for a
+   * long key share in progress; the next sync's call does the work. */
+  if (pthread_mutex_trylock(&e->send_lock) != 0)
+    return MX_OK;
+  mx_err rc = maintain_keys(e, err);
+  if (!rc && sweep)
+    rc = maintain_store(e, err);
   pthread_mutex_unlock(&e->send_lock);
   return rc;
+}
+
+mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err)
+{
+  return maintain(e, 1, err);
+}
+
+mx_err mx_e2ee_maintain_keys(struct mx_e2ee *e, char *err)
+{
+  return maintain(e, 0, err);
 }
 
 /* Device keys as stored: must be those that carried the Megolm session. */

@@ -94,6 +94,10 @@ void mx_e2ee_sync_aborted(struct mx_e2ee *e);
  * and answer our own verified devices' requests. Cheap when there is nothing to do; returns at once when
  * an encrypt is sharing keys (the next call catches up). */
 mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err);
+/* Only the one-time and fallback key part of mx_e2ee_maintain, which needs
+ * no store access: for a sync that changed nothing in the store, when the
+ * sweeps (unwedging, key requests, expiry) have nothing new to act on. */
+mx_err mx_e2ee_maintain_keys(struct mx_e2ee *e, char *err);
 
 /* Sync worker, caller's transaction: decrypts one m.room.encrypted event.
  * *plain (owned) = {type, content, room_id}. MX_ERR_PENDING: no key yet, the
