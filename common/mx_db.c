@@ -139,6 +139,10 @@ mx_err mx_db_exec(sqlite3 *db, const char *sql, char *err)
 
 mx_err mx_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err)
 {
+  if (!db) { /* SQLite's own answer would be "out of memory" */
+    *st = NULL;
+    return mx_fail(MX_ERR_DB, err, "sqlite prepare: no database connection (internal error)");
+  }
   if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
     return mx_fail(MX_ERR_DB, err, "sqlite prepare: %s", sqlite3_errmsg(db));
   return MX_OK;

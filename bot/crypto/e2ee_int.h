@@ -55,7 +55,12 @@ struct e2ee_outbound {       /* the current outbound Megolm session of a room */
 struct mx_e2ee {
   pthread_mutex_t lock;      /* libolm objects and the lists below */
   pthread_mutex_t send_lock; /* one encrypt/maintain at a time per identity */
-  sqlite3 *db;               /* private connection for worker-side work */
+  sqlite3 *db;               /* worker-side work: borrowed from the pool between
+                                e2ee_db_enter and e2ee_db_leave, else NULL */
+  char *db_path;
+  pthread_mutex_t db_lock;   /* guards db and db_users */
+  int db_users;              /* nested e2ee_db_enter calls in progress */
+  int joined;                /* e2ee_conn_join done (mx_e2ee_close parts) */
   struct mx_api *api;
   char *user_id, *device_id;
   char *label;               /* log lines' id=: the device name, else user_id */
@@ -145,6 +150,16 @@ mx_err e2ee_members_forget(struct mx_e2ee *e, sqlite3 *db, const char *room_id, 
 /* Send side: *users (owned) lists who gets the room key, from the store, or
  * seeded with one GET /members when the room's list is not known. */
 mx_err e2ee_members_get(struct mx_e2ee *e, const char *room_id, cJSON **users, char *err);
+
+/* e2ee_conn.c: connections borrowed from a process-wide pool per file.
+ * mx_e2ee_open joins its file's pool and mx_e2ee_close parts from it; the
+ * last to part closes the idle connections. Every entry point that works
+ * through e->db brackets the work with enter/leave (nestable, any thread;
+ * e->db is valid in between). */
+mx_err e2ee_conn_join(const char *path, char *err);
+void e2ee_conn_part(const char *path);
+mx_err e2ee_db_enter(struct mx_e2ee *e, char *err);
+void e2ee_db_leave(struct mx_e2ee *e);
 
 /* e2ee_db.c */
 mx_err e2ee_db_migrate(sqlite3 *db, char *err);

@@ -533,8 +533,8 @@ static mx_err group_encrypt(struct mx_e2ee *e, const char *room_id, const char *
   return rc;
 }
 
-mx_err mx_e2ee_encrypt(struct mx_e2ee *e, const char *room_id, const char *event_type, const cJSON *content,
-                       cJSON **out, char *err)
+static mx_err encrypt_in(struct mx_e2ee *e, const char *room_id, const char *event_type, const cJSON *content,
+                         cJSON **out, char *err)
 {
   char sid[128] = "";
   *out = NULL;
@@ -552,5 +552,16 @@ mx_err mx_e2ee_encrypt(struct mx_e2ee *e, const char *room_id, const char *event
     }
   }
   pthread_mutex_unlock(&e->send_lock);
+  return rc;
+}
+
+mx_err mx_e2ee_encrypt(struct mx_e2ee *e, const char *room_id, const char *event_type, const cJSON *content,
+                       cJSON **out, char *err)
+{
+  mx_err rc = e2ee_db_enter(e, err);
+  if (rc)
+    return rc;
+  rc = encrypt_in(e, room_id, event_type, content, out, err);
+  e2ee_db_leave(e);
   return rc;
 }

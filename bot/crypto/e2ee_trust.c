@@ -135,7 +135,7 @@ mx_err mx_e2ee_published_master(struct mx_api *api, const char *user_id, char *o
   return rc;
 }
 
-mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err)
+static mx_err take_new_pins_in(struct mx_e2ee *e, cJSON **out, char *err)
 {
   *out = cJSON_CreateArray();
   if (!*out)
@@ -159,5 +159,16 @@ mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err)
   sqlite3_finalize(st);
   if (rc)
     e->pins_pending = 1; /* try again at the next decision */
+  return rc;
+}
+
+mx_err mx_e2ee_take_new_pins(struct mx_e2ee *e, cJSON **out, char *err)
+{
+  *out = NULL;
+  mx_err rc = e2ee_db_enter(e, err);
+  if (rc)
+    return rc;
+  rc = take_new_pins_in(e, out, err);
+  e2ee_db_leave(e);
   return rc;
 }

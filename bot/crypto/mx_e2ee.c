@@ -159,13 +159,19 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     return MX_ERR_NOMEM;
   pthread_mutex_init(&e->lock, NULL);
   pthread_mutex_init(&e->send_lock, NULL);
+  pthread_mutex_init(&e->db_lock, NULL);
   void *um = malloc(olm_utility_size());
   e->util = um ? olm_utility(um) : NULL;
   mx_err rc = e->util ? copy_opts(e, o) : MX_ERR_NOMEM;
   if (!rc)
     rc = e2ee_pickle_key_load(o->data_dir, e->pickle_key, err);
   if (!rc)
-    rc = mx_db_open(o->db_path, &e->db, err);
+    rc = (e->db_path = mx_strdup(o->db_path)) ? e2ee_conn_join(e->db_path, err) : MX_ERR_NOMEM;
+  if (!rc)
+    e->joined = 1;
+  int entered = !rc && e2ee_db_enter(e, err) == MX_OK;
+  if (!rc && !entered)
+    rc = MX_ERR_DB;
   if (!rc)
     rc = e2ee_db_migrate(e->db, err);
   if (!rc) {
@@ -173,6 +179,8 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     rc = load_device(e, err);
     pthread_mutex_unlock(&e->lock);
   }
+  if (entered)
+    e2ee_db_leave(e);
   if (rc) {
     mx_e2ee_close(e);
     return rc;
@@ -187,6 +195,11 @@ mx_err mx_e2ee_switch_device(struct mx_e2ee *e, const char *device_id, char *err
   char *dev = mx_strdup(device_id);
   if (!dev)
     return MX_ERR_NOMEM;
+  mx_err rc = e2ee_db_enter(e, err);
+  if (rc) {
+    free(dev);
+    return rc;
+  }
   pthread_mutex_lock(&e->send_lock);
   pthread_mutex_lock(&e->lock);
   /* as at open with a store of another device: the old state is void */
@@ -196,9 +209,10 @@ mx_err mx_e2ee_switch_device(struct mx_e2ee *e, const char *device_id, char *err
   free(e->device_id);
   e->device_id = dev;
   e->otk_count = -1;
-  mx_err rc = load_device(e, err);
+  rc = load_device(e, err);
   pthread_mutex_unlock(&e->lock);
   pthread_mutex_unlock(&e->send_lock);
+  e2ee_db_leave(e);
   if (!rc)
     mx_info(e->label, "e2ee switched to device %s, curve25519 %s, ed25519 %s", e->device_id, e->curve, e->ed);
   return rc;
@@ -219,7 +233,13 @@ void mx_e2ee_close(struct mx_e2ee *e)
     olm_clear_utility(e->util);
     free(e->util);
   }
-  mx_db_close(e->db);
+  if (e->db_users) { /* a caller (a test) kept one borrowed */
+    e->db_users = 1;
+    e2ee_db_leave(e);
+  }
+  if (e->joined)
+    e2ee_conn_part(e->db_path);
+  free(e->db_path);
   for (size_t i = 0; e->operators && i <= e->n_operators; i++) {
     free(e->operators[i]);
     free(e->operator_keys ? e->operator_keys[i] : NULL);
@@ -238,6 +258,7 @@ void mx_e2ee_close(struct mx_e2ee *e)
   memset(e->pickle_key, 0, sizeof(e->pickle_key));
   pthread_mutex_destroy(&e->lock);
   pthread_mutex_destroy(&e->send_lock);
+  pthread_mutex_destroy(&e->db_lock);
   free(e);
 }
 
@@ -251,7 +272,7 @@ const char *mx_e2ee_ed25519(const struct mx_e2ee *e)
   return e->ed;
 }
 
-mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
+static mx_err start_in(struct mx_e2ee *e, const char *since_token, char *err)
 {
   pthread_mutex_lock(&e->send_lock);
   pthread_mutex_lock(&e->lock);
@@ -282,7 +303,7 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
   return rc;
 }
 
-void mx_e2ee_sync_aborted(struct mx_e2ee *e)
+static void sync_aborted_in(struct mx_e2ee *e)
 {
   pthread_mutex_lock(&e->lock);
   char err[MX_ERRBUF_LEN];
@@ -438,9 +459,13 @@ static mx_err maintain(struct mx_e2ee *e, int sweep, char *err)
    * long key share in progress; the next sync's call does the work. */
   if (pthread_mutex_trylock(&e->send_lock) != 0)
     return MX_OK;
-  mx_err rc = maintain_keys(e, err);
-  if (!rc && sweep)
-    rc = maintain_store(e, err);
+  mx_err rc = e2ee_db_enter(e, err);
+  if (!rc) {
+    rc = maintain_keys(e, err);
+    if (!rc && sweep)
+      rc = maintain_store(e, err);
+    e2ee_db_leave(e);
+  }
   pthread_mutex_unlock(&e->send_lock);
   return rc;
 }
@@ -485,7 +510,7 @@ static void refuse_changed(struct mx_e2ee *e, int op, const char *user, char *re
   free(trusted);
 }
 
-int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *reason, size_t reason_len)
+static int sender_trusted_in(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *reason, size_t reason_len)
 {
   char err[MX_ERRBUF_LEN] = "";
   int op = e2ee_operator_index(e, s->user_id);
@@ -544,4 +569,42 @@ int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *re
   if (reason_len)
     reason[0] = '\0';
   return 1;
+}
+
+/* ---- entry points that work through e->db: borrow it meanwhile ---- */
+
+mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err)
+{
+  mx_err rc = e2ee_db_enter(e, err);
+  if (rc)
+    return rc;
+  rc = start_in(e, since_token, err);
+  e2ee_db_leave(e);
+  return rc;
+}
+
+void mx_e2ee_sync_aborted(struct mx_e2ee *e)
+{
+  char err[MX_ERRBUF_LEN];
+  if (e2ee_db_enter(e, err)) {
+    mx_error(e->label, "cannot reload crypto state after a rollback: %s", err);
+    return;
+  }
+  sync_aborted_in(e);
+  e2ee_db_leave(e);
+}
+
+int mx_e2ee_sender_trusted(struct mx_e2ee *e, struct mx_e2ee_sender *s, char *reason, size_t reason_len)
+{
+  char err[MX_ERRBUF_LEN];
+  if (e2ee_db_enter(e, err)) {
+    s->verified = 0;
+    s->master_key[0] = '\0';
+    snprintf(reason, reason_len, "Refused: I cannot read my crypto store right now (%s). Try again in a moment.",
+             err);
+    return 0;
+  }
+  int ok = sender_trusted_in(e, s, reason, reason_len);
+  e2ee_db_leave(e);
+  return ok;
 }

@@ -74,6 +74,8 @@ static struct mx_e2ee *open_at(const char *path, const char *user, const char *d
   if (rc)
     fprintf(stderr, "open: %s\n", err);
   assert_int_equal(rc, MX_OK);
+  /* internals below work through e->db: keep one borrowed (closed with e) */
+  assert_int_equal(e2ee_db_enter(e, err), MX_OK);
   e->to_device_hook = hook;
   e->to_device_ctx = s;
   return e;
