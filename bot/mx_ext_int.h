@@ -30,6 +30,7 @@ struct mx_ident_ext {
   struct llm_tool_spec *llm_specs;   /* views into specs */
   size_t n_specs;
   int interrupted_closed;            /* the start-up sweep of the chain ran */
+  char audit_ok_stamp[TOOLS_AUDIT_STAMP_LEN]; /* health: the chain's files when last verified good */
 };
 
 struct mx_ext {

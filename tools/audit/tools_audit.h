@@ -136,4 +136,11 @@ mx_err tools_audit_since(struct tools_audit *a, int64_t since_ms, cJSON **out, c
 /* Tests and tooling: the database path of this chain. */
 const char *tools_audit_db_path(const struct tools_audit *a);
 
+/* A stamp of the chain's files as they are on disk (inode, size, mtime and
+ * ctime of the database, its WAL and the latest checkpoint): equal stamps
+ * mean nothing wrote to them in between, so a periodic verify may skip a
+ * chain whose stamp is the one it last verified. Writes cannot keep ctime. */
+#define TOOLS_AUDIT_STAMP_LEN 256
+void tools_audit_stamp(const struct tools_audit *a, char out[TOOLS_AUDIT_STAMP_LEN]);
+
 #endif
