@@ -89,6 +89,7 @@ struct mx_bot {
   int64_t started_ms;
   _Atomic size_t next_start;          /* next identity mx_ident_start_all queues */
   _Atomic int stopping;
+  _Atomic size_t caught_up;           /* identities past their first sync of this run */
   struct mx_metrics *metrics;
   struct mx_ext *ext;
   pthread_mutex_t receipts_lock;      /* guards receipts, receipts_armed */

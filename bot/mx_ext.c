@@ -152,6 +152,12 @@ mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, 
   return ix && ix->e2ee ? mx_e2ee_process_sync(ix->e2ee, db, sync, err) : MX_OK;
 }
 
+int mx_ext_sync_quiet(struct mx_ident *id, const cJSON *sync)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  return !ix || !ix->e2ee || mx_e2ee_sync_quiet(ix->e2ee, sync);
+}
+
 void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep)
 {
   struct mx_ident_ext *ix = ident_ext(id);

@@ -34,6 +34,9 @@ mx_err mx_ext_process_sync(struct mx_ident *id, sqlite3 *db, const cJSON *sync, 
  * with sweep the crypto store's sweeps too) or rolled back (in-memory
  * crypto state reloaded). */
 void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep);
+/* 1 when a sync response without rooms, to-device events or device list
+ * changes needs nothing from the extensions (see mx_e2ee_sync_quiet). */
+int mx_ext_sync_quiet(struct mx_ident *id, const cJSON *sync);
 
 struct mx_sender_info {
   char device_id[128];

@@ -81,6 +81,7 @@ static int probe_audit(void *ctx, char *detail, size_t n)
    * interval: a chain whose files nobody wrote since its last good
    * verification is not read again (stamped before verifying, so a write
    * during it makes the next round look again) */
+  tools_audit_release_idle(ix->audit, (int64_t)dev_health_interval_s(id->bot->ext->health) * 1000);
   tools_audit_stamp(ix->audit, stamp);
   if (strcmp(stamp, ix->audit_ok_stamp) == 0)
     return probe_agent_chain(id, ix, detail, n);

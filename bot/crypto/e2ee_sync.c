@@ -153,6 +153,33 @@ static mx_err rooms(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync, char *err
   return rc;
 }
 
+static int any_dirty(const struct mx_e2ee *e)
+{
+  if (e->acct_dirty || e->evicted)
+    return 1;
+  for (const struct e2ee_olm *o = e->olm; o; o = o->next)
+    if (o->dirty)
+      return 1;
+  for (const struct e2ee_outbound *g = e->out; g; g = g->next)
+    if (g->dirty)
+      return 1;
+  return 0;
+}
+
+int mx_e2ee_sync_quiet(struct mx_e2ee *e, const cJSON *sync)
+{
+  pthread_mutex_lock(&e->lock);
+  int quiet = !any_dirty(e);
+  if (quiet) {
+    key_counts(e, sync);
+    /* what mx_e2ee_maintain_keys would act on */
+    quiet = !(e->otk_count >= 0 && e->otk_count < E2EE_OTK_TARGET / 2) && !e->fallback_missing &&
+            !(e->fallback_replaced_ms && mx_now_ms() - e->fallback_replaced_ms > E2EE_FALLBACK_FORGET_MS);
+  }
+  pthread_mutex_unlock(&e->lock);
+  return quiet;
+}
+
 mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync, char *err)
 {
   pthread_mutex_lock(&e->lock);

@@ -85,6 +85,12 @@ mx_err mx_e2ee_start(struct mx_e2ee *e, const char *since_token, char *err);
  * then device_lists, one-time key counts, fallback key types, membership and
  * history-visibility changes. Nothing here touches the network. */
 mx_err mx_e2ee_process_sync(struct mx_e2ee *e, sqlite3 *db, const cJSON *sync_response, char *err);
+/* For a sync response with no to-device events, device list changes or
+ * rooms (the caller checks): notes its key counts and returns 1 when the
+ * crypto state needs nothing stored or done for it (nothing unsaved, no
+ * key upkeep due), so the caller may skip mx_e2ee_process_sync and
+ * mx_e2ee_maintain_keys for it; 0 otherwise (then call them). */
+int mx_e2ee_sync_quiet(struct mx_e2ee *e, const cJSON *sync_response);
 /* The caller rolled back its sync transaction: drop in-memory state so it is
  * reloaded from what was committed. */
 void mx_e2ee_sync_aborted(struct mx_e2ee *e);

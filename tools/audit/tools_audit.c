@@ -79,14 +79,55 @@ static mx_err open_db(struct tools_audit *a, char *err)
   return MX_OK;
 }
 
-/* Between calls the connection gives its page cache back: a process holds
- * one chain per device, mostly idle, and each cached 16 KiB page of 1,000
- * chains would stay resident. The next call reads its few pages again from
- * the OS's cache. Called with a->mu held (or before a is shared). */
-static void release_cache(struct tools_audit *a)
+/* A process holds one chain per device, mostly idle: an open connection
+ * costs some 80 KB resident (schema, a 16 KiB page buffer, the WAL index
+ * mapping), 80 MB for 1,000 devices. So the connection is opened when a
+ * call needs it; reads close it again, appends keep it (a tool call appends
+ * its intent and then its result) until tools_audit_release_idle. All with
+ * a->mu held (or before a is shared). */
+static void conn_drop(struct tools_audit *a)
 {
+  sqlite3_finalize(a->st_head);
+  sqlite3_finalize(a->st_insert);
+  a->st_head = a->st_insert = NULL;
   if (a->db)
+    mx_db_close(a->db);
+  a->db = NULL;
+}
+
+/* *opened (may be NULL) tells whether this call opened it. */
+static mx_err conn_get(struct tools_audit *a, int *opened, char *err)
+{
+  if (opened)
+    *opened = !a->db;
+  if (a->db)
+    return MX_OK;
+  mx_err rc = open_db(a, err);
+  if (!rc)
+    rc = mx_db_prepare(a->db, "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", &a->st_head, err);
+  if (!rc && !a->readonly)
+    rc = mx_db_prepare(a->db, "INSERT INTO audit_chain(seq, time_ms, record, prev_hash, hash) VALUES(?,?,?,?,?)",
+                       &a->st_insert, err);
+  if (rc)
+    conn_drop(a);
+  return rc;
+}
+
+/* After a read: close what the read opened, else keep no pages cached. */
+static void conn_done(struct tools_audit *a, int opened)
+{
+  if (opened)
+    conn_drop(a);
+  else if (a->db)
     sqlite3_db_release_memory(a->db);
+}
+
+void tools_audit_release_idle(struct tools_audit *a, int64_t idle_ms)
+{
+  pthread_mutex_lock(&a->mu);
+  if (a->db && mx_mono_ms() - a->last_used_ms >= idle_ms)
+    conn_drop(a);
+  pthread_mutex_unlock(&a->mu);
 }
 
 mx_err tools_audit_open(const struct tools_audit_opts *o, struct tools_audit **out, char *err)
@@ -113,18 +154,13 @@ mx_err tools_audit_open(const struct tools_audit_opts *o, struct tools_audit **o
               !a->sha256))
     rc = mx_fail(MX_ERR_NOMEM, err, "out of memory");
   if (!rc)
-    rc = open_db(a, err);
-  if (!rc)
-    rc = mx_db_prepare(a->db, "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", &a->st_head, err);
-  if (!rc && !a->readonly)
-    rc = mx_db_prepare(a->db, "INSERT INTO audit_chain(seq, time_ms, record, prev_hash, hash) VALUES(?,?,?,?,?)",
-                       &a->st_insert, err);
+    rc = conn_get(a, NULL, err); /* creates and migrates a new chain; tells read-only */
   mx_buf_release(&dir);
   if (rc) {
     tools_audit_close(a);
     return rc;
   }
-  release_cache(a);
+  conn_drop(a);
   *out = a;
   return MX_OK;
 }
@@ -133,10 +169,7 @@ void tools_audit_close(struct tools_audit *a)
 {
   if (!a)
     return;
-  sqlite3_finalize(a->st_head);
-  sqlite3_finalize(a->st_insert);
-  if (a->db)
-    mx_db_close(a->db);
+  conn_drop(a);
   EVP_PKEY_free(a->key);
   EVP_MD_CTX_free(a->md);
   EVP_MD_free(a->sha256);
@@ -304,7 +337,11 @@ mx_err tools_audit_append_batch(struct tools_audit *a, const struct tools_audit_
   pthread_mutex_lock(&a->mu);
   int64_t size;
   uint8_t prev[TOOLS_AUDIT_HASH_LEN];
-  mx_err rc = mx_db_begin(a->db, err);
+  mx_err rc = conn_get(a, NULL, err);
+  if (!rc && a->readonly)
+    rc = mx_fail(MX_ERR_IO, err, "audit '%s': database '%s' is read-only", a->device, a->db_path);
+  if (!rc)
+    rc = mx_db_begin(a->db, err);
   if (!rc)
     rc = read_head(a, &size, prev, err);
   for (size_t i = 0; !rc && i < n; i++)
@@ -315,7 +352,9 @@ mx_err tools_audit_append_batch(struct tools_audit *a, const struct tools_audit_
     mx_db_rollback(a->db);
   else if (first_seq)
     *first_seq = size + 1;
-  release_cache(a);
+  if (a->db)
+    sqlite3_db_release_memory(a->db);
+  a->last_used_ms = mx_mono_ms();
   pthread_mutex_unlock(&a->mu);
   return rc;
 }
@@ -328,8 +367,11 @@ mx_err tools_audit_append(struct tools_audit *a, const struct tools_audit_entry 
 mx_err tools_audit_head(struct tools_audit *a, int64_t *size, uint8_t head[TOOLS_AUDIT_HASH_LEN], char *err)
 {
   pthread_mutex_lock(&a->mu);
-  mx_err rc = read_head(a, size, head, err);
-  release_cache(a);
+  int opened = 0;
+  mx_err rc = conn_get(a, &opened, err);
+  if (!rc)
+    rc = read_head(a, size, head, err);
+  conn_done(a, opened);
   pthread_mutex_unlock(&a->mu);
   return rc;
 }
@@ -340,7 +382,10 @@ static mx_err query_records(struct tools_audit *a, const char *sql, int64_t bind
   sqlite3_stmt *st = NULL;
   cJSON *arr = cJSON_CreateArray();
   pthread_mutex_lock(&a->mu);
-  mx_err rc = arr ? mx_db_prepare(a->db, sql, &st, err) : mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  int opened = 0;
+  mx_err rc = arr ? conn_get(a, &opened, err) : mx_fail(MX_ERR_NOMEM, err, "out of memory");
+  if (!rc)
+    rc = mx_db_prepare(a->db, sql, &st, err);
   if (!rc)
     sqlite3_bind_int64(st, 1, bind);
   int s;
@@ -362,7 +407,7 @@ static mx_err query_records(struct tools_audit *a, const char *sql, int64_t bind
   if (!rc && s != SQLITE_DONE)
     rc = mx_fail(MX_ERR_DB, err, "audit '%s': cannot read records: %s", a->device, sqlite3_errmsg(a->db));
   sqlite3_finalize(st);
-  release_cache(a);
+  conn_done(a, opened);
   pthread_mutex_unlock(&a->mu);
   if (rc) {
     cJSON_Delete(arr);
@@ -423,5 +468,6 @@ mx_err tools_audit_close_interrupted(struct tools_audit *a, int *closed, char *e
     *closed = n;
   free(e);
   cJSON_Delete(orphans);
+  tools_audit_release_idle(a, 0); /* once at start: the chain may then idle for long */
   return rc;
 }

@@ -133,6 +133,10 @@ mx_err tools_audit_public_key(struct tools_audit *a, uint8_t pub[32], char key_i
 mx_err tools_audit_recent(struct tools_audit *a, int n, cJSON **out, char *err);
 mx_err tools_audit_since(struct tools_audit *a, int64_t since_ms, cJSON **out, char *err);
 
+/* Closes the chain's database connection when no append used it for
+ * idle_ms (the next call opens it again); for a periodic sweep. */
+void tools_audit_release_idle(struct tools_audit *a, int64_t idle_ms);
+
 /* Tests and tooling: the database path of this chain. */
 const char *tools_audit_db_path(const struct tools_audit *a);
 

@@ -30,6 +30,7 @@ struct tools_audit {
   EVP_MD *sha256;
   sqlite3_stmt *st_head;
   sqlite3_stmt *st_insert;
+  int64_t last_used_ms;     /* mx_mono_ms of the last append (closes when idle) */
 };
 
 /* hash = SHA-256(domain || seq (8 bytes BE) || prev || record), with the
