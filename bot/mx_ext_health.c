@@ -169,13 +169,20 @@ static void post_checkpoints(struct mx_bot *bot)
     if (!ix || !ix->audit)
       continue;
     struct tools_audit_checkpoint last, now;
-    char err[MX_ERRBUF_LEN];
+    char err[MX_ERRBUF_LEN], stamp[TOOLS_AUDIT_STAMP_LEN];
     int64_t size = 0;
     uint8_t head[TOOLS_AUDIT_HASH_LEN];
-    if (tools_audit_head(ix->audit, &size, head, err) || size == 0)
+    /* a chain whose files did not change since the last look has not grown
+     * (and reading its head opens its database: 1,000 a minute otherwise) */
+    tools_audit_stamp(ix->audit, stamp);
+    if (strcmp(stamp, ix->ckpt_stamp) == 0)
       continue;
-    if (tools_audit_last_checkpoint(ix->audit, &last, err) == MX_OK && last.size == size)
+    if (tools_audit_head(ix->audit, &size, head, err))
       continue;
+    if (size == 0 || (tools_audit_last_checkpoint(ix->audit, &last, err) == MX_OK && last.size == size)) {
+      snprintf(ix->ckpt_stamp, sizeof(ix->ckpt_stamp), "%s", stamp); /* nothing new: look again when it changes */
+      continue;
+    }
     if (tools_audit_checkpoint(ix->audit, &now, err))
       continue;
     struct mx_buf text = MX_BUF_INIT(MX_BUF_MAX_SMALL);

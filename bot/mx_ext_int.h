@@ -31,6 +31,7 @@ struct mx_ident_ext {
   size_t n_specs;
   int interrupted_closed;            /* the start-up sweep of the chain ran */
   char audit_ok_stamp[TOOLS_AUDIT_STAMP_LEN]; /* health: the chain's files when last verified good */
+  char ckpt_stamp[TOOLS_AUDIT_STAMP_LEN];     /* health: the chain's files when last checked for a checkpoint */
 };
 
 struct mx_ext {
