@@ -449,6 +449,40 @@ static void test_interrupted_intents_closed_once(void **state)
   cJSON_Delete(args);
 }
 
+/* The health round skips chains whose stamp did not change since they last
+ * verified: its own reads must leave the stamp as it was, or it would read
+ * every chain every round; an append must change it. */
+static void test_stamp_moves_with_writes_not_reads(void **state)
+{
+  struct fx *f = *state;
+  char before[TOOLS_AUDIT_STAMP_LEN], after[TOOLS_AUDIT_STAMP_LEN], err[MX_ERRBUF_LEN];
+  struct tools_audit_verify_report rep;
+  append_n(f->a, 4);
+  tools_audit_release_idle(f->a, 0); /* as the health round does once appends stopped */
+  tools_audit_stamp(f->a, before);
+  verify(f, NULL, &rep);
+  assert_true(rep.ok);
+  int64_t size = 0;
+  uint8_t head[TOOLS_AUDIT_HASH_LEN];
+  assert_int_equal(tools_audit_head(f->a, &size, head, err), MX_OK);
+  assert_int_equal(size, 4);
+  cJSON *recent = NULL;
+  assert_int_equal(tools_audit_recent(f->a, 2, &recent, err), MX_OK);
+  assert_int_equal(cJSON_GetArraySize(recent), 2);
+  cJSON_Delete(recent);
+  tools_audit_stamp(f->a, after);
+  assert_string_equal(before, after);
+  append_n(f->a, 1);
+  tools_audit_stamp(f->a, after);
+  assert_string_not_equal(before, after);
+  /* closed when idle, opened again by the next call: nothing is lost */
+  tools_audit_release_idle(f->a, 0);
+  assert_int_equal(tools_audit_head(f->a, &size, head, err), MX_OK);
+  assert_int_equal(size, 5);
+  verify(f, NULL, &rep);
+  assert_true(rep.ok);
+}
+
 static void test_bad_device_name(void **state)
 {
   struct fx *f = *state;
@@ -474,6 +508,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_batch_append_and_read_back, setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_chain_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_interrupted_intents_closed_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stamp_moves_with_writes_not_reads, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_device_name, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
