@@ -6,7 +6,7 @@
  * with its own copy of the schema and its own page cache (some 40 KB
  * resident each), while only a handful ever work at the same moment (one
  * per worker thread). Now an identity borrows one for each piece of work
- * (e2ee_db_enter/leave, nestable) from a small process-wide pool per
+ * (e2ee_db_enter/leave, nestable, one thread at a time) from a small process-wide pool per
  * database file; idle ones give their page cache back. A file's idle
  * connections are closed when its last mx_e2ee closes, so a database
  * deleted and made again afterwards is never reached through a stale one.
@@ -105,21 +105,40 @@ static void give_back(const char *path, sqlite3 *db)
     mx_db_close(db);
 }
 
-mx_err e2ee_db_enter(struct mx_e2ee *e, char *err)
+/* The borrowed connection is one thread's from enter to the matching leave:
+ * e->db_lock (recursive: entry points nest) is held all that time. Two
+ * threads of one identity on one connection would share its transaction:
+ * one's BEGIN fails inside the other's, and one's writes vanish with the
+ * other's ROLLBACK. Lock order: e->db_lock, then e->send_lock, then e->lock;
+ * nobody enters while holding either of those (or a write transaction on
+ * another connection), so waiting here cannot deadlock or stall SQLite. */
+static mx_err entered(struct mx_e2ee *e, char *err)
 {
-  pthread_mutex_lock(&e->db_lock);
   mx_err rc = MX_OK;
   if (e->db_users == 0)
     rc = take(e->db_path, &e->db, err);
   if (!rc)
     e->db_users++;
-  pthread_mutex_unlock(&e->db_lock);
+  else
+    pthread_mutex_unlock(&e->db_lock);
   return rc;
+}
+
+mx_err e2ee_db_enter(struct mx_e2ee *e, char *err)
+{
+  pthread_mutex_lock(&e->db_lock);
+  return entered(e, err);
+}
+
+mx_err e2ee_db_try_enter(struct mx_e2ee *e, char *err)
+{
+  if (pthread_mutex_trylock(&e->db_lock) != 0)
+    return MX_ERR_CONFLICT;
+  return entered(e, err);
 }
 
 void e2ee_db_leave(struct mx_e2ee *e)
 {
-  pthread_mutex_lock(&e->db_lock);
   if (e->db_users > 0 && --e->db_users == 0) {
     give_back(e->db_path, e->db);
     e->db = NULL;

@@ -58,7 +58,8 @@ struct mx_e2ee {
   sqlite3 *db;               /* worker-side work: borrowed from the pool between
                                 e2ee_db_enter and e2ee_db_leave, else NULL */
   char *db_path;
-  pthread_mutex_t db_lock;   /* guards db and db_users */
+  pthread_mutex_t db_lock;   /* recursive; held from e2ee_db_enter to the matching
+                                leave: db is one thread's at a time */
   int db_users;              /* nested e2ee_db_enter calls in progress */
   int joined;                /* e2ee_conn_join done (mx_e2ee_close parts) */
   struct mx_api *api;
@@ -154,11 +155,13 @@ mx_err e2ee_members_get(struct mx_e2ee *e, const char *room_id, cJSON **users, c
 /* e2ee_conn.c: connections borrowed from a process-wide pool per file.
  * mx_e2ee_open joins its file's pool and mx_e2ee_close parts from it; the
  * last to part closes the idle connections. Every entry point that works
- * through e->db brackets the work with enter/leave (nestable, any thread;
- * e->db is valid in between). */
+ * through e->db brackets the work with enter/leave (nestable; one thread
+ * of the identity at a time, the others wait; e->db is valid in between). */
 mx_err e2ee_conn_join(const char *path, char *err);
 void e2ee_conn_part(const char *path);
 mx_err e2ee_db_enter(struct mx_e2ee *e, char *err);
+/* as e2ee_db_enter, but MX_ERR_CONFLICT at once when another thread has it */
+mx_err e2ee_db_try_enter(struct mx_e2ee *e, char *err);
 void e2ee_db_leave(struct mx_e2ee *e);
 
 /* e2ee_db.c */

@@ -159,7 +159,11 @@ mx_err mx_e2ee_open(const struct mx_e2ee_opts *o, struct mx_e2ee **out, char *er
     return MX_ERR_NOMEM;
   pthread_mutex_init(&e->lock, NULL);
   pthread_mutex_init(&e->send_lock, NULL);
-  pthread_mutex_init(&e->db_lock, NULL);
+  pthread_mutexattr_t ra;
+  pthread_mutexattr_init(&ra);
+  pthread_mutexattr_settype(&ra, PTHREAD_MUTEX_RECURSIVE); /* entry points nest */
+  pthread_mutex_init(&e->db_lock, &ra);
+  pthread_mutexattr_destroy(&ra);
   void *um = malloc(olm_utility_size());
   e->util = um ? olm_utility(um) : NULL;
   mx_err rc = e->util ? copy_opts(e, o) : MX_ERR_NOMEM;
@@ -233,10 +237,8 @@ void mx_e2ee_close(struct mx_e2ee *e)
     olm_clear_utility(e->util);
     free(e->util);
   }
-  if (e->db_users) { /* a caller (a test) kept one borrowed */
-    e->db_users = 1;
+  while (e->db_users) /* a caller (a test) kept it borrowed, on this thread */
     e2ee_db_leave(e);
-  }
   if (e->joined)
     e2ee_conn_part(e->db_path);
   free(e->db_path);
@@ -456,17 +458,19 @@ static mx_err maintain_store(struct mx_e2ee *e, char *err)
 static mx_err maintain(struct mx_e2ee *e, int sweep, char *err)
 {
   /* Called after every sync, possibly on the sync worker: never wait for a
-   * long key share in progress; the next sync's call does the work. */
-  if (pthread_mutex_trylock(&e->send_lock) != 0)
-    return MX_OK;
-  mx_err rc = e2ee_db_enter(e, err);
-  if (!rc) {
+   * long key share (or other crypto work) in progress; the next sync's call
+   * does the work. The connection first, as every entry point: see
+   * e2ee_conn.c for the lock order. */
+  mx_err rc = e2ee_db_try_enter(e, err);
+  if (rc)
+    return rc == MX_ERR_CONFLICT ? MX_OK : rc;
+  if (pthread_mutex_trylock(&e->send_lock) == 0) {
     rc = maintain_keys(e, err);
     if (!rc && sweep)
       rc = maintain_store(e, err);
-    e2ee_db_leave(e);
+    pthread_mutex_unlock(&e->send_lock);
   }
-  pthread_mutex_unlock(&e->send_lock);
+  e2ee_db_leave(e);
   return rc;
 }
 

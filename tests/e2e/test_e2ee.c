@@ -9,9 +9,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <olm/outbound_group_session.h>
@@ -939,6 +941,111 @@ static void start_asks_no_empty_key_changes(void **state)
   canned_stop(&hs);
 }
 
+/* Two threads of one identity on its borrowed connection: A's crypto
+ * transaction is open (as a store flush or a members seed) and rolled back;
+ * B meanwhile claims a pin announcement (an entry point's autocommit write)
+ * and runs a transaction of its own. Sharing one connection, B's BEGIN
+ * failed inside A's transaction and B's claim vanished with A's ROLLBACK
+ * (announced twice later); now B waits until A has left. */
+struct txn_race {
+  struct mx_e2ee *e;
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  int b_started, b_done;
+  mx_err a_begin, b_pins, b_begin;
+  int b_claimed;
+};
+
+static void *txn_race_a(void *arg)
+{
+  struct txn_race *t = arg;
+  char err[MX_ERRBUF_LEN] = "";
+  t->a_begin = e2ee_db_enter(t->e, err);
+  if (t->a_begin)
+    return NULL;
+  t->a_begin = e2ee_db_begin(t->e->db, err);
+  const char *v[] = { "@txop:test" };
+  e2ee_db_run(t->e->db, NULL, "UPDATE e2ee_operator_pins SET source='a' WHERE user_id=?", 1, v);
+  pthread_mutex_lock(&t->m);
+  t->b_started = 1; /* A's transaction is open: let B start */
+  pthread_cond_broadcast(&t->c);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_nsec += 300 * 1000000L; /* B is done at once when it shares the connection */
+  dl.tv_sec += dl.tv_nsec / 1000000000L;
+  dl.tv_nsec %= 1000000000L;
+  while (!t->b_done && pthread_cond_timedwait(&t->c, &t->m, &dl) == 0)
+    ;
+  pthread_mutex_unlock(&t->m);
+  mx_db_rollback(t->e->db);
+  e2ee_db_leave(t->e);
+  return NULL;
+}
+
+static void *txn_race_b(void *arg)
+{
+  struct txn_race *t = arg;
+  char err[MX_ERRBUF_LEN] = "";
+  pthread_mutex_lock(&t->m);
+  while (!t->b_started)
+    pthread_cond_wait(&t->c, &t->m);
+  pthread_mutex_unlock(&t->m);
+  cJSON *pins = NULL;
+  t->b_pins = mx_e2ee_take_new_pins(t->e, &pins, err);
+  const cJSON *p;
+  cJSON_ArrayForEach(p, pins) /* others' first-use pins in this file too */
+    t->b_claimed += strcmp(mx_json_str(p, "user_id") ? mx_json_str(p, "user_id") : "", "@txop:test") == 0;
+  cJSON_Delete(pins);
+  t->b_begin = e2ee_db_enter(t->e, err);
+  if (t->b_begin)
+    return NULL;
+  t->b_begin = e2ee_db_begin(t->e->db, err);
+  if (t->b_begin)
+    fprintf(stderr, "b: %s\n", err);
+  const char *v[] = { "@txop:test" };
+  if (!t->b_begin && e2ee_db_run(t->e->db, err, "UPDATE e2ee_operator_pins SET source='b' WHERE user_id=?", 1, v) == MX_OK)
+    mx_db_commit(t->e->db, err);
+  e2ee_db_leave(t->e);
+  pthread_mutex_lock(&t->m);
+  t->b_done = 1;
+  pthread_cond_broadcast(&t->c);
+  pthread_mutex_unlock(&t->m);
+  return NULL;
+}
+
+static void threads_of_one_identity_do_not_share_a_transaction(void **state)
+{
+  (void)state;
+  struct txn_race t = { .e = open_id("@tx:test", "TXDEV") };
+  const char *v[] = { "@txop:test" };
+  assert_int_equal(e2ee_db_run(t.e->db, NULL, "INSERT INTO e2ee_operator_pins(user_id, master_key, source, pinned_ms, "
+                                              "announced) VALUES(?, 'MK', 'first use', 1, 0)", 1, v),
+                   MX_OK);
+  e2ee_db_leave(t.e); /* open_id's borrow: the threads below borrow their own */
+  pthread_mutex_init(&t.m, NULL);
+  pthread_cond_init(&t.c, NULL);
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&b, NULL, txn_race_b, &t), 0);
+  assert_int_equal(pthread_create(&a, NULL, txn_race_a, &t), 0);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  assert_int_equal(t.a_begin, MX_OK);
+  assert_int_equal(t.b_pins, MX_OK);
+  assert_int_equal(t.b_claimed, 1);
+  assert_int_equal(t.b_begin, MX_OK);
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  /* B's claim and B's transaction survived A's rollback */
+  assert_int_equal(e2ee_db_int(db, "SELECT announced FROM e2ee_operator_pins WHERE user_id=?", 1, v, -1), 1);
+  char *src = e2ee_db_text(db, "SELECT source FROM e2ee_operator_pins WHERE user_id=?", 1, v);
+  assert_string_equal(src, "b");
+  free(src);
+  mx_db_close(db);
+  pthread_cond_destroy(&t.c);
+  pthread_mutex_destroy(&t.m);
+  mx_e2ee_close(t.e);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -960,6 +1067,7 @@ int main(void)
     cmocka_unit_test(own_account_devices_are_queried),
     cmocka_unit_test(fallback_key_rotates_once),
     cmocka_unit_test(start_asks_no_empty_key_changes),
+    cmocka_unit_test(threads_of_one_identity_do_not_share_a_transaction),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
