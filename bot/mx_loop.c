@@ -5,6 +5,15 @@
  * cost. curl_multi_poll + curl_multi_perform walk every transfer on every
  * wakeup, and with 1,000 identities each holding a long-poll that made the
  * idle process spend most of its CPU polling 1,000 quiet sockets.
+ *
+ * Transfers are spread over MX_LOOP_SHARDS multi handles, each with its own
+ * connection cache. libcurl 7.88 walks the whole cache when a transfer
+ * ends (curl_multi_remove_handle) and the host's whole bundle when the next
+ * one looks for a connection to reuse: with every long-poll in one multi
+ * both walks covered 1,000 connections to the one homeserver, three
+ * quarters of the idle CPU at 1,000 identities. A handle always goes to the
+ * same shard (a hash of its address) so its kept-alive connection is found
+ * again.
  */
 #include "mx_loop.h"
 
@@ -18,9 +27,21 @@
 
 #include "mx_util.h"
 
+#define MX_LOOP_SHARDS 32
+
+struct mx_loop;
+
+struct shard {
+  struct mx_loop *loop;
+  CURLM *multi;
+  int index;
+  int64_t curl_due; /* mx_mono_ms when curl wants its timeout; -1 none */
+};
+
 struct transfer {
   mx_loop_done_fn done;
   void *ud;
+  struct shard *shard;
 };
 
 struct timer {
@@ -38,10 +59,9 @@ struct task {
 };
 
 struct mx_loop {
-  CURLM *multi;
+  struct shard shards[MX_LOOP_SHARDS];
   int epfd;             /* curl's sockets, the wakeup and the signal fd */
   int wakefd;           /* eventfd: a task was posted or stop asked */
-  int64_t curl_due;     /* mx_mono_ms when curl wants its timeout; -1 none */
   struct timer *timers; /* unsorted: a few per identity, O(N) scan is fine */
   long next_timer_id;
   pthread_mutex_t lock; /* guards tasks and stop */
@@ -50,18 +70,26 @@ struct mx_loop {
 };
 
 /* CURLMOPT_SOCKETFUNCTION: curl says which events it wants on s. */
+/* epoll's data for a socket of shard i: the shard in the high half (1-based,
+ * so the wakeup and signal fds, with 0 there, are told apart), the fd low. */
+static uint64_t sock_tag(int shard, curl_socket_t s)
+{
+  return ((uint64_t)(shard + 1) << 32) | (uint32_t)s;
+}
+
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
 {
   (void)easy;
   (void)sockp;
-  struct mx_loop *l = ud;
+  struct shard *sh = ud;
+  struct mx_loop *l = sh->loop;
   if (what == CURL_POLL_REMOVE) {
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL); /* curl may have closed it already */
     return 0;
   }
   struct epoll_event ev = { 0 };
   ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-  ev.data.fd = s;
+  ev.data.u64 = sock_tag(sh->index, s);
   if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
     epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev);
   return 0;
@@ -71,8 +99,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sock
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud)
 {
   (void)multi;
-  struct mx_loop *l = ud;
-  l->curl_due = timeout_ms < 0 ? -1 : mx_mono_ms() + timeout_ms;
+  struct shard *sh = ud;
+  sh->curl_due = timeout_ms < 0 ? -1 : mx_mono_ms() + timeout_ms;
   return 0;
 }
 
@@ -81,14 +109,28 @@ struct mx_loop *mx_loop_new(void)
   struct mx_loop *l = calloc(1, sizeof(*l));
   if (!l)
     return NULL;
-  l->curl_due = -1;
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  l->multi = curl_multi_init();
-  struct epoll_event ev = { .events = EPOLLIN, .data.fd = l->wakefd };
-  if (!l->multi || l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0) {
-    if (l->multi)
-      curl_multi_cleanup(l->multi);
+  int ok = l->epfd >= 0 && l->wakefd >= 0;
+  for (int i = 0; i < MX_LOOP_SHARDS; i++) {
+    struct shard *sh = &l->shards[i];
+    sh->loop = l;
+    sh->index = i;
+    sh->curl_due = -1;
+    if (!(sh->multi = curl_multi_init())) {
+      ok = 0;
+      continue;
+    }
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+  }
+  struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint32_t)l->wakefd };
+  if (!ok || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0) {
+    for (int i = 0; i < MX_LOOP_SHARDS; i++)
+      if (l->shards[i].multi)
+        curl_multi_cleanup(l->shards[i].multi);
     if (l->epfd >= 0)
       close(l->epfd);
     if (l->wakefd >= 0)
@@ -96,10 +138,6 @@ struct mx_loop *mx_loop_new(void)
     free(l);
     return NULL;
   }
-  curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-  curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
   pthread_mutex_init(&l->lock, NULL);
   return l;
 }
@@ -125,11 +163,20 @@ void mx_loop_free(struct mx_loop *l)
     l->tasks = t->next;
     free(t);
   }
-  curl_multi_cleanup(l->multi);
+  for (int i = 0; i < MX_LOOP_SHARDS; i++)
+    curl_multi_cleanup(l->shards[i].multi);
   close(l->epfd);
   close(l->wakefd);
   pthread_mutex_destroy(&l->lock);
   free(l);
+}
+
+/* The same handle lands in the same shard every time (Fibonacci hashing of
+ * its address: malloc'd handles are evenly spaced, a plain modulo is not). */
+static struct shard *shard_of(struct mx_loop *l, CURL *easy)
+{
+  uint64_t h = (uint64_t)(uintptr_t)easy * UINT64_C(0x9E3779B97F4A7C15);
+  return &l->shards[h >> 59]; /* the top 5 bits: 32 shards */
 }
 
 mx_err mx_loop_add_transfer(struct mx_loop *l, CURL *easy, mx_loop_done_fn done, void *ud)
@@ -139,8 +186,9 @@ mx_err mx_loop_add_transfer(struct mx_loop *l, CURL *easy, mx_loop_done_fn done,
     return MX_ERR_NOMEM;
   t->done = done;
   t->ud = ud;
+  t->shard = shard_of(l, easy);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-  if (curl_multi_add_handle(l->multi, easy) != CURLM_OK) {
+  if (curl_multi_add_handle(t->shard->multi, easy) != CURLM_OK) {
     free(t);
     return MX_ERR_HTTP;
   }
@@ -151,7 +199,7 @@ void mx_loop_remove_transfer(struct mx_loop *l, CURL *easy)
 {
   struct transfer *t = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-  curl_multi_remove_handle(l->multi, easy);
+  curl_multi_remove_handle((t ? t->shard : shard_of(l, easy))->multi, easy);
   free(t);
 }
 
@@ -216,8 +264,11 @@ static int64_t nearest_timer_ms(struct mx_loop *l)
     if (d < best)
       best = d < 0 ? 0 : d;
   }
-  if (l->curl_due >= 0 && l->curl_due - now < best)
-    best = l->curl_due - now < 0 ? 0 : l->curl_due - now;
+  for (int i = 0; i < MX_LOOP_SHARDS; i++) {
+    int64_t due = l->shards[i].curl_due;
+    if (due >= 0 && due - now < best)
+      best = due - now < 0 ? 0 : due - now;
+  }
   return best;
 }
 
@@ -265,18 +316,18 @@ static void run_tasks(struct mx_loop *l)
   }
 }
 
-static void finish_transfers(struct mx_loop *l)
+static void finish_transfers(struct shard *sh)
 {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(l->multi, &left))) {
+  while ((m = curl_multi_info_read(sh->multi, &left))) {
     if (m->msg != CURLMSG_DONE)
       continue;
     CURL *easy = m->easy_handle;
     CURLcode res = m->data.result;
     struct transfer *t = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-    curl_multi_remove_handle(l->multi, easy);
+    curl_multi_remove_handle(sh->multi, easy);
     if (t) {
       mx_loop_done_fn done = t->done;
       void *ud = t->ud;
@@ -288,7 +339,7 @@ static void finish_transfers(struct mx_loop *l)
 
 void mx_loop_run(struct mx_loop *l, int signal_fd)
 {
-  struct epoll_event ev = { .events = EPOLLIN, .data.fd = signal_fd };
+  struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint32_t)signal_fd };
   if (signal_fd >= 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, signal_fd, &ev) != 0)
     signal_fd = -1;
   for (;;) {
@@ -301,26 +352,31 @@ void mx_loop_run(struct mx_loop *l, int signal_fd)
     int n = epoll_wait(l->epfd, evs, 64, (int)nearest_timer_ms(l));
     int running = 0, signalled = 0;
     for (int i = 0; i < n; i++) {
-      int fd = evs[i].data.fd;
-      if (fd == signal_fd) {
+      uint64_t tag = evs[i].data.u64;
+      int fd = (int)(uint32_t)tag, shard = (int)(tag >> 32) - 1;
+      if (shard < 0 && fd == signal_fd) {
         signalled = 1;
-      } else if (fd == l->wakefd) {
+      } else if (shard < 0) {
         uint64_t v;
         ssize_t r = read(l->wakefd, &v, sizeof(v));
         (void)r;
       } else {
         int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                     (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        curl_multi_socket_action(l->multi, fd, flags, &running);
+        curl_multi_socket_action(l->shards[shard].multi, fd, flags, &running);
       }
     }
     if (signalled)
       break;
-    if (l->curl_due >= 0 && mx_mono_ms() >= l->curl_due) {
-      l->curl_due = -1;
-      curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    int64_t now = mx_mono_ms();
+    for (int i = 0; i < MX_LOOP_SHARDS; i++) {
+      struct shard *sh = &l->shards[i];
+      if (sh->curl_due >= 0 && now >= sh->curl_due) {
+        sh->curl_due = -1;
+        curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
+      finish_transfers(sh);
     }
-    finish_transfers(l);
     run_tasks(l);
     run_timers(l);
   }

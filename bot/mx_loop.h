@@ -1,6 +1,7 @@
 /*
- * bot/mx_loop.h - the main loop: one curl_multi driving every identity's
- * long-poll /sync, timers, and tasks posted from other threads.
+ * bot/mx_loop.h - the main loop: curl_multi handles (32 shards, see
+ * mx_loop.c) driving every identity's long-poll /sync, timers, and tasks
+ * posted from other threads.
  *
  * Shaped after Redis ae.c: timers return their next delay (or
  * MX_LOOP_NOMORE); epoll_wait() sleeps until the nearest timer (ours or
