@@ -6,7 +6,9 @@
  * members do not bring the state of what was skipped) and then kept current
  * by every m.room.member event the sync worker sees. members_gen counts
  * those events, so a seed fetched while the sync worker recorded a change
- * is used once but not stored (the next send seeds again).
+ * (a join racing the first send of a new DM) is fetched again, up to
+ * SEED_TRIES times: the list sent to must not miss that change, and a seed
+ * left unstored would cost a GET /members on every later send.
  * Layer: bot/crypto; the sync side runs inside the sync transaction, the
  * send side on the worker through e->db.
  */
@@ -70,14 +72,17 @@ static mx_err stored(struct mx_e2ee *e, const char *room_id, int invited_too, cJ
   return MX_OK;
 }
 
+#define SEED_TRIES 3
+
 /* Stores the /members answer as the room's list when no member event was
- * recorded since gen was read; best effort (a failure only costs a refetch). */
-static void seed(struct mx_e2ee *e, const char *room_id, int64_t gen, const cJSON *chunk)
+ * recorded since gen was read: MX_ERR_CONFLICT when one was. Otherwise best
+ * effort (a failure only costs a refetch at the next send). */
+static mx_err seed(struct mx_e2ee *e, const char *room_id, int64_t gen, const cJSON *chunk)
 {
   char err[MX_ERRBUF_LEN] = "";
   const char *v[] = { e->user_id, room_id };
   if (mx_db_begin(e->db, err))
-    return;
+    return MX_OK;
   mx_err rc = MX_OK;
   if (e2ee_db_int(e->db, "SELECT members_gen FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v, 0) != gen)
     rc = MX_ERR_CONFLICT;
@@ -100,12 +105,12 @@ static void seed(struct mx_e2ee *e, const char *room_id, int64_t gen, const cJSO
     rc = mx_db_commit(e->db, err);
   if (rc) {
     mx_db_rollback(e->db);
-    mx_debug(e->label, "members of %s not stored (%s): fetched again on the next send", room_id,
-             rc == MX_ERR_CONFLICT ? "changed meanwhile" : err);
+    mx_debug(e->label, "members of %s not stored (%s)", room_id, rc == MX_ERR_CONFLICT ? "changed meanwhile" : err);
   }
+  return rc == MX_ERR_CONFLICT ? rc : MX_OK;
 }
 
-static mx_err fetch(struct mx_e2ee *e, const char *room_id, int invited_too, cJSON *arr, char *err)
+static mx_err fetch_once(struct mx_e2ee *e, const char *room_id, int invited_too, cJSON *arr, char *err)
 {
   const char *v[] = { e->user_id, room_id };
   int64_t gen = e2ee_db_int(e->db, "SELECT members_gen FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v, 0);
@@ -122,9 +127,21 @@ static mx_err fetch(struct mx_e2ee *e, const char *room_id, int invited_too, cJS
   cJSON_ArrayForEach(m, (rc ? NULL : mx_json_arr(resp, "chunk")))
   add_user(arr, mx_json_str(m, "state_key"), mx_json_str(mx_json_obj(m, "content"), "membership"), invited_too);
   if (!rc)
-    seed(e, room_id, gen, mx_json_arr(resp, "chunk"));
+    rc = seed(e, room_id, gen, mx_json_arr(resp, "chunk"));
   cJSON_Delete(resp);
   return rc;
+}
+
+static mx_err fetch(struct mx_e2ee *e, const char *room_id, int invited_too, cJSON *arr, char *err)
+{
+  mx_err rc = MX_ERR_CONFLICT;
+  for (int i = 0; i < SEED_TRIES && rc == MX_ERR_CONFLICT; i++) {
+    while (cJSON_GetArraySize(arr) > 0)
+      cJSON_DeleteItemFromArray(arr, 0);
+    rc = fetch_once(e, room_id, invited_too, arr, err);
+  }
+  /* still changing after SEED_TRIES: send to the latest answer, unstored */
+  return rc == MX_ERR_CONFLICT ? MX_OK : rc;
 }
 
 /* Joined and invited members: like Element, an invited user gets the room

@@ -1,8 +1,9 @@
 /* tests/e2e/canned_hs.h - a homeserver stand-in for mx_e2ee unit tests:
  * answers POST .../keys/query with a body the test sets, .../keys/upload with
  * 50 one-time keys, .../keys/claim with no keys, anything else with {};
- * counts requests and fallback-key uploads. Header-only (static); include
- * it after cmocka.h. */
+ * counts requests, fallback-key uploads and GET /members; on_request, when
+ * set, runs before each answer (outside the lock). Header-only (static);
+ * include it after cmocka.h. */
 #ifndef CANNED_HS_H
 #define CANNED_HS_H
 
@@ -24,6 +25,9 @@ struct canned_hs {
   int hits;
   int fallback_uploads; /* POST .../keys/upload carrying fallback_keys */
   int keys_changes;     /* GET .../keys/changes */
+  int members;          /* GET .../members */
+  void (*on_request)(void *ctx, const char *url);
+  void *on_request_ctx;
 };
 
 struct canned_req {
@@ -55,12 +59,16 @@ static inline enum MHD_Result canned_handler(void *cls, struct MHD_Connection *c
     h->fallback_uploads++;
   if (strstr(url, "/keys/changes"))
     h->keys_changes++;
+  if (strstr(url, "/members"))
+    h->members++;
   const char *canned = strstr(url, "/keys/query") && h->keys_query ? h->keys_query
                        : strstr(url, "/keys/upload") ? "{\"one_time_key_counts\": {\"signed_curve25519\": 50}}"
                        : strstr(url, "/keys/claim")  ? "{\"one_time_keys\": {}}"
                                                       : "{}";
   char *body = strdup(canned);
   pthread_mutex_unlock(&h->lock);
+  if (h->on_request)
+    h->on_request(h->on_request_ctx, url);
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
   enum MHD_Result ret = MHD_queue_response(c, 200, r);
   MHD_destroy_response(r);

@@ -941,6 +941,57 @@ static void start_asks_no_empty_key_changes(void **state)
   canned_stop(&hs);
 }
 
+/* A member event recorded while the first GET /members of a room was in
+ * flight (a join racing the first send of a new DM): the answer may miss
+ * that change, so it is fetched again and the fresh one stored. Before, it
+ * was used once and left unstored, and every later send (after a restart
+ * too) asked /members again. */
+struct member_race {
+  const char *user_id, *room_id;
+  int bumps;
+};
+
+static void bump_members_once(void *ctx, const char *url)
+{
+  struct member_race *r = ctx;
+  if (!strstr(url, "/members") || r->bumps++)
+    return;
+  sqlite3 *db = NULL;
+  assert_int_equal(mx_db_open(dbp, &db, NULL), MX_OK);
+  const char *v[] = { r->user_id, r->room_id };
+  assert_int_equal(e2ee_db_run(db, NULL, "INSERT INTO e2ee_rooms(acct, room_id, members_gen) VALUES(?,?,1) "
+                                         "ON CONFLICT(acct, room_id) DO UPDATE SET members_gen=members_gen+1", 2, v),
+                   MX_OK);
+  mx_db_close(db);
+}
+
+static void members_changed_during_the_seed_are_fetched_again(void **state)
+{
+  (void)state;
+  struct canned_hs hs;
+  canned_start(&hs);
+  struct member_race race = { .user_id = "@mr:test", .room_id = "!race:test" };
+  hs.on_request = bump_members_once;
+  hs.on_request_ctx = &race;
+  struct mx_e2ee *e = open_id(race.user_id, "MRDEV");
+  e->api = canned_api(&hs, race.user_id);
+  char err[MX_ERRBUF_LEN] = "";
+  cJSON *users = NULL;
+  assert_int_equal(e2ee_members_get(e, race.room_id, &users, err), MX_OK);
+  cJSON_Delete(users);
+  assert_int_equal(hs.members, 2);
+  const char *v[] = { race.user_id, race.room_id };
+  assert_int_equal(e2ee_db_int(e->db, "SELECT members_known FROM e2ee_rooms WHERE acct=? AND room_id=?", 2, v, 0), 1);
+  users = NULL; /* the next send uses the stored list */
+  assert_int_equal(e2ee_members_get(e, race.room_id, &users, err), MX_OK);
+  cJSON_Delete(users);
+  assert_int_equal(hs.members, 2);
+  mx_api_free(e->api);
+  e->api = NULL;
+  mx_e2ee_close(e);
+  canned_stop(&hs);
+}
+
 /* Two threads of one identity on its borrowed connection: A's crypto
  * transaction is open (as a store flush or a members seed) and rolled back;
  * B meanwhile claims a pin announcement (an entry point's autocommit write)
@@ -1067,6 +1118,7 @@ int main(void)
     cmocka_unit_test(own_account_devices_are_queried),
     cmocka_unit_test(fallback_key_rotates_once),
     cmocka_unit_test(start_asks_no_empty_key_changes),
+    cmocka_unit_test(members_changed_during_the_seed_are_fetched_again),
     cmocka_unit_test(threads_of_one_identity_do_not_share_a_transaction),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
