@@ -65,7 +65,9 @@ struct mx_ident {
   int64_t store_full_since_ms;        /* sync worker: data_dir full since (0 = not) */
   int64_t token_stored_ms;            /* sync worker: mx_mono_ms next_batch was stored, 0 not this run */
   int64_t swept_ms;                   /* sync worker: mx_mono_ms of the last store sweep, 0 none */
-  int actions_left;                   /* sync worker: room actions still to retry */
+  _Atomic int actions_left;           /* sync workers: room actions still to retry */
+  _Atomic int actions_busy;           /* mx_rooms_run_actions: a run is in progress */
+  _Atomic int actions_wanted;         /* asked again meanwhile: the runner goes again */
   unsigned held_flushed;              /* sync worker: held_gen when no send was kept */
   _Atomic unsigned held_gen;          /* bumped whenever a send is kept to send again */
   char *alerts_room_id;               /* for the identity that owns the alerts room */

@@ -1,6 +1,7 @@
 /* bot/mx_rooms.c - invites, joins, m.direct and the alerts room. */
 #include "mx_rooms.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,35 +164,76 @@ static mx_err do_action(struct mx_ident *id, sqlite3 *db, const char *room_id, c
   return rc;
 }
 
-int mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
+struct pending {
+  int64_t id;
+  char *room_id, *action, *arg;
+};
+
+/* Reads the pending rows first and acts after: a read statement left open
+ * across the HTTP calls would hold a snapshot, and the first write after
+ * another connection's commit would fail with "database is locked". */
+static int run_pending(struct mx_ident *id, sqlite3 *db)
 {
   sqlite3_stmt *st = NULL;
   if (mx_db_prepare(db, "SELECT id, room_id, action, arg FROM room_actions WHERE user_id=? AND done=0 ORDER BY id",
                     &st, NULL))
     return 1;
   sqlite3_bind_text(st, 1, id->user_id, -1, SQLITE_STATIC);
-  int64_t ids[64];
-  int done[64], n = 0;
+  struct pending rows[64];
+  int n = 0, left = 0;
   while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
-    char err[MX_ERRBUF_LEN] = "";
-    const char *room_id = (const char *)sqlite3_column_text(st, 1);
-    const char *action = (const char *)sqlite3_column_text(st, 2);
     const char *arg = (const char *)sqlite3_column_text(st, 3);
-    mx_err rc = do_action(id, db, room_id, action, arg, err);
-    ids[n] = sqlite3_column_int64(st, 0);
-    /* a room that is gone or forbids us will not change its mind: stop trying */
-    done[n] = !rc || rc == MX_ERR_AUTH || rc == MX_ERR_NOT_FOUND;
-    if (rc)
-      mx_warn(id->dev->name, "room action %s on %s: %s", action, room_id, err);
+    struct pending *p = &rows[n];
+    p->id = sqlite3_column_int64(st, 0);
+    p->room_id = mx_strdup((const char *)sqlite3_column_text(st, 1));
+    p->action = mx_strdup((const char *)sqlite3_column_text(st, 2));
+    p->arg = arg ? mx_strdup(arg) : NULL;
+    if (!p->room_id || !p->action || (arg && !p->arg)) {
+      free(p->room_id);
+      free(p->action);
+      free(p->arg);
+      left++;
+      break;
+    }
     n++;
   }
-  int more = n == 64 && sqlite3_step(st) == SQLITE_ROW;
+  if (n == 64 && sqlite3_step(st) == SQLITE_ROW)
+    left++;
   sqlite3_finalize(st);
-  int left = more;
   for (int i = 0; i < n; i++) {
-    if (!done[i] || mx_db_run(db, NULL, "UPDATE room_actions SET done=1 WHERE id=?", "i", ids[i]))
+    struct pending *p = &rows[i];
+    char err[MX_ERRBUF_LEN] = "";
+    mx_err rc = do_action(id, db, p->room_id, p->action, p->arg, err);
+    if (rc)
+      mx_warn(id->dev->name, "room action %s on %s: %s", p->action, p->room_id, err);
+    /* a room that is gone or forbids us will not change its mind: stop trying */
+    int done = !rc || rc == MX_ERR_AUTH || rc == MX_ERR_NOT_FOUND;
+    if (!done || mx_db_run(db, NULL, "UPDATE room_actions SET done=1 WHERE id=?", "i", p->id))
       left++;
+    free(p->room_id);
+    free(p->action);
+    free(p->arg);
   }
+  return left;
+}
+
+/* One run per identity at a time. A sync worker schedules the next
+ * long-poll before its batch's room actions are done, so the next batch,
+ * on another worker, used to run the same pending rows as well: every
+ * invite was joined two or three times and m.direct written as often. A
+ * caller that finds a run in progress leaves its rows to that run, which
+ * goes round again before it ends. */
+int mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db)
+{
+  atomic_store(&id->actions_wanted, 1);
+  if (atomic_exchange(&id->actions_busy, 1))
+    return 0;
+  int left;
+  do {
+    atomic_store(&id->actions_wanted, 0);
+    left = run_pending(id, db);
+    atomic_store(&id->actions_busy, 0);
+  } while (atomic_load(&id->actions_wanted) && !atomic_exchange(&id->actions_busy, 1));
   return left;
 }
 

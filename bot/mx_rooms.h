@@ -17,7 +17,8 @@
 mx_err mx_rooms_on_invite(struct mx_ident *id, sqlite3 *db, const char *room_id, const cJSON *room, char *err);
 /* After commit: carry out pending joins/rejections (best effort, retried
  * after the next sync on transient errors). Returns how many are left to
- * retry (1 when the store could not be read). */
+ * retry (1 when the store could not be read; 0 when a run already in
+ * progress on another thread takes them). */
 int mx_rooms_run_actions(struct mx_ident *id, sqlite3 *db);
 /* An operator's encrypted event waits for its room key: once per Megolm
  * session, tell them (after the commit) that it was not read yet. */
