@@ -18,7 +18,7 @@ import time
 
 import mxtest
 from mxtest import check, log
-from peerlib import Peer, bot_events
+from peerlib import Peer, bot_events, operator, ping_in_new_dm
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faults"))
 from faultproxy import FaultProxy, proxied_bot  # noqa: E402
@@ -42,12 +42,8 @@ def test():
         with bot, Peer(hs.url, os.path.join(work, "peer.log")) as peer:
             bot.start()
             uid = bot.user_id()
-            peer("a", "login", op.user_id.split(":")[0][1:], op.password)
-            peer("a", "xsign", op.password)
-            room = peer("a", "create_dm", uid)["room_id"]
-            peer("a", "wait_join", room, uid, 60)
-            peer("a", "send", room, "!ping")
-            check(pong(peer("a", "wait_reply", room, uid, 60)), "no first pong")
+            operator(peer, op)
+            room = ping_in_new_dm(peer, uid)
             seeded = len(members_requests(proxy, 0))
             log(f"GET /members before steady state: {seeded}")
 
@@ -68,8 +64,7 @@ def test():
             check(total and 0 < float(total.group(1)) < 60, f"implausible handling time sum: {total}")
 
             # a member joining later is known from /sync: they read the next reply
-            peer("m", "login", mallory.user_id.split(":")[0][1:], mallory.password)
-            peer("m", "xsign", mallory.password)
+            operator(peer, mallory, name="m")  # signed in and cross-signed, as Element sets up
             peer("a", "invite", room, mallory.user_id)
             peer("m", "join", room)
             t1 = time.monotonic()
