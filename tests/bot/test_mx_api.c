@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "conn_count.h"
 #include "mx_api.h"
 #include "mx_util.h"
 
@@ -25,7 +26,7 @@ struct server {
   int port;
   pthread_mutex_t lock;
   int hits;
-  int connections; /* TCP connections accepted */
+  struct conn_count conns; /* TCP connections accepted */
   char paths[8][256];
   const int *script; /* status per hit; 0 ends */
 };
@@ -63,26 +64,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   return ret;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-  (void)c;
-  (void)socket_context;
-  struct server *s = cls;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-    pthread_mutex_lock(&s->lock);
-    s->connections++;
-    pthread_mutex_unlock(&s->lock);
-  }
-}
-
 static void server_start(struct server *s, const int *script)
 {
   memset(s, 0, sizeof(*s));
   s->script = script;
   pthread_mutex_init(&s->lock, NULL);
+  conn_count_init(&s->conns);
   s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, s, MHD_OPTION_NOTIFY_CONNECTION,
-                          on_connection, s, MHD_OPTION_END);
+                          conn_count_notify, &s->conns, MHD_OPTION_END);
   assert_non_null(s->d);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = info->port;
@@ -92,6 +81,7 @@ static void server_stop(struct server *s)
 {
   MHD_stop_daemon(s->d);
   pthread_mutex_destroy(&s->lock);
+  conn_count_destroy(&s->conns);
 }
 
 static void rate_limit_then_error_then_success_is_retried_with_the_same_txn(void **state)
@@ -171,10 +161,10 @@ static void calls_from_one_thread_reuse_one_connection(void **state)
     cJSON_Delete(resp);
   }
   assert_int_equal(s.hits, 4);
-  assert_int_equal(s.connections, 1);
+  assert_int_equal(conn_count_get(&s.conns), 1);
   mx_api_thread_done();
   assert_int_equal(mx_api_call(api, "GET", "/_matrix/client/v3/x", NULL, NULL, NULL, NULL, err), MX_OK);
-  assert_int_equal(s.connections, 2);
+  assert_int_equal(conn_count_get(&s.conns), 2);
   cJSON_Delete(body);
   mx_api_free(api);
   server_stop(&s);

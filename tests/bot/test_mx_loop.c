@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "conn_count.h"
 #include "mx_loop.h"
 
 #define HANDLES 64
@@ -28,7 +29,7 @@ struct server {
   int port;
   pthread_mutex_t lock;
   int hits;
-  int connections; /* TCP connections accepted */
+  struct conn_count conns; /* TCP connections accepted */
 };
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -52,19 +53,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   enum MHD_Result ret = MHD_queue_response(c, 200, r);
   MHD_destroy_response(r);
   return ret;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-  (void)c;
-  (void)socket_context;
-  struct server *s = cls;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-    pthread_mutex_lock(&s->lock);
-    s->connections++;
-    pthread_mutex_unlock(&s->lock);
-  }
 }
 
 struct run {
@@ -106,8 +94,9 @@ static void handles_in_many_shards_keep_their_connections(void **state)
   (void)state;
   struct server s = { 0 };
   pthread_mutex_init(&s.lock, NULL);
+  conn_count_init(&s.conns);
   s.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handler, &s,
-                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s, MHD_OPTION_END);
+                         MHD_OPTION_NOTIFY_CONNECTION, conn_count_notify, &s.conns, MHD_OPTION_END);
   assert_non_null(s.d);
   s.port = MHD_get_daemon_info(s.d, MHD_DAEMON_INFO_BIND_PORT)->port;
   char url[64];
@@ -131,16 +120,17 @@ static void handles_in_many_shards_keep_their_connections(void **state)
   assert_int_equal(r.failed, 0);
   assert_int_equal(r.finished, HANDLES);
   pthread_mutex_lock(&s.lock);
-  int hits = s.hits, connections = s.connections;
+  int hits = s.hits;
   pthread_mutex_unlock(&s.lock);
   assert_int_equal(hits, HANDLES * ROUNDS);
-  assert_int_equal(connections, HANDLES);
+  assert_int_equal(conn_count_get(&s.conns), HANDLES);
 
   mx_loop_free(r.loop); /* closes the kept-alive connections */
   for (int i = 0; i < HANDLES; i++)
     curl_easy_cleanup(easy[i]);
   MHD_stop_daemon(s.d);
   pthread_mutex_destroy(&s.lock);
+  conn_count_destroy(&s.conns);
 }
 
 int main(void)
