@@ -80,8 +80,10 @@ struct extra {
 struct mx_metrics {
   pthread_mutex_t mu;
   pthread_mutex_t render_mu;
-  struct series *series;
+  struct series *series; /* in registration order, as rendered */
   size_t n, alloc;
+  uint32_t *slots;       /* open addressing by name: series index + 1, 0 empty */
+  size_t n_slots;        /* a power of two, at least 2 n */
   struct extra extras[MX_METRICS_MAX_EXTRA];
   size_t n_extras;
 };
@@ -103,20 +105,61 @@ void mx_metrics_free(struct mx_metrics *m)
   for (size_t i = 0; i < m->n; i++)
     free(m->series[i].identity);
   free(m->series);
+  free(m->slots);
   pthread_mutex_destroy(&m->mu);
   pthread_mutex_destroy(&m->render_mu);
   free(m);
 }
 
-/* Linear search: a few hundred identities at most, and every caller is
- * about to do network I/O that costs far more. Called with mu held. */
+/* FNV-1a: identity names are short and every count looks one up. */
+static size_t name_hash(const char *s)
+{
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+  return (size_t)h;
+}
+
+/* The slot holding identity's index, or the empty slot where it would go. */
+static uint32_t *slot_of(const struct mx_metrics *m, const char *id)
+{
+  size_t mask = m->n_slots - 1;
+  for (size_t i = name_hash(id) & mask;; i = (i + 1) & mask) {
+    uint32_t *slot = &m->slots[i];
+    if (*slot == 0 || strcmp(m->series[*slot - 1].identity, id) == 0)
+      return slot;
+  }
+}
+
+/* Keeps the table at most half full: lookups stay a probe or two. */
+static int grow_slots(struct mx_metrics *m)
+{
+  size_t want = m->n_slots ? m->n_slots * 2 : 64;
+  uint32_t *slots = calloc(want, sizeof(*slots));
+  if (!slots)
+    return -1;
+  free(m->slots);
+  m->slots = slots;
+  m->n_slots = want;
+  for (size_t i = 0; i < m->n; i++)
+    *slot_of(m, m->series[i].identity) = (uint32_t)(i + 1);
+  return 0;
+}
+
+/* By hash: with 1,000 identities every long-poll renewal counts, and a
+ * linear search by name was a visible share of the idle CPU. Called with
+ * mu held. */
 static struct series *find(struct mx_metrics *m, const char *identity, int create)
 {
   const char *id = identity ? identity : "";
-  for (size_t i = 0; i < m->n; i++)
-    if (strcmp(m->series[i].identity, id) == 0)
-      return &m->series[i];
+  if (m->n_slots) {
+    uint32_t idx = *slot_of(m, id);
+    if (idx)
+      return &m->series[idx - 1];
+  }
   if (!create)
+    return NULL;
+  if ((m->n + 1) * 2 > m->n_slots && grow_slots(m) != 0)
     return NULL;
   if (m->n == m->alloc) {
     size_t na = m->alloc ? m->alloc * 2 : 16;
@@ -131,6 +174,7 @@ static struct series *find(struct mx_metrics *m, const char *identity, int creat
   s->identity = mx_strdup(id);
   if (!s->identity)
     return NULL;
+  *slot_of(m, id) = (uint32_t)(m->n + 1);
   m->n++;
   return s;
 }

@@ -1,7 +1,8 @@
 /*
  * mx_metrics: exact Prometheus text for a counter and a histogram, label
  * escaping, extra hooks (added, rendered after the registry, removed), and
- * exact totals when several threads count at once.
+ * exact totals when several threads count at once, and a fleet of 1,000
+ * identities each with its own counts, listed in registration order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,6 +244,43 @@ static void concurrent_counts_are_exact(void **state)
   mx_metrics_free(m);
 }
 
+/* A fleet's worth of identities (the table grows several times on the
+ * way): every one keeps its own counts, and the text lists them in the
+ * order they were registered. */
+static void many_identities_keep_their_counts_and_order(void **state)
+{
+  (void)state;
+  enum { N = 1000 };
+  struct mx_metrics *m = mx_metrics_new();
+  char id[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof(id), "dev-%d", (i * 7919) % N); /* not in name order */
+    assert_int_equal(mx_metrics_register(m, id), MX_OK);
+  }
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof(id), "dev-%d", i);
+    mx_metrics_add(m, id, MX_M_SYNCS, (uint64_t)i + 1);
+  }
+  for (int i = 0; i < N; i++) {
+    snprintf(id, sizeof(id), "dev-%d", i);
+    assert_int_equal(mx_metrics_get(m, id, MX_M_SYNCS), (uint64_t)i + 1);
+  }
+  assert_int_equal(mx_metrics_get(m, "dev-1000", MX_M_SYNCS), 0);
+  assert_int_equal(mx_metrics_get(m, "", MX_M_SYNCS), 0);
+  char *text = render(m);
+  const char *at = text;
+  for (int i = 0; i < N; i++) {
+    int k = (i * 7919) % N;
+    char line[96];
+    snprintf(line, sizeof(line), "mxfleet_syncs_total{identity=\"dev-%d\"} %d\n", k, k + 1);
+    const char *next = strstr(at, line);
+    assert_non_null(next);
+    at = next + strlen(line);
+  }
+  free(text);
+  mx_metrics_free(m);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -252,6 +290,7 @@ int main(void)
     cmocka_unit_test(label_values_are_escaped),
     cmocka_unit_test(extra_hooks_append_and_can_be_removed),
     cmocka_unit_test(concurrent_counts_are_exact),
+    cmocka_unit_test(many_identities_keep_their_counts_and_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
