@@ -12,19 +12,26 @@ with each bot:
 After a warm-up of 5 round trips per bot, the probe sends BLOCKS blocks of
 PER_BLOCK sequential "!ping"s to each bot, alternating which bot goes first
 (ABBA...), so drifting machine load hits both alike; each round trip waits
-until the reply is decrypted on the probe. Prints per bot: p50/p95/max round
-trip, RSS (VmRSS, VmHWM) and CPU per message (utime+stime from /proc over
+until the reply is decrypted on the probe (woken by the SDK's events, not a
+poll). --baseline BIN adds a second mxfleet daemon ("base", e.g. a build of
+main) to the same rotation, for a before/after in one run. --pairs sends
+each "!ping" twice back to back and reports the second's round trip (it
+reaches the bot while the bot answers the first). Prints per bot: p50/p95/max
+round trip, RSS (VmRSS, VmHWM) and CPU per message (utime+stime from /proc over
 that bot's own blocks only), the ratio mxfleet p50 / js p50, mxfleet's own
 handling time (mxfleet_ping_reply_seconds) and the load average.
 With --trace DIR, Synapse's access log (one line per request with its
 timings) is switched on, every log (Synapse, both bots, probe) is kept in
-DIR, and each round trip is cut into segments from Synapse's
-request times (see trace_segments).
-Usage: bench_side_by_side.py [--trace DIR] MXFLEET_BIN [BLOCKS=10] [PER_BLOCK=10]
+DIR with the probe's latencies (latencies.json), and each round trip is cut
+into segments from Synapse's request times (see trace_segments).
+Usage: bench_side_by_side.py [--trace DIR] [--baseline MXFLEET_BIN] [--pairs] MXFLEET_BIN
+                             [BLOCKS=10] [PER_BLOCK=10]
 """
 import collections
+import contextlib
 import datetime
 import hashlib
+import json
 import re
 import os
 import shutil
@@ -147,38 +154,59 @@ def trace_segments(synapse_log, operator, bots):
             s["bot PUT"].append(put["end"] - put["start"])
             s["-> probe sync"].append(seen["end"] - put["start"])
             s["total"].append(seen["end"] - p["start"])
-    names = ["ping PUT", "-> bot sync", "bot", "bot PUT", "-> probe sync", "total"]
+    print_segments(seg, bots)
+    return seg
+
+
+SEGMENTS = ["ping PUT", "-> bot sync", "bot", "bot PUT", "-> probe sync", "total"]
+
+
+def print_segments(seg, bots):
     print("  trace, median ms per segment (Synapse's access log):")
-    print("  " + f"{'bot':<8}" + "".join(f"{n:>14}" for n in names))
+    print("  " + f"{'bot':<8}" + "".join(f"{n:>14}" for n in SEGMENTS))
     for name in bots:
         s = seg[name]
         if s:
-            print("  " + f"{name:<8}" + "".join(f"{statistics.median(s[n]):14.1f}" for n in names))
+            print("  " + f"{name:<8}" + "".join(f"{statistics.median(s[n]):14.1f}" for n in SEGMENTS))
 
 
 def pct(lat, q):
     return lat[min(len(lat) - 1, int(q * len(lat)))]
 
 
-def run(mxfleet_bin, blocks, per_block, trace):
+def block_orders(names):
+    """The order of the bots in each block: every rotation of names, then
+    the same reversed (ABBA... for two), so drifting load hits each alike."""
+    rot = [names[i:] + names[:i] for i in range(len(names))]
+    return rot + [list(reversed(r)) for r in rot]
+
+
+def run(mxfleet_bin, blocks, per_block, trace, baseline=None, pairs=False):
     os.environ["MXFLEET_BIN"] = mxfleet_bin
     peer_dir = peerlib.peer_dir()
     work = trace or mxtest.workdir("side-by-side-")
     os.makedirs(work, exist_ok=True)
     hs = mxtest.Homeserver.start_own()
     hs_log = synapse_access_log(hs) if trace else None
-    js = mx_uid = None
+    js = op = None
+    uids, mxs = {}, {}
     try:
         op = hs.new_user("alice")
         js = JsBot(hs, peer_dir, os.path.join(work, "js-echo-bot.log"))
-        with mxtest.Bot(hs, [op.user_id], [("pc1", mxtest.unique("agent-pc1"))],
-                        bot_opts={"require_verified_sender": True, "sync_timeout_ms": 30000},
-                        directory=os.path.join(work, "mxfleet") if trace else None) as mx, \
-                peerlib.Peer(hs.url, os.path.join(work, "peer.log")) as peer:
-            mx.start(log_level="info")
+        with contextlib.ExitStack() as stack:
+            for name, binary in [("mxfleet", mxfleet_bin)] + ([("base", baseline)] if baseline else []):
+                mx = stack.enter_context(mxtest.Bot(
+                    hs, [op.user_id], [("pc1", mxtest.unique(f"agent-{name}"))],
+                    bot_opts={"require_verified_sender": True, "sync_timeout_ms": 30000},
+                    directory=os.path.join(work, name) if trace else None))
+                mx.bin = binary
+                mx.start(log_level="info")
+                mxs[name] = mx
+            peer = stack.enter_context(peerlib.Peer(hs.url, os.path.join(work, "peer.log")))
             peerlib.operator(peer, op)
-            mx_uid = mx.user_id()
-            bots = {"mxfleet": (mx_uid, mx.proc.pid), "js": (js.user_id, js.proc.pid)}
+            bots = {name: (mx.user_id(), mx.proc.pid) for name, mx in mxs.items()}
+            bots["js"] = (js.user_id, js.proc.pid)
+            uids = {name: uid for name, (uid, _) in bots.items()}
             rooms = {}
             for name, (uid, _) in bots.items():
                 rooms[name] = peer("a", "create_dm", uid)["room_id"]
@@ -186,17 +214,25 @@ def run(mxfleet_bin, blocks, per_block, trace):
                 peer("a", "bench", rooms[name], uid, 5, "!ping")  # warm-up: sessions, key shares
             lat = {name: [] for name in bots}
             cpu = {name: 0.0 for name in bots}
+            orders = block_orders(list(bots))
             load_start = loadavg()
             for b in range(blocks):
-                for name in (("mxfleet", "js") if b % 2 == 0 else ("js", "mxfleet")):
+                for name in orders[b % len(orders)]:
                     uid, pid = bots[name]
                     c0 = cpu_seconds(pid)
-                    lat[name] += peer("a", "bench", rooms[name], uid, per_block, "!ping")["latencies_ms"]
+                    lat[name] += peer("a", "bench_pair" if pairs else "bench", rooms[name], uid, per_block,
+                                      "!ping")["latencies_ms"]
                     cpu[name] += cpu_seconds(pid) - c0
             load_end = loadavg()
             n = blocks * per_block
-            print(f"encrypted !ping round trip, {n} per bot in {blocks} alternating blocks of {per_block}, "
+            print(f"encrypted !ping round trip{' of the second of two sent back to back' if pairs else ''}, "
+                  f"{n} per bot in {blocks} alternating blocks of {per_block}, "
                   f"probe: matrix-js-sdk 37.5 Rust crypto, cross-signed operator, same Synapse")
+            if trace:
+                with open(os.path.join(work, "latencies.json"), "w") as f:
+                    json.dump(lat, f)
+            if baseline:
+                print(f"  mxfleet: {mxfleet_bin}\n  base:    {baseline}")
             print(f"  {load_start} at the start, {load_end} at the end, {time.strftime('%Y-%m-%d %H:%M %Z')}")
             print(f"  {'bot':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8} "
                   f"{'RSS MB':>7} {'peak MB':>7} {'CPU ms/msg':>10}")
@@ -205,31 +241,44 @@ def run(mxfleet_bin, blocks, per_block, trace):
                 print(f"  {name:<8} {pct(s, 0.5):8.1f} {pct(s, 0.95):8.1f} {s[-1]:8.1f} {statistics.mean(s):8.1f} "
                       f"{proc_status_kb(pid, 'VmRSS') / 1024:7.1f} {proc_status_kb(pid, 'VmHWM') / 1024:7.1f} "
                       f"{1000 * cpu[name] / n:10.2f}")
-            ratio = pct(sorted(lat["mxfleet"]), 0.5) / pct(sorted(lat["js"]), 0.5)
-            print(f"  mxfleet p50 / js p50 = {ratio:.2f} (target <= 0.80)")
-            report_handling(mx.metrics()[1])
-            mx.stop()
+            for name in mxs:
+                ratio = pct(sorted(lat[name]), 0.5) / pct(sorted(lat["js"]), 0.5)
+                print(f"  {name} p50 / js p50 = {ratio:.2f} (target <= 0.80)")
+            for name, mx in mxs.items():
+                print(f"  {name}:")
+                report_handling(mx.metrics()[1])
+                mx.stop()
     finally:
         if js:
             js.stop()
         if hs_log:
             shutil.copyfile(hs_log, os.path.join(work, "synapse.log"))
         hs.stop()
-    if trace and js and mx_uid:
-        trace_segments(os.path.join(work, "synapse.log"), op.user_id, {"mxfleet": mx_uid, "js": js.user_id})
+    if trace and not pairs and js and len(uids) == len(mxs) + 1:
+        trace_segments(os.path.join(work, "synapse.log"), op.user_id, uids)
     if not trace:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
-    args, trace = sys.argv[1:], None
-    if args[:1] == ["--trace"] and len(args) > 1:
-        trace, args = os.path.abspath(args[1]), args[2:]
+    args, trace, baseline, pairs = sys.argv[1:], None, None, False
+    while args[:1] in (["--trace"], ["--baseline"], ["--pairs"]):
+        if args[0] == "--pairs":
+            pairs, args = True, args[1:]
+            continue
+        if len(args) < 2:
+            break
+        if args[0] == "--trace":
+            trace = os.path.abspath(args[1])
+        else:
+            baseline = os.path.abspath(args[1])
+        args = args[2:]
     if not args:
-        sys.exit("usage: bench_side_by_side.py [--trace DIR] MXFLEET_BIN [BLOCKS=10] [PER_BLOCK=10]")
+        sys.exit("usage: bench_side_by_side.py [--trace DIR] [--baseline MXFLEET_BIN] [--pairs] MXFLEET_BIN "
+                 "[BLOCKS=10] [PER_BLOCK=10]")
     blocks = int(args[1]) if len(args) > 1 else 10
     per_block = int(args[2]) if len(args) > 2 else 10
-    run(os.path.abspath(args[0]), blocks, per_block, trace)
+    run(os.path.abspath(args[0]), blocks, per_block, trace, baseline, pairs)
 
 
 if __name__ == "__main__":

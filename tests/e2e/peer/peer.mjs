@@ -25,6 +25,7 @@
 //                                       -> messages [{event_id, body, msgtype, reply_to, rel_type, utd}]
 //   NAME wait_utd ROOM SENDER SECS CODE next undecryptable message -> failure reason
 //   NAME bench ROOM SENDER N TEXT...    N sequential round trips -> latencies_ms
+//   NAME bench_pair ROOM SENDER N TEXT...  N pairs sent back to back -> the seconds' latencies_ms
 //   NAME stop                           stop the client
 //   quit
 import * as readline from "node:readline";
@@ -261,8 +262,44 @@ async function verifyStatus(name, user, device) {
   };
 }
 
-// N round trips of TEXT; each waits (polling every 5 ms) for the next
-// decrypted reply from SENDER. Returns per-message latencies in ms.
+// The next decrypted message from SENDER in ROOM not seen yet. The wait is
+// woken by the SDK's own events (a timeline event, an event decrypted), not
+// a poll, so a reply counts the moment the SDK has it decrypted.
+async function nextReply(e, roomId, sender, what) {
+  const deadline = Date.now() + 60000;
+  let wake = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    if (w) w();
+  };
+  e.client.on(sdk.RoomEvent.Timeline, poke);
+  e.client.on(sdk.MatrixEventEvent.Decrypted, poke);
+  try {
+    for (;;) {
+      // armed before the scan: an event arriving during it wakes the next wait
+      const woken = new Promise((r) => {
+        wake = r;
+      });
+      for (const ev of e.client.getRoom(roomId).getLiveTimeline().getEvents()) {
+        if (ev.getSender() !== sender || e.seen.has(ev.getId())) continue;
+        if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) await e.client.decryptEventIfNeeded(ev);
+        if (ev.isDecryptionFailure()) throw new Error(`UTD reply ${ev.getId()}`);
+        if (ev.getType() !== "m.room.message") continue;
+        e.seen.add(ev.getId());
+        return ev;
+      }
+      if (Date.now() > deadline) throw new Error(`no reply to ${what}`);
+      await Promise.race([woken, sleep(1000)]); // the timer only bounds a missed wake-up
+    }
+  } finally {
+    e.client.off(sdk.RoomEvent.Timeline, poke);
+    e.client.off(sdk.MatrixEventEvent.Decrypted, poke);
+  }
+}
+
+// N round trips of TEXT, each from starting to send it until its reply is
+// decrypted. Returns per-message latencies in ms.
 async function bench(name, roomId, sender, n, text) {
   const e = c(name);
   const lat = [];
@@ -270,25 +307,26 @@ async function bench(name, roomId, sender, n, text) {
   for (let i = 0; i < Number(n); i++) {
     const t0 = performance.now();
     await e.client.sendTextMessage(roomId, text);
-    const deadline = Date.now() + 60000;
-    let got = null;
-    while (!got) {
-      const room = e.client.getRoom(roomId);
-      for (const ev of room.getLiveTimeline().getEvents()) {
-        if (ev.getSender() !== sender || e.seen.has(ev.getId())) continue;
-        if (ev.isBeingDecrypted() || ev.isDecryptionFailure()) await e.client.decryptEventIfNeeded(ev);
-        if (ev.isDecryptionFailure()) throw new Error(`UTD reply ${ev.getId()}`);
-        if (ev.getType() !== "m.room.message") continue;
-        e.seen.add(ev.getId());
-        got = ev;
-        break;
-      }
-      if (!got) {
-        if (Date.now() > deadline) throw new Error(`no reply to message ${i}`);
-        await sleep(5);
-      }
-    }
+    await nextReply(e, roomId, sender, `message ${i}`);
     lat.push(performance.now() - t0);
+  }
+  return { latencies_ms: lat };
+}
+
+// N pairs: TEXT, then TEXT again as soon as the first is sent (it reaches
+// the bot while the bot answers the first); the latency of the second, from
+// starting to send it until the second reply is decrypted.
+async function benchPair(name, roomId, sender, n, text) {
+  const e = c(name);
+  const lat = [];
+  markSeen(name, roomId);
+  for (let i = 0; i < Number(n); i++) {
+    await e.client.sendTextMessage(roomId, text);
+    const t1 = performance.now();
+    await e.client.sendTextMessage(roomId, text);
+    await nextReply(e, roomId, sender, `pair ${i}, first`);
+    await nextReply(e, roomId, sender, `pair ${i}, second`);
+    lat.push(performance.now() - t1);
   }
   return { latencies_ms: lat };
 }
@@ -360,6 +398,8 @@ async function run(name, cmd, args) {
       return waitUtd(name, args[0], args[1], args[2], args[3]);
     case "bench":
       return bench(name, args[0], args[1], args[2], args.slice(3).join(" "));
+    case "bench_pair":
+      return benchPair(name, args[0], args[1], args[2], args.slice(3).join(" "));
     case "verify_status":
       return verifyStatus(name, args[0], args[1]);
     case "devices": {
