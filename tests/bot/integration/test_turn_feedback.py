@@ -1,6 +1,8 @@
 """Issue 13 (5, 6, 7) through the real daemon: while a turn lasts longer
 than one typing notice (30 s), the operator keeps seeing "typing" until the
-answer comes (renewed, never expired mid-turn); !stop mid-turn ends the
+answer comes (renewed, never expired mid-turn), and a !ping sent meanwhile
+is answered at once (the next long-poll does not wait for the turn's first
+message: issue 14.1's hold on it is bounded); !stop mid-turn ends the
 turn and no further model or tool call is made; an internal error reply
 carries an error id that is found in the bot's log."""
 
@@ -16,12 +18,12 @@ from llmfix import ScriptedLLM, llm_block, write_manifest
 
 def typing_events(op, room, since, until_pred, timeout):
     """Long-polls op's /sync, collecting (time, user_ids) of m.typing in
-    room, until until_pred() or the deadline."""
+    room, until until_pred(seen so far) or the deadline."""
     seen, deadline = [], time.monotonic() + timeout
     flt = json.dumps({"room": {"timeline": {"limit": 0}, "state": {"types": []},
                                "ephemeral": {"types": ["m.typing"]}}, "presence": {"types": []},
                       "account_data": {"types": []}})
-    while time.monotonic() < deadline and not until_pred():
+    while time.monotonic() < deadline and not until_pred(seen):
         resp = op.request("GET", "/sync", query={"since": since, "timeout": "2000", "filter": flt})
         since = resp["next_batch"]
         for ev in resp.get("rooms", {}).get("join", {}).get(room, {}).get("ephemeral", {}).get("events", []):
@@ -58,13 +60,21 @@ def test():
             op.send_text(room, "take your time")
             answered = []
 
-            def got_answer():
+            def got_answer(_seen=None):
                 if not answered:
                     answered.extend(op.messages_from(room, uid))
                     answered[:] = [e for e in answered if "slow but sure" in e["content"].get("body", "")]
                 return bool(answered)
 
-            seen, since = typing_events(op, room, since, got_answer, 90)
+            # a command sent while the turn waits for the model is answered at once: the
+            # next long-poll does not wait for the turn's first message (bot/mx_sync.c hold_repoll)
+            seen, since = typing_events(op, room, since, lambda s: any(uid in users for _, users in s), 30)
+            check(seen, "the bot never showed typing for the slow turn")
+            op.send_text(room, "!ping")
+            op.wait_messages(room, uid, lambda c: c.get("body", "").startswith("pong"), count=1, timeout=20)
+            check(not got_answer(), "the !ping was answered only after the slow turn's answer")
+            more, since = typing_events(op, room, since, got_answer, 90)
+            seen += more
             check(answered, "the slow answer never came")
             on = [t for t, users in seen if uid in users]
             check(on, f"the bot never showed typing: {seen}")
