@@ -18,7 +18,7 @@ main) to the same rotation, for a before/after in one run. --pairs sends
 each "!ping" twice back to back and reports the second's round trip (it
 reaches the bot while the bot answers the first). Prints per bot: p50/p95/max
 round trip, RSS (VmRSS, VmHWM) and CPU per message (utime+stime from /proc over
-that bot's own blocks only), the ratio mxfleet p50 / js p50, mxfleet's own
+that bot's own blocks only; Synapse's over the same blocks beside it), the ratio mxfleet p50 / js p50, mxfleet's own
 handling time (mxfleet_ping_reply_seconds) and the load average.
 With --trace DIR, Synapse's access log (one line per request with its
 timings) is switched on, every log (Synapse, both bots, probe) is kept in
@@ -102,9 +102,13 @@ def synapse_access_log(hs):
     inner = synapse_inner_dir(hs)
     with open(os.path.join(inner, "log.yaml"), "a") as f:
         f.write("loggers: {synapse.access.http: {level: INFO}}\n")
-    with open(os.path.join(inner, "homeserver.pid")) as f:
-        os.kill(int(f.read().strip()), signal.SIGHUP)
+    os.kill(synapse_pid(hs), signal.SIGHUP)
     return os.path.join(inner, "homeserver.log")
+
+
+def synapse_pid(hs):
+    with open(os.path.join(synapse_inner_dir(hs), "homeserver.pid")) as f:
+        return int(f.read().strip())
 
 
 ACCESS = re.compile(r'^(\S+ \S+) INFO .*\{(@[^}]+)\} Processed request: ([0-9.]+)sec.* \d+B \d+ "(\S+) (\S+)')
@@ -214,15 +218,18 @@ def run(mxfleet_bin, blocks, per_block, trace, baseline=None, pairs=False):
                 peer("a", "bench", rooms[name], uid, 5, "!ping")  # warm-up: sessions, key shares
             lat = {name: [] for name in bots}
             cpu = {name: 0.0 for name in bots}
+            hs_cpu = {name: 0.0 for name in bots}
+            hs_pid = synapse_pid(hs)
             orders = block_orders(list(bots))
             load_start = loadavg()
             for b in range(blocks):
                 for name in orders[b % len(orders)]:
                     uid, pid = bots[name]
-                    c0 = cpu_seconds(pid)
+                    c0, h0 = cpu_seconds(pid), cpu_seconds(hs_pid)
                     lat[name] += peer("a", "bench_pair" if pairs else "bench", rooms[name], uid, per_block,
                                       "!ping")["latencies_ms"]
                     cpu[name] += cpu_seconds(pid) - c0
+                    hs_cpu[name] += cpu_seconds(hs_pid) - h0
             load_end = loadavg()
             n = blocks * per_block
             print(f"encrypted !ping round trip{' of the second of two sent back to back' if pairs else ''}, "
@@ -235,12 +242,12 @@ def run(mxfleet_bin, blocks, per_block, trace, baseline=None, pairs=False):
                 print(f"  mxfleet: {mxfleet_bin}\n  base:    {baseline}")
             print(f"  {load_start} at the start, {load_end} at the end, {time.strftime('%Y-%m-%d %H:%M %Z')}")
             print(f"  {'bot':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8} "
-                  f"{'RSS MB':>7} {'peak MB':>7} {'CPU ms/msg':>10}")
+                  f"{'RSS MB':>7} {'peak MB':>7} {'CPU ms/msg':>10} {'Synapse CPU ms/msg':>18}")
             for name, (uid, pid) in bots.items():
                 s = sorted(lat[name])
                 print(f"  {name:<8} {pct(s, 0.5):8.1f} {pct(s, 0.95):8.1f} {s[-1]:8.1f} {statistics.mean(s):8.1f} "
                       f"{proc_status_kb(pid, 'VmRSS') / 1024:7.1f} {proc_status_kb(pid, 'VmHWM') / 1024:7.1f} "
-                      f"{1000 * cpu[name] / n:10.2f}")
+                      f"{1000 * cpu[name] / n:10.2f} {1000 * hs_cpu[name] / n:18.1f}")
             for name in mxs:
                 ratio = pct(sorted(lat[name]), 0.5) / pct(sorted(lat["js"]), 0.5)
                 print(f"  {name} p50 / js p50 = {ratio:.2f} (target <= 0.80)")
