@@ -51,7 +51,8 @@ struct mx_ident {
   int64_t start_delay_ms;
 
   /* loop thread only */
-  CURL *sync_easy;
+  CURL *sync_handle;                  /* kept for every long-poll of the identity */
+  CURL *sync_easy;                    /* sync_handle while a /sync is in flight, else NULL */
   struct curl_slist *sync_headers;
   struct mx_buf sync_body;
   char sync_retry_after[32]; /* Retry-After header of the last /sync answer */

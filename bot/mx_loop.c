@@ -36,6 +36,7 @@ struct shard {
   CURLM *multi;
   int index;
   int64_t curl_due; /* mx_mono_ms when curl wants its timeout; -1 none */
+  int acted;        /* curl_multi_socket_action ran since its messages were read */
 };
 
 struct transfer {
@@ -320,6 +321,7 @@ static void finish_transfers(struct shard *sh)
 {
   CURLMsg *m;
   int left;
+  sh->acted = 0;
   while ((m = curl_multi_info_read(sh->multi, &left))) {
     if (m->msg != CURLMSG_DONE)
       continue;
@@ -337,6 +339,42 @@ static void finish_transfers(struct shard *sh)
   }
 }
 
+static void socket_action(struct shard *sh, curl_socket_t s, int flags)
+{
+  int running = 0;
+  sh->acted = 1;
+  curl_multi_socket_action(sh->multi, s, flags, &running);
+}
+
+/* Runs curl's due timeouts and hands finished transfers to their owners,
+ * only in the shards that need it: at 1,000 identities the idle loop wakes
+ * some 70 times a second, and reading 32 empty message queues each time was
+ * a visible share of its CPU. A done callback usually starts the next
+ * transfer (a renewed long-poll), which curl wants driven at once (a 0 ms
+ * timeout): that is done here in the same pass rather than after one more
+ * trip through epoll_wait. A few rounds at most; anything still due is
+ * left to the next wakeup. */
+static void service_shards(struct mx_loop *l)
+{
+  for (int round = 0; round < 4; round++) {
+    int64_t now = mx_mono_ms();
+    int busy = 0;
+    for (int i = 0; i < MX_LOOP_SHARDS; i++) {
+      struct shard *sh = &l->shards[i];
+      if (sh->curl_due >= 0 && now >= sh->curl_due) {
+        sh->curl_due = -1;
+        socket_action(sh, CURL_SOCKET_TIMEOUT, 0);
+      }
+      if (sh->acted) {
+        finish_transfers(sh);
+        busy = 1;
+      }
+    }
+    if (!busy)
+      return;
+  }
+}
+
 void mx_loop_run(struct mx_loop *l, int signal_fd)
 {
   struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint32_t)signal_fd };
@@ -350,7 +388,7 @@ void mx_loop_run(struct mx_loop *l, int signal_fd)
       break;
     struct epoll_event evs[64];
     int n = epoll_wait(l->epfd, evs, 64, (int)nearest_timer_ms(l));
-    int running = 0, signalled = 0;
+    int signalled = 0;
     for (int i = 0; i < n; i++) {
       uint64_t tag = evs[i].data.u64;
       int fd = (int)(uint32_t)tag, shard = (int)(tag >> 32) - 1;
@@ -363,22 +401,15 @@ void mx_loop_run(struct mx_loop *l, int signal_fd)
       } else {
         int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                     (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        curl_multi_socket_action(l->shards[shard].multi, fd, flags, &running);
+        socket_action(&l->shards[shard], fd, flags);
       }
     }
     if (signalled)
       break;
-    int64_t now = mx_mono_ms();
-    for (int i = 0; i < MX_LOOP_SHARDS; i++) {
-      struct shard *sh = &l->shards[i];
-      if (sh->curl_due >= 0 && now >= sh->curl_due) {
-        sh->curl_due = -1;
-        curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-      }
-      finish_transfers(sh);
-    }
+    service_shards(l);
     run_tasks(l);
     run_timers(l);
+    service_shards(l); /* transfers the tasks and timers just started */
   }
   if (signal_fd >= 0)
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, signal_fd, NULL);
