@@ -12,7 +12,10 @@ With --restart N (issue 14.3) it starts N identities, waits until all are
 healthy, stops the daemon (SIGTERM) and starts it again --repeat times,
 printing the time until all N are healthy again, the bot's and Synapse's CPU
 meanwhile and the requests of each kind the restart made (counted by a
-recording proxy when --count-requests). --state DIR keeps the Synapse
+recording proxy when --count-requests). With --restart-idle S it then
+starts once more and prints the idle CPU over S seconds from --idle-settle
+seconds after healthy, with the long-poll renewals answered meanwhile (from
+/metrics) and the bot's CPU per renewal. --state DIR keeps the Synapse
 instance, the registered users and the bot's data_dir for the next run
 (registering and first-starting 1,000 identities takes minutes).
 
@@ -152,6 +155,43 @@ def request_kinds(entries):
     return kinds
 
 
+def syncs_total(bot):
+    """Sum of mxfleet_syncs_total over all identities (renewals answered)."""
+    total = 0
+    status, text, _ = bot.metrics()
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}")
+    for line in text.splitlines():
+        if line.startswith("mxfleet_syncs_total{"):
+            total += int(line.rsplit(" ", 1)[1])
+    return total
+
+
+def idle_after_start(bot, args):
+    """--restart-idle: one more start, then the idle CPU over a window that
+    begins --idle-settle seconds after all are healthy (past the first health
+    round, which verifies every audit chain once), with the long-poll
+    renewals answered meanwhile (from /metrics) and the CPU per renewal."""
+    bot.start(log_level="warn", wait_healthy=False)
+    bot.wait_healthy(600, interval=0.1)
+    pid = bot.proc.pid
+    time.sleep(args.idle_settle)
+    rss = proc_status(pid, "VmRSS")  # before the first /metrics render (4 KB of text per identity)
+    # the renders' own CPU stays outside the window: counts before and after it
+    s0 = syncs_total(bot)
+    c0, w0 = cpu_ticks(pid), time.monotonic()
+    time.sleep(args.restart_idle)
+    c1, w1 = cpu_ticks(pid), time.monotonic()
+    s1 = syncs_total(bot)
+    load = loadavg()
+    bot.assert_running()
+    bot.stop(limit=30)
+    cpu_s = (c1 - c0) / CLK_TCK
+    renewals = max(s1 - s0, 1)
+    return {"idle_cpu_pct": 100.0 * cpu_s / (w1 - w0), "idle_s": w1 - w0, "renewals": s1 - s0,
+            "us_per_renewal": 1e6 * cpu_s / renewals, "rss_mb": rss / 1024, "load": load}
+
+
 def run_restart(args, binary):
     """Issue 14.3: N identities, started, stopped and started again."""
     n = args.restart
@@ -198,6 +238,8 @@ def run_restart(args, binary):
                              "load": load0, "kinds": kinds})
                 time.sleep(args.settle)
                 bot.stop(limit=30)
+            if args.restart_idle:
+                idle = idle_after_start(bot, args)
     finally:
         if proxy:
             proxy.stop()
@@ -210,6 +252,11 @@ def run_restart(args, binary):
         if r["kinds"]:
             print(f"requests of restart {i + 1} answered until all healthy (through the proxy): "
                   + ", ".join(f"{k} x{v}" for k, v in sorted(r["kinds"].items())))
+    if args.restart_idle:
+        print(f"\nidle after a restart of {n} (window {idle['idle_s']:.0f} s from {args.idle_settle:.0f} s after "
+              f"healthy): {idle['idle_cpu_pct']:.3f} % of one core, {idle['renewals']} long-poll renewals, "
+              f"{idle['us_per_renewal']:.0f} us of bot CPU per renewal, RSS {idle['rss_mb']:.1f} MB, "
+              f"load average {idle['load']}")
     worst = max(r["healthy_s"] for r in rows) if rows else 0
     if n >= 1000 and worst > 10:
         print(f"\nover target: a restart of {n} identities took {worst:.2f} s (target 10 s)")
@@ -230,6 +277,11 @@ def main():
     ap.add_argument("--settle", type=float,
                     help="seconds between the last first sync and the idle window (default 2); "
                          "--restart: after healthy before each stop (default 5)")
+    ap.add_argument("--restart-idle", type=float, default=0, metavar="SECONDS",
+                    help="--restart: after the restarts, start once more and measure the idle CPU over SECONDS")
+    ap.add_argument("--idle-settle", type=float, default=70.0,
+                    help="--restart-idle: seconds after healthy before the window (default 70: past the first "
+                         "health round)")
     ap.add_argument("--count-requests", action="store_true",
                     help="--restart: route the bot through a recording proxy and count each kind of request")
     args = ap.parse_args()
