@@ -184,12 +184,14 @@ def idle_after_start(bot, args):
     c1, w1 = cpu_ticks(pid), time.monotonic()
     s1 = syncs_total(bot)
     load = loadavg()
+    rss_scraped = proc_status(pid, "VmRSS")  # after two renders: an operator's Prometheus scrapes
     bot.assert_running()
     bot.stop(limit=30)
     cpu_s = (c1 - c0) / CLK_TCK
     renewals = max(s1 - s0, 1)
     return {"idle_cpu_pct": 100.0 * cpu_s / (w1 - w0), "idle_s": w1 - w0, "renewals": s1 - s0,
-            "us_per_renewal": 1e6 * cpu_s / renewals, "rss_mb": rss / 1024, "load": load}
+            "us_per_renewal": 1e6 * cpu_s / renewals, "rss_mb": rss / 1024,
+            "rss_scraped_mb": rss_scraped / 1024, "load": load}
 
 
 def run_restart(args, binary):
@@ -255,7 +257,8 @@ def run_restart(args, binary):
     if args.restart_idle:
         print(f"\nidle after a restart of {n} (window {idle['idle_s']:.0f} s from {args.idle_settle:.0f} s after "
               f"healthy): {idle['idle_cpu_pct']:.3f} % of one core, {idle['renewals']} long-poll renewals, "
-              f"{idle['us_per_renewal']:.0f} us of bot CPU per renewal, RSS {idle['rss_mb']:.1f} MB, "
+              f"{idle['us_per_renewal']:.0f} us of bot CPU per renewal, RSS {idle['rss_mb']:.1f} MB "
+              f"({idle['rss_scraped_mb']:.1f} MB after two /metrics scrapes), "
               f"load average {idle['load']}")
     worst = max(r["healthy_s"] for r in rows) if rows else 0
     if n >= 1000 and worst > 10:
