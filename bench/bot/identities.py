@@ -170,18 +170,6 @@ def request_kinds(entries):
     return kinds
 
 
-def syncs_total(bot):
-    """Sum of mxfleet_syncs_total over all identities (renewals answered)."""
-    total = 0
-    status, text, _ = bot.metrics()
-    if status != 200:
-        raise RuntimeError(f"/metrics answered {status}")
-    for line in text.splitlines():
-        if line.startswith("mxfleet_syncs_total{"):
-            total += int(line.rsplit(" ", 1)[1])
-    return total
-
-
 def idle_after_start(bot, args):
     """--restart-idle: one more start, then the idle CPU over a window that
     begins --idle-settle seconds after all are healthy (past the first health
@@ -193,11 +181,11 @@ def idle_after_start(bot, args):
     time.sleep(args.idle_settle)
     rss = proc_status(pid, "VmRSS")  # before the first /metrics render (4 KB of text per identity)
     # the renders' own CPU stays outside the window: counts before and after it
-    s0 = syncs_total(bot)
+    s0 = int(bot.metric_total("mxfleet_syncs_total"))
     c0, w0 = cpu_seconds(pid), time.monotonic()
     time.sleep(args.restart_idle)
     c1, w1 = cpu_seconds(pid), time.monotonic()
-    s1 = syncs_total(bot)
+    s1 = int(bot.metric_total("mxfleet_syncs_total"))
     load = loadavg()
     rss_scraped = proc_status(pid, "VmRSS")  # after two renders: an operator's Prometheus scrapes
     bot.assert_running()

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -547,6 +548,15 @@ class Bot:
 
     def metrics(self):
         return http("GET", f"http://127.0.0.1:{self.http_port}/metrics", timeout=5, raw=True)
+
+    def metric_total(self, name):
+        """Sum of metric `name`'s samples over all its label sets (a counter
+        over every identity), from /metrics."""
+        status, text, _ = self.metrics()
+        if status != 200:
+            raise TestFailure(f"/metrics: http {status}")
+        sample = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.M)
+        return sum(float(v) for v in sample.findall(text))
 
     def assert_running(self):
         if self.proc.poll() is not None:
