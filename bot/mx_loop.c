@@ -358,8 +358,8 @@ static void socket_action(struct shard *sh, curl_socket_t s, int flags)
 
 /* Runs curl's due timeouts and hands finished transfers to their owners,
  * only in the shards that need it: at 1,000 identities the idle loop wakes
- * some 70 times a second, and reading 32 empty message queues each time was
- * a visible share of its CPU. A done callback usually starts the next
+ * some 20 times a second (a wakeup often carries several answers), and
+ * reading 32 empty message queues each time showed in its profile. A done callback usually starts the next
  * transfer (a renewed long-poll), which curl wants driven at once (a 0 ms
  * timeout): that is done here in the same pass rather than after one more
  * trip through epoll_wait. A few rounds at most; anything still due is
