@@ -23,6 +23,7 @@
 #include "mx_api.h"
 #include "mx_buf.h"
 #include "mx_config.h"
+#include "mx_longpoll.h"
 #include "mx_loop.h"
 #include "mx_workers.h"
 
@@ -59,6 +60,7 @@ struct mx_ident {
   int sync_failures;
   long retry_timer;
   int64_t sync_started_ms;
+  int sync_asked_ms;                  /* the timeout the /sync in flight asked for */
   int64_t sync_received_us;           /* mx_mono_us of the last /sync response */
 
   _Atomic int64_t last_sync_ok_ms;    /* wall clock of the last good sync */
@@ -98,6 +100,12 @@ struct mx_bot {
   pthread_mutex_t receipts_lock;      /* guards receipts, receipts_armed */
   struct mx_receipt *receipts;        /* read receipts waiting to be sent */
   int receipts_armed;                 /* a flush is scheduled */
+  long sync_watch_timer;              /* loop timer finding hung /syncs, 0 before the first */
+  int64_t *sync_deadlines;            /* loop thread, per identity: mx_mono_ms past which its
+                                         /sync in flight hung, 0 none (an array: the watch scans
+                                         8 KB, not 1,000 cold mx_idents) */
+  struct mx_longpoll longpoll;        /* loop thread: the long-poll's length */
+  _Atomic int longpoll_ms;            /* longpoll.len_ms for other threads (/metrics) */
 };
 
 /* 1 when user_id is a configured operator. */

@@ -39,8 +39,9 @@ static const char *const k_operator[] = {"user_id", "master_key", NULL};
 static const char *const k_top[] = {"homeserver", "data_dir", "operators", "alerts_room", "devices",
                                     "bot", "health", "redact", "llm", "speech", "registration", "log_level",
                                     NULL};
-static const char *const k_bot[] = {"command_max_age_s", "require_verified_sender", "sync_timeout_ms",
-                                    "http_listen", "exclude_insecure_devices", "http_idle_timeout_ms", NULL};
+static const char *const k_bot[] = {"command_max_age_s",   "require_verified_sender",  "sync_timeout_ms",
+                                    "sync_timeout_max_ms", "http_listen",              "exclude_insecure_devices",
+                                    "http_idle_timeout_ms", NULL};
 static const char *const k_health[] = {"interval_s", "wg_interface", "stale_after_s", "repeat_s", "pending_s",
                                        "keep_firing_s", NULL};
 static const char *const k_registration[] = {"shared_secret_file", "admin_token_file", NULL};
@@ -519,6 +520,8 @@ static mx_err parse_bot(const struct cfg *c, const cJSON *root, struct mx_config
   if (!rc)
     rc = get_int32(c, b, "bot", "sync_timeout_ms", 1000, 300000, &cfg->sync_timeout_ms);
   if (!rc)
+    rc = get_int32(c, b, "bot", "sync_timeout_max_ms", 1000, 300000, &cfg->sync_timeout_max_ms);
+  if (!rc)
     rc = get_int32(c, b, "bot", "http_idle_timeout_ms", 1000, 600000, &cfg->http_idle_timeout_ms);
   if (!rc)
     rc = get_str(c, b, "bot", "http_listen", 0, "IP:PORT like 127.0.0.1:9090", valid_listen,
@@ -974,6 +977,7 @@ static mx_err set_defaults(struct mx_config *cfg, const char *file)
   cfg->command_max_age_ms = 600000;
   cfg->require_verified_sender = 1;
   cfg->sync_timeout_ms = 30000;
+  cfg->sync_timeout_max_ms = 120000;
   cfg->http_idle_timeout_ms = 30000;
   cfg->log_level = -1;
   cfg->health_interval_s = 60;

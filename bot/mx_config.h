@@ -61,6 +61,7 @@ struct mx_config {
   int require_verified_sender;/* default 1 */
   int exclude_insecure_devices; /* default 0: room keys only to cross-signed devices */
   int sync_timeout_ms;        /* long-poll timeout, default 30000 */
+  int sync_timeout_max_ms;    /* ... stretched up to this while the path holds it, default 120000 */
   int log_level;              /* enum mx_log_level; -1 = not set (info, or --log-level) */
   int http_idle_timeout_ms;   /* homeserver silent this long: request stalled, default 30000 */
   char *http_listen;          /* "127.0.0.1:PORT" or NULL (also --http) */

@@ -55,13 +55,13 @@ struct mx_ident *mx_bot_ident(struct mx_bot *bot, const char *user_id)
   return NULL;
 }
 
-/* Live = started and its last sync finished within a long-poll period
+/* Live = started and its last sync finished within the longest long-poll
  * plus a margin. Called on the HTTP thread: reads atomics only. */
 static int health_cb(void *ctx, cJSON *report)
 {
   struct mx_bot *bot = ctx;
   int all = 1;
-  int64_t now = mx_now_ms(), limit = bot->cfg->sync_timeout_ms + 60000;
+  int64_t now = mx_now_ms(), limit = bot->longpoll.max_ms + 60000; /* set before the HTTP thread starts */
   cJSON *ids = cJSON_AddObjectToObject(report, "identities");
   const char *reason = NULL;
   for (size_t i = 0; i < bot->n_idents; i++) {
@@ -103,6 +103,19 @@ static int lock_data_dir(const char *data_dir, char *err)
   return fd;
 }
 
+/* /metrics: the length new long-polls ask for, mx_longpoll.h (HTTP thread). */
+static mx_err longpoll_metrics(void *ctx, struct mx_buf *out)
+{
+  const struct mx_bot *bot = ctx;
+  return mx_buf_addf(out,
+                     "# HELP mxfleet_sync_longpoll_seconds How long a /sync long-poll asks the homeserver to "
+                     "hold it: bot.sync_timeout_ms, stretched up to bot.sync_timeout_max_ms while nothing "
+                     "cuts it.\n"
+                     "# TYPE mxfleet_sync_longpoll_seconds gauge\n"
+                     "mxfleet_sync_longpoll_seconds %.3f\n",
+                     atomic_load(&bot->longpoll_ms) / 1000.0);
+}
+
 static mx_err bot_open(struct mx_bot *bot, const struct mx_run_opts *o, char *err)
 {
   mx_err rc = mx_config_load(o->config, &bot->cfg, err);
@@ -125,11 +138,17 @@ static mx_err bot_open(struct mx_bot *bot, const struct mx_run_opts *o, char *er
   bot->loop = mx_loop_new();
   if (!bot->metrics || !bot->loop)
     return MX_ERR_NOMEM;
+  mx_longpoll_init(&bot->longpoll, bot->cfg->sync_timeout_ms, bot->cfg->sync_timeout_max_ms);
+  atomic_store(&bot->longpoll_ms, bot->longpoll.len_ms);
+  rc = mx_metrics_add_extra(bot->metrics, longpoll_metrics, bot);
+  if (rc)
+    return rc;
   rc = mx_workers_new(MX_WORKERS, bot->db_path, &bot->workers, err);
   if (rc)
     return rc;
   bot->idents = calloc(bot->cfg->n_devices ? bot->cfg->n_devices : 1, sizeof(*bot->idents));
-  if (!bot->idents)
+  bot->sync_deadlines = calloc(bot->cfg->n_devices ? bot->cfg->n_devices : 1, sizeof(*bot->sync_deadlines));
+  if (!bot->idents || !bot->sync_deadlines)
     return MX_ERR_NOMEM;
   for (size_t i = 0; i < bot->cfg->n_devices; i++) {
     rc = mx_ident_init(&bot->idents[i], bot, &bot->cfg->devices[i], err);
@@ -158,6 +177,7 @@ static int bot_close(struct mx_bot *bot)
   for (size_t i = 0; i < bot->n_idents; i++)
     mx_ident_release(&bot->idents[i]);
   free(bot->idents);
+  free(bot->sync_deadlines);
   mx_loop_free(bot->loop);
   mx_metrics_free(bot->metrics);
   mx_db_close(bot->db);

@@ -106,6 +106,40 @@ void mx_sync_schedule(struct mx_ident *id, int64_t delay_ms)
 }
 
 static void on_sync_done(void *ud, CURL *easy, CURLcode res);
+static void sync_ended(struct mx_ident *id, CURL *easy, CURLcode res, int hung);
+
+static int64_t watch_period_ms(const struct mx_bot *bot)
+{
+  int64_t p = bot->cfg->http_idle_timeout_ms / 4;
+  return p < 250 ? 250 : p > 5000 ? 5000 : p;
+}
+
+/* Abandons the long-polls past their deadline, as a hung request. This is
+ * one sweep over the deadlines every few seconds rather than curl's
+ * CURLOPT_TIMEOUT_MS: that puts every transfer in curl's timer tree (a
+ * splay tree per multi handle), which each curl_multi_socket_action then
+ * splays to its smallest node; with a long-poll always open per identity
+ * that walk over cold memory was a sixth of the idle CPU at 1,000
+ * identities (perf, bench/bot/identities.py --restart-idle). Abandoning a
+ * few seconds late costs nothing: the request is being given up on. */
+static int64_t watch_syncs(struct mx_loop *loop, void *ud)
+{
+  struct mx_bot *bot = ud;
+  if (bot->stopping) {
+    bot->sync_watch_timer = 0;
+    return MX_LOOP_NOMORE;
+  }
+  int64_t now = mx_mono_ms();
+  for (size_t i = 0; i < bot->n_idents; i++) {
+    struct mx_ident *id = &bot->idents[i];
+    if (!bot->sync_deadlines[i] || now < bot->sync_deadlines[i] || !id->sync_easy)
+      continue;
+    CURL *easy = id->sync_easy;
+    mx_loop_remove_transfer(loop, easy);
+    sync_ended(id, easy, CURLE_OPERATION_TIMEDOUT, 1);
+  }
+  return watch_period_ms(bot);
+}
 
 static void start_sync(void *ud)
 {
@@ -116,7 +150,7 @@ static void start_sync(void *ud)
   char *since = id->next_batch ? mx_api_escape(id->next_batch) : NULL;
   /* The first sync of a run returns at once (catch up, then report live);
    * later ones long-poll. */
-  int timeout = id->next_batch && id->sync_live ? id->bot->cfg->sync_timeout_ms : 0;
+  int timeout = id->next_batch && id->sync_live ? id->bot->longpoll.len_ms : 0;
   mx_err rc = mx_buf_addf(&url, "%s/_matrix/client/v3/sync?filter=%s&timeout=%d&set_presence=offline%s%s",
                           id->bot->cfg->homeserver, id->filter_id ? id->filter_id : "", timeout,
                           since ? "&since=" : "", since ? since : "");
@@ -155,12 +189,16 @@ static void start_sync(void *ud)
   curl_easy_setopt(c, CURLOPT_URL, mx_buf_cstr(&url));
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, id->sync_headers);
   id->sync_retry_after[0] = '\0';
-  /* the server holds the request up to `timeout` and may say nothing
-   * meanwhile; past that, silence for http_idle_timeout_ms means it hung */
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout + (long)id->bot->cfg->http_idle_timeout_ms);
   mx_buf_release(&url);
   id->sync_easy = c;
   id->sync_started_ms = mx_mono_ms();
+  /* the server holds the request up to `timeout` and may say nothing
+   * meanwhile; past that, silence for http_idle_timeout_ms means it hung
+   * (watch_syncs, not CURLOPT_TIMEOUT_MS: see there) */
+  id->sync_asked_ms = timeout;
+  id->bot->sync_deadlines[id - id->bot->idents] = id->sync_started_ms + timeout + id->bot->cfg->http_idle_timeout_ms;
+  if (!id->bot->sync_watch_timer)
+    id->bot->sync_watch_timer = mx_loop_add_timer(id->bot->loop, watch_period_ms(id->bot), watch_syncs, id->bot);
   if (mx_loop_add_transfer(id->bot->loop, c, on_sync_done, id)) {
     curl_slist_free_all(id->sync_headers);
     id->sync_headers = NULL;
@@ -235,15 +273,52 @@ static int quiet_sync(struct mx_ident *id, const cJSON *resp)
 
 static void on_sync_done(void *ud, CURL *easy, CURLcode res)
 {
-  struct mx_ident *id = ud;
+  sync_ended(ud, easy, res, 0);
+}
+
+/* A stretched long-poll cut by something between the bot and the homeserver
+ * (mx_longpoll.h): asked again at once, at the length now in force. */
+static int longpoll_cut(struct mx_ident *id, int64_t elapsed, int hung, long status, CURLcode res)
+{
+  struct mx_bot *bot = id->bot;
+  int shortened = 0;
+  if (!mx_longpoll_cut(&bot->longpoll, id->sync_asked_ms, elapsed, hung, &shortened))
+    return 0;
+  char why[96];
+  if (hung)
+    snprintf(why, sizeof(why), "no answer");
+  else if (res != CURLE_OK)
+    snprintf(why, sizeof(why), "%s", curl_easy_strerror(res));
+  else
+    snprintf(why, sizeof(why), "http %ld", status);
+  if (shortened) {
+    atomic_store(&bot->longpoll_ms, bot->longpoll.len_ms);
+    mx_info(NULL, "sync: a long-poll of %d ms was cut after %lld ms (%s) by something between mxfleet and the "
+            "homeserver; long-polls now last %d ms (bot.sync_timeout_max_ms)", id->sync_asked_ms,
+            (long long)elapsed, why, bot->longpoll.len_ms);
+  } else {
+    mx_debug(id->dev->name, "sync: a long-poll of %d ms was cut after %lld ms (%s); asked again for %d ms",
+             id->sync_asked_ms, (long long)elapsed, why, bot->longpoll.len_ms);
+  }
+  start_sync(id);
+  return 1;
+}
+
+/* A /sync ended: by curl (on_sync_done), or abandoned as hung (watch_syncs). */
+static void sync_ended(struct mx_ident *id, CURL *easy, CURLcode res, int hung)
+{
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(id->sync_headers); /* the handle is kept for the next one */
   id->sync_headers = NULL;
   id->sync_easy = NULL;
+  id->bot->sync_deadlines[id - id->bot->idents] = 0;
   id->sync_received_us = mx_mono_us();
   mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_SYNC, mx_mono_ms() - id->sync_started_ms);
   if (id->bot->stopping)
+    return;
+  int64_t elapsed = mx_mono_ms() - id->sync_started_ms;
+  if ((res != CURLE_OK || status >= 500 || status == 408) && longpoll_cut(id, elapsed, hung, status, res))
     return;
   if (res != CURLE_OK || status != 200) {
     int64_t retry_after = -1;
@@ -252,7 +327,7 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
       retry_after = mx_api_retry_after_ms(id->sync_retry_after, j);
       cJSON_Delete(j);
     }
-    if (res == CURLE_OPERATION_TIMEDOUT)
+    if (hung)
       mx_warn(id->dev->name, "sync: the homeserver did not answer within the long-poll plus %d ms "
               "(http_idle_timeout_ms): it hung", id->bot->cfg->http_idle_timeout_ms);
     else if (res != CURLE_OK)
@@ -270,6 +345,11 @@ static void on_sync_done(void *ud, CURL *easy, CURLcode res)
   }
   id->sync_failures = 0;
   id->token_unchecked = 0;
+  if (mx_longpoll_answered(&id->bot->longpoll, id->sync_asked_ms, elapsed)) {
+    atomic_store(&id->bot->longpoll_ms, id->bot->longpoll.len_ms);
+    mx_debug(NULL, "sync: long-polls held %d times in full: stretched to %d ms", MX_LONGPOLL_HOLDS,
+             id->bot->longpoll.len_ms);
+  }
   if (quiet_sync(id, resp)) {
     /* nothing to store or do: no worker, no transaction */
     const char *next = mx_json_str(resp, "next_batch");

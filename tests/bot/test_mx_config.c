@@ -152,7 +152,7 @@ static const struct bad_case bad_cases[] = {
    "bot, health, redact, llm, speech, registration, log_level"},
   {"unknown key in bot", "{" BASE "\"bot\": {\"sync_timeout\": 5}, " DEVS1 "}",
    "mxfleet.json: bot.sync_timeout: unknown key, expected one of command_max_age_s, require_verified_sender, "
-   "sync_timeout_ms, http_listen, exclude_insecure_devices, http_idle_timeout_ms"},
+   "sync_timeout_ms, sync_timeout_max_ms, http_listen, exclude_insecure_devices, http_idle_timeout_ms"},
   {"backend key of another kind", WITH_BACKEND("{\"kind\": \"local\", \"host\": \"x\"}"),
    "mxfleet.json: devices[0].backend.host: unknown key for kind 'local', expected one of kind"},
   {"duplicate device",
@@ -314,6 +314,7 @@ static void minimum_shape_loads_with_defaults(void **state)
   assert_int_equal(cfg->command_max_age_ms, 600000);
   assert_int_equal(cfg->require_verified_sender, 1);
   assert_int_equal(cfg->sync_timeout_ms, 30000);
+  assert_int_equal(cfg->sync_timeout_max_ms, 120000);
   assert_int_equal(cfg->http_idle_timeout_ms, 30000);
   assert_int_equal(cfg->log_level, -1);
   assert_null(cfg->http_listen);
@@ -364,6 +365,7 @@ static void every_key_is_read(void **state)
   assert_int_equal(cfg->command_max_age_ms, 120000);
   assert_int_equal(cfg->require_verified_sender, 0);
   assert_int_equal(cfg->sync_timeout_ms, 15000);
+  assert_int_equal(cfg->sync_timeout_max_ms, 45000);
   assert_int_equal(cfg->http_idle_timeout_ms, 20000);
   assert_string_equal(cfg->http_listen, "127.0.0.1:9090");
   assert_int_equal(cfg->health_interval_s, 30);

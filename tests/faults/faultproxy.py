@@ -30,15 +30,18 @@ class Action:
     kind: "error" (answer status without forwarding), "error_after" (forward,
     drop Synapse's answer, answer status), "stall" (this and every later
     request hang until release_stalls(); the hung ones never get an answer),
-    "rewrite" (forward; body -> rewrite(status, bytes))."""
+    "rewrite" (forward; body -> rewrite(status, bytes)), "deadline" (forward;
+    when Synapse has not answered within deadline_s, answer 504 as a reverse
+    proxy's read timeout does)."""
 
-    def __init__(self, kind, status=0, body=None, headers=None, rewrite=None, note=""):
+    def __init__(self, kind, status=0, body=None, headers=None, rewrite=None, note="", deadline_s=None):
         self.kind = kind
         self.status = status
         self.body = body
         self.headers = headers or {}
         self.rewrite = rewrite
         self.note = note
+        self.deadline_s = deadline_s
 
 
 def rate_limited(retry_after_ms=None, header_s=None):
@@ -50,6 +53,11 @@ def rate_limited(retry_after_ms=None, header_s=None):
     # the wait the client owes: the header (seconds) wins, as in the spec
     wait = header_s * 1000 if header_s is not None else retry_after_ms
     return Action("error", 429, body, headers, note=f"429 wait={wait}")
+
+
+def read_timeout(seconds):
+    """nginx's proxy_read_timeout: Synapse silent for `seconds` -> 504."""
+    return Action("deadline", 504, deadline_s=seconds, note=f"504 after {seconds} s")
 
 
 def server_error(status=502, after=False):
@@ -152,7 +160,11 @@ class FaultProxy:
             self._record(req, action.note, action.status)
             return self._answer(h, action.status, json.dumps(action.body).encode(), action.headers)
         try:
-            status, headers, data = self._forward(h, req)
+            status, headers, data = self._forward(h, req, action.deadline_s if action else None)
+        except socket.timeout:
+            self._record(req, action.note, 504)
+            return self._answer(h, 504, b"<html><head><title>504 Gateway Time-out</title></head></html>",
+                                {"Content-Type": "text/html"})
         except OSError as e:
             self._record(req, f"upstream failed: {e}", 502)
             return self._answer(h, 502, b'{"errcode":"M_UNKNOWN","error":"upstream down"}', {})
@@ -167,8 +179,8 @@ class FaultProxy:
         keep = {k: v for k, v in headers if k.lower() in ("content-type", "retry-after")}
         self._answer(h, status, data, keep)
 
-    def _forward(self, h, req):
-        conn = http.client.HTTPConnection(self.up_host, self.up_port, timeout=300)
+    def _forward(self, h, req, timeout=None):
+        conn = http.client.HTTPConnection(self.up_host, self.up_port, timeout=timeout or 300)
         try:
             hdrs = {k: v for k, v in h.headers.items()
                     if k.lower() not in ("host", "connection", "accept-encoding", "content-length")}
