@@ -100,7 +100,6 @@ struct mx_bot {
   pthread_mutex_t receipts_lock;      /* guards receipts, receipts_armed */
   struct mx_receipt *receipts;        /* read receipts waiting to be sent */
   int receipts_armed;                 /* a flush is scheduled */
-  long sync_watch_timer;              /* loop timer finding hung /syncs, 0 before the first */
   int64_t *sync_deadlines;            /* loop thread, per identity: mx_mono_ms past which its
                                          /sync in flight hung, 0 none (an array: the watch scans
                                          8 KB, not 1,000 cold mx_idents) */

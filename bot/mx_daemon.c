@@ -225,6 +225,7 @@ int mx_daemon_run(const struct mx_run_opts *o)
   } else {
     mx_info(NULL, "mxfleet %s starting %zu identities on %s", MXFLEET_VERSION, bot.n_idents, bot.cfg->homeserver);
     mx_ident_start_all(&bot);
+    mx_sync_watch_start(&bot);
     mx_ext_health_start(&bot);
     mx_loop_run(bot.loop, signal_pipe[0]);
     mx_info(NULL, "shutting down");

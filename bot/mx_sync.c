@@ -125,10 +125,8 @@ static int64_t watch_period_ms(const struct mx_bot *bot)
 static int64_t watch_syncs(struct mx_loop *loop, void *ud)
 {
   struct mx_bot *bot = ud;
-  if (bot->stopping) {
-    bot->sync_watch_timer = 0;
+  if (bot->stopping)
     return MX_LOOP_NOMORE;
-  }
   int64_t now = mx_mono_ms();
   for (size_t i = 0; i < bot->n_idents; i++) {
     struct mx_ident *id = &bot->idents[i];
@@ -139,6 +137,11 @@ static int64_t watch_syncs(struct mx_loop *loop, void *ud)
     sync_ended(id, easy, CURLE_OPERATION_TIMEDOUT, 1);
   }
   return watch_period_ms(bot);
+}
+
+void mx_sync_watch_start(struct mx_bot *bot)
+{
+  mx_loop_add_timer(bot->loop, watch_period_ms(bot), watch_syncs, bot);
 }
 
 static void start_sync(void *ud)
@@ -197,8 +200,6 @@ static void start_sync(void *ud)
    * (watch_syncs, not CURLOPT_TIMEOUT_MS: see there) */
   id->sync_asked_ms = timeout;
   id->bot->sync_deadlines[id - id->bot->idents] = id->sync_started_ms + timeout + id->bot->cfg->http_idle_timeout_ms;
-  if (!id->bot->sync_watch_timer)
-    id->bot->sync_watch_timer = mx_loop_add_timer(id->bot->loop, watch_period_ms(id->bot), watch_syncs, id->bot);
   if (mx_loop_add_transfer(id->bot->loop, c, on_sync_done, id)) {
     curl_slist_free_all(id->sync_headers);
     id->sync_headers = NULL;
@@ -314,10 +315,10 @@ static void sync_ended(struct mx_ident *id, CURL *easy, CURLcode res, int hung)
   id->sync_easy = NULL;
   id->bot->sync_deadlines[id - id->bot->idents] = 0;
   id->sync_received_us = mx_mono_us();
-  mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_SYNC, mx_mono_ms() - id->sync_started_ms);
+  int64_t elapsed = mx_mono_ms() - id->sync_started_ms;
+  mx_metrics_observe_ms(id->bot->metrics, id->dev->name, MX_H_SYNC, elapsed);
   if (id->bot->stopping)
     return;
-  int64_t elapsed = mx_mono_ms() - id->sync_started_ms;
   if ((res != CURLE_OK || status >= 500 || status == 408) && longpoll_cut(id, elapsed, hung, status, res))
     return;
   if (res != CURLE_OK || status != 200) {

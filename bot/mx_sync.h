@@ -35,6 +35,9 @@ mx_err mx_sync_process(struct mx_ident *id, sqlite3 *db, const cJSON *resp, cons
 
 /* Thread-safe: starts the next /sync after delay_ms on the loop thread. */
 void mx_sync_schedule(struct mx_ident *id, int64_t delay_ms);
+/* Starts the loop timer that abandons hung long-polls (once, before the
+ * loop runs, on its thread). */
+void mx_sync_watch_start(struct mx_bot *bot);
 /* Aborts a running long-poll (shutdown). Loop thread only. */
 void mx_sync_abort(struct mx_ident *id);
 /* After start-up: re-dispatches inbox items left "new" by a previous run and
