@@ -24,8 +24,9 @@ identity's renewal falls in it (the renewals come in step after a start):
 2 x 120 s once the daemon has stretched its long-poll to the default
 bot.sync_timeout_max_ms, which takes it some 400 s after a start
 (--idle-settle 400 --restart-idle 240); 2 x 30 s with
---sync-timeout-max-ms 30000, which keeps the long-poll at 30 s. Needs root (the Synapse chroot). Not part of ctest;
-figures go into docs/performance.md. Targets (issue 14): 1,000 identities
+--sync-timeout-max-ms 30000, which keeps the long-poll at 30 s. Needs root
+(the Synapse chroot). Not part of ctest; figures go into
+docs/performance.md. Targets (issue 14): 1,000 identities
 <= 64 MB RSS and <= 0.5 % of one core idle; a restart of 1,000 identities
 healthy in <= 10 s.
 """

@@ -161,11 +161,11 @@ class FaultProxy:
             return self._answer(h, action.status, json.dumps(action.body).encode(), action.headers)
         try:
             status, headers, data = self._forward(h, req, action.deadline_s if action else None)
-        except socket.timeout:
-            self._record(req, action.note, 504)
-            return self._answer(h, 504, b"<html><head><title>504 Gateway Time-out</title></head></html>",
-                                {"Content-Type": "text/html"})
         except OSError as e:
+            if isinstance(e, socket.timeout) and action and action.kind == "deadline":
+                self._record(req, action.note, action.status)
+                return self._answer(h, action.status, b"<html><head><title>504 Gateway Time-out</title></head></html>",
+                                    {"Content-Type": "text/html"})
             self._record(req, f"upstream failed: {e}", 502)
             return self._answer(h, 502, b'{"errcode":"M_UNKNOWN","error":"upstream down"}', {})
         if action and action.kind == "error_after":
