@@ -67,6 +67,7 @@ struct mx_ident {
   _Atomic int sync_live;
   int64_t store_full_since_ms;        /* sync worker: data_dir full since (0 = not) */
   int64_t token_stored_ms;            /* sync worker: mx_mono_ms next_batch was stored, 0 not this run */
+  int token_unsaved;                  /* the sync that ended last: next_batch is newer than the stored one */
   int64_t swept_ms;                   /* sync worker: mx_mono_ms of the last store sweep, 0 none */
   _Atomic int actions_left;           /* sync workers: room actions still to retry */
   _Atomic int actions_busy;           /* mx_rooms_run_actions: a run is in progress */

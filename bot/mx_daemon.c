@@ -171,6 +171,8 @@ static int bot_close(struct mx_bot *bot)
    * to the OS rather than free it under the running thread. */
   if (bot->workers && !mx_workers_shutdown(bot->workers, MX_SHUTDOWN_MS))
     return 0;
+  if (bot->db)
+    mx_sync_store_tokens(bot, bot->db);
   mx_ext_free(bot);
   mx_receipts_discard(bot);
   pthread_mutex_destroy(&bot->receipts_lock);

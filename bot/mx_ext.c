@@ -36,6 +36,7 @@ mx_err mx_ext_init(struct mx_bot *bot, char *err)
     return MX_ERR_NOMEM;
   bot->ext = x;
   x->health_timer = -1;
+  pthread_mutex_init(&x->health_round, NULL);
   llm_stt_config_init(&x->stt);
   mx_err rc = MX_OK;
   if (bot->cfg->llm) {
@@ -77,6 +78,7 @@ void mx_ext_free(struct mx_bot *bot)
   llm_agent_free(x->agent);
   llm_config_free(x->llm_cfg);
   llm_stt_config_release(&x->stt);
+  pthread_mutex_destroy(&x->health_round);
   free(x);
   bot->ext = NULL;
 }
@@ -156,6 +158,12 @@ int mx_ext_sync_quiet(struct mx_ident *id, const cJSON *sync)
 {
   struct mx_ident_ext *ix = ident_ext(id);
   return !ix || !ix->e2ee || mx_e2ee_sync_quiet(ix->e2ee, sync);
+}
+
+int mx_ext_sweep_waits(struct mx_ident *id)
+{
+  struct mx_ident_ext *ix = ident_ext(id);
+  return ix && ix->e2ee && mx_e2ee_store_waits(ix->e2ee);
 }
 
 void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep)

@@ -37,6 +37,9 @@ void mx_ext_sync_done(struct mx_ident *id, int committed, int sweep);
 /* 1 when a sync response without rooms, to-device events or device list
  * changes needs nothing from the extensions (see mx_e2ee_sync_quiet). */
 int mx_ext_sync_quiet(struct mx_ident *id, const cJSON *sync);
+/* 1 when the crypto store's last sweep left work that is timed (see
+ * mx_e2ee_store_waits): the caller keeps sweeping on its short timer. */
+int mx_ext_sweep_waits(struct mx_ident *id);
 
 struct mx_sender_info {
   char device_id[128];

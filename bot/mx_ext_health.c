@@ -83,6 +83,7 @@ static int probe_audit(void *ctx, char *detail, size_t n)
    * during it makes the next round look again) */
   tools_audit_release_idle(ix->audit, (int64_t)dev_health_interval_s(id->bot->ext->health) * 1000);
   tools_audit_stamp(ix->audit, stamp);
+  memcpy(ix->round_stamp, stamp, sizeof(stamp)); /* for post_checkpoints: one look per round */
   if (strcmp(stamp, ix->audit_ok_stamp) == 0)
     return probe_agent_chain(id, ix, detail, n);
   ix->audit_ok_stamp[0] = '\0';
@@ -173,8 +174,13 @@ static void post_checkpoints(struct mx_bot *bot)
     int64_t size = 0;
     uint8_t head[TOOLS_AUDIT_HASH_LEN];
     /* a chain whose files did not change since the last look has not grown
-     * (and reading its head opens its database: 1,000 a minute otherwise) */
-    tools_audit_stamp(ix->audit, stamp);
+     * (and reading its head opens its database: 1,000 a minute otherwise).
+     * The round's probe just took the stamp, before it read anything: a
+     * write since then shows in the next round's. */
+    if (ix->round_stamp[0])
+      memcpy(stamp, ix->round_stamp, sizeof(stamp));
+    else
+      tools_audit_stamp(ix->audit, stamp);
     if (strcmp(stamp, ix->ckpt_stamp) == 0)
       continue;
     if (tools_audit_head(ix->audit, &size, head, err))
@@ -204,9 +210,11 @@ static void health_job(struct mx_worker *w, void *arg)
   struct mx_ext *x = bot->ext;
   mx_ext_current_worker = w;
   char err[MX_ERRBUF_LEN] = "";
+  pthread_mutex_lock(&x->health_round);
   if (dev_health_run_once(x->health, NULL, err))
     mx_warn(NULL, "health checks: %s", err);
   post_checkpoints(bot);
+  pthread_mutex_unlock(&x->health_round);
   mx_ext_current_worker = NULL;
 }
 
@@ -242,7 +250,9 @@ int mx_ext_health_command(struct mx_msg *m, const char *cmd)
   char err[MX_ERRBUF_LEN] = "";
   mx_err rc;
   if (strcmp(cmd, "health") == 0) {
+    pthread_mutex_lock(&x->health_round);
     rc = dev_health_run_once(x->health, &text, err);
+    pthread_mutex_unlock(&x->health_round);
     if (!rc)
       mx_msg_reply(m, mx_buf_cstr(&text), NULL, NULL);
   } else {

@@ -30,8 +30,10 @@ struct mx_ident_ext {
   struct llm_tool_spec *llm_specs;   /* views into specs */
   size_t n_specs;
   int interrupted_closed;            /* the start-up sweep of the chain ran */
-  char audit_ok_stamp[TOOLS_AUDIT_STAMP_LEN]; /* health: the chain's files when last verified good */
-  char ckpt_stamp[TOOLS_AUDIT_STAMP_LEN];     /* health: the chain's files when last checked for a checkpoint */
+  /* health, under mx_ext.health_round: the chain's files (tools_audit_stamp) */
+  char audit_ok_stamp[TOOLS_AUDIT_STAMP_LEN]; /* when last verified good */
+  char round_stamp[TOOLS_AUDIT_STAMP_LEN];    /* when the latest round's probe looked ("" none) */
+  char ckpt_stamp[TOOLS_AUDIT_STAMP_LEN];     /* when last checked for a checkpoint */
 };
 
 struct mx_ext {
@@ -43,6 +45,7 @@ struct mx_ext {
   struct tools_redactor *redactor;
   struct dev_health *health;
   long health_timer;
+  pthread_mutex_t health_round; /* a round's probes and checkpoint looks (the stamps above) */
 };
 
 /* The worker currently running a job on this thread (for callbacks from

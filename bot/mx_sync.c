@@ -25,15 +25,19 @@
  * almost nothing. Its token is kept in memory only: a batch that writes
  * anything stores its token in the same transaction, so the stored token
  * is never past an event that was not handled, and a restart from an
- * older one only replays syncs that had nothing in them. It is stored
- * anyway after this long, so a restart does not start far back. */
-#define MX_SYNC_TOKEN_MAX_AGE_MS (10 * 60 * 1000)
+ * older one only replays syncs that had nothing in them. A clean stop
+ * stores the tokens kept in memory (mx_sync_store_tokens); for a crash,
+ * a token is stored anyway after this long, so the restart does not start
+ * far back. */
+#define MX_SYNC_TOKEN_MAX_AGE_MS (60 * 60 * 1000)
 /* The store sweeps (room actions, kept sends, the crypto store's upkeep)
- * run after a batch that wrote something, when a room action or a kept
- * send waits, and otherwise at least this often: what is left for them
- * then is timed in tens of minutes (key request retries, unwedging once an
- * hour, expiring week-old queued events). */
+ * run after a batch that wrote something and when a room action or a kept
+ * send waits. What is left for them then is timed in tens of minutes (key
+ * request retries, unwedging once an hour, expiring week-old queued
+ * events): they run this often while the crypto store holds such work
+ * (mx_ext_sweep_waits), and only hourly, as a net, while it holds none. */
 #define MX_SYNC_SWEEP_MS (10 * 60 * 1000)
+#define MX_SYNC_IDLE_SWEEP_MS (60 * 60 * 1000)
 
 /* ---- loop thread: the long-poll ---- */
 
@@ -251,6 +255,12 @@ static int empty_obj(const cJSON *parent, const char *key)
   return !o || !o->child;
 }
 
+static int sweep_due(struct mx_ident *id, int64_t now)
+{
+  return !id->swept_ms ||
+         now - id->swept_ms >= (mx_ext_sweep_waits(id) ? MX_SYNC_SWEEP_MS : MX_SYNC_IDLE_SWEEP_MS);
+}
+
 /* An idle long-poll's answer: nothing in it that process_job would store,
  * and nothing waiting for the sweeps, so it is handled right here on the
  * loop thread (its token kept in memory, see MX_SYNC_TOKEN_MAX_AGE_MS).
@@ -260,7 +270,7 @@ static int quiet_sync(struct mx_ident *id, const cJSON *resp)
 {
   int64_t now = mx_mono_ms();
   if (!id->first_sync_done || !id->token_stored_ms || now - id->token_stored_ms >= MX_SYNC_TOKEN_MAX_AGE_MS ||
-      !id->swept_ms || now - id->swept_ms >= MX_SYNC_SWEEP_MS || id->actions_left ||
+      sweep_due(id, now) || id->actions_left ||
       atomic_load(&id->held_gen) != id->held_flushed || id->store_full_since_ms)
     return 0;
   const cJSON *rooms = mx_json_obj(resp, "rooms");
@@ -358,6 +368,7 @@ static void sync_ended(struct mx_ident *id, CURL *easy, CURLcode res, int hung)
     if (nb) {
       free(id->next_batch);
       id->next_batch = nb;
+      id->token_unsaved = 1;
       id->last_sync_ok_ms = mx_now_ms();
       id->sync_live = 1;
       mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNCS);
@@ -743,7 +754,7 @@ static void process_job(struct mx_worker *w, void *arg)
   pthread_mutex_unlock(&id->crypto_lock);
   cJSON_Delete(gaps);
 
-  int sweep = wrote || b.n || !id->swept_ms || now - id->swept_ms >= MX_SYNC_SWEEP_MS;
+  int sweep = wrote || b.n || sweep_due(id, now);
   mx_ext_sync_done(id, rc == MX_OK, sweep);
   store_full_state(id, w, rc ? err : NULL);
   if (rc) {
@@ -768,6 +779,7 @@ static void process_job(struct mx_worker *w, void *arg)
   }
   if (store_token)
     id->token_stored_ms = now;
+  id->token_unsaved = !store_token;
   id->last_sync_ok_ms = mx_now_ms();
   id->sync_live = 1;
   mx_metrics_inc(id->bot->metrics, id->dev->name, MX_M_SYNCS);
@@ -907,4 +919,30 @@ void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w)
   }
   free(msgs);
   free(running);
+}
+
+void mx_sync_store_tokens(struct mx_bot *bot, sqlite3 *db)
+{
+  char err[MX_ERRBUF_LEN] = "";
+  size_t n = 0;
+  mx_err rc = mx_db_begin(db, err);
+  for (size_t i = 0; !rc && i < bot->n_idents; i++) {
+    struct mx_ident *id = &bot->idents[i];
+    if (!id->token_unsaved || !id->next_batch)
+      continue;
+    rc = mx_store_ident_set(db, id->user_id, "next_batch", id->next_batch, err);
+    n++;
+  }
+  if (!rc)
+    rc = mx_db_commit(db, err);
+  if (rc) {
+    mx_db_rollback(db);
+    /* nothing lost: the next start replays syncs that had nothing in them */
+    mx_warn(NULL, "cannot store the sync positions at stop: %s", err);
+    return;
+  }
+  for (size_t i = 0; i < bot->n_idents; i++)
+    bot->idents[i].token_unsaved = 0;
+  if (n)
+    mx_debug(NULL, "stored the sync positions of %zu identities", n);
 }

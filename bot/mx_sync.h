@@ -40,6 +40,10 @@ void mx_sync_schedule(struct mx_ident *id, int64_t delay_ms);
 void mx_sync_watch_start(struct mx_bot *bot);
 /* Aborts a running long-poll (shutdown). Loop thread only. */
 void mx_sync_abort(struct mx_ident *id);
+/* At a clean stop, once no sync job runs: stores the tokens that quiet
+ * syncs kept in memory only, all in one transaction, so the next start
+ * continues from there. */
+void mx_sync_store_tokens(struct mx_bot *bot, sqlite3 *db);
 /* After start-up: re-dispatches inbox items left "new" by a previous run and
  * reports those interrupted while running. */
 void mx_sync_recover_inbox(struct mx_ident *id, struct mx_worker *w);

@@ -75,6 +75,8 @@ struct mx_e2ee {
                                 identity pins; spares every command a write */
   _Atomic int ready_maybe;   /* a room key arrived since the last take_ready
                                 (set at open: a crash may have left rows) */
+  _Atomic int store_waits;   /* the last store sweep left rows that time alone
+                                moves on (retries, expiries); set at open */
   size_t n_operators;
   int require_verified;
   int exclude_insecure;

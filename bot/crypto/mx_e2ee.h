@@ -104,6 +104,11 @@ mx_err mx_e2ee_maintain(struct mx_e2ee *e, char *err);
  * no store access: for a sync that changed nothing in the store, when the
  * sweeps (unwedging, key requests, expiry) have nothing new to act on. */
 mx_err mx_e2ee_maintain_keys(struct mx_e2ee *e, char *err);
+/* 1 when the last mx_e2ee_maintain left rows in the store that time alone
+ * moves on (an unwedging, key request retries, queued events to expire,
+ * key shares to answer), or none ran yet: the caller sweeps again on its
+ * timer. 0: nothing waits; sweep again when a sync batch writes. */
+int mx_e2ee_store_waits(struct mx_e2ee *e);
 
 /* Sync worker, caller's transaction: decrypts one m.room.encrypted event.
  * *plain (owned) = {type, content, room_id}. MX_ERR_PENDING: no key yet, the

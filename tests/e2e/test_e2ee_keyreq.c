@@ -4,7 +4,8 @@
  * m.forwarded_room_key is accepted from the session's original device or
  * our own cross-signed device and refused from anyone else; a forward with a
  * higher first index never replaces a lower one; our own verified device's
- * request is answered over Olm and the answer is usable by that device.
+ * request is answered over Olm and the answer is usable by that device;
+ * mx_e2ee_store_waits says when timed work is left for the store sweeps.
  * The to-device hook in struct mx_e2ee stands in for PUT /sendToDevice. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -666,6 +667,60 @@ static void unwedge_never_reuses_the_stuck_session(void **state)
   canned_stop(&hs);
 }
 
+/* mx_e2ee_store_waits, which the bot's timed store sweeps go by (an idle
+ * identity is swept only when a batch writes, or hourly): 1 until the first
+ * sweep, then 1 exactly while something waits that time alone moves on. A
+ * queued event and its key request wait until the event is taken; an
+ * unwedging whose key claim failed (the homeserver not reached) is still
+ * wanted, and waits. */
+static void timed_work_is_reported_until_done(void **state)
+{
+  (void)state;
+  struct sent s = { cJSON_CreateArray() };
+  struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
+  assert_int_equal(mx_e2ee_store_waits(bot), 1); /* not swept yet */
+  maintain(bot);
+  assert_int_equal(mx_e2ee_store_waits(bot), 0);
+  OlmOutboundGroupSession *g = new_group();
+  cJSON *ev = megolm_event(alice, g, "$e1", "one"), *plain = NULL, *ready = NULL;
+  struct mx_e2ee_sender who;
+  assert_int_equal(in_tx(dbp, bot, 1, ev, &plain, &who), MX_ERR_PENDING);
+  maintain(bot);
+  assert_int_equal(cJSON_GetArraySize(s.log), 1); /* the key request */
+  assert_int_equal(mx_e2ee_store_waits(bot), 1);
+  deliver(dbp, alice, bot, "m.room_key", room_key_at(g, 0));
+  maintain(bot);
+  assert_int_equal(cJSON_GetArraySize(s.log), 2); /* its cancellation */
+  assert_int_equal(mx_e2ee_store_waits(bot), 1); /* the event is not taken yet */
+  assert_int_equal(ready_count(bot, &ready), 1);
+  maintain(bot);
+  assert_int_equal(mx_e2ee_store_waits(bot), 0);
+
+  /* a wedged session, and the claim for a new one cannot reach the server */
+  _Atomic int stop = 1;
+  struct mx_api *api = mx_api_new("http://127.0.0.1:9", "@bot:test", "tok");
+  mx_api_set_cancel(api, &stop);
+  bot->api = api;
+  know_device(dbp, "@bot:test", alice, 1);
+  char q[512];
+  snprintf(q, sizeof(q), "INSERT INTO e2ee_dummy(acct, their_key, last_ms, wanted) VALUES('@bot:test', '%s', 0, 1)",
+           mx_e2ee_curve25519(alice));
+  run_sql(dbp, q);
+  maintain(bot);
+  snprintf(q, sizeof(q), "SELECT wanted FROM e2ee_dummy WHERE acct='@bot:test' AND their_key='%s'",
+           mx_e2ee_curve25519(alice));
+  assert_int_equal(sql_int(dbp, q), 1);
+  assert_int_equal(mx_e2ee_store_waits(bot), 1);
+  bot->api = NULL;
+  mx_api_free(api);
+  cJSON_Delete(ready);
+  cJSON_Delete(ev);
+  cJSON_Delete(s.log);
+  free_group(g);
+  mx_e2ee_close(alice);
+  mx_e2ee_close(bot);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -677,6 +732,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(room_settings_and_withheld_keys_are_honoured, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(unwedge_never_reuses_the_stuck_session, setup_dir, teardown_dir),
     cmocka_unit_test_setup_teardown(requests_answered_only_for_own_verified_devices, setup_dir, teardown_dir),
+    cmocka_unit_test_setup_teardown(timed_work_is_reported_until_done, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,11 @@ doubled by that: a command answered before the idle spell is not answered
 again, one sent while the bot is down is answered once, and later ones too.
 
 Also checks the premise: the stored token stays put while empty syncs go by
-(mxfleet_syncs_total grows), i.e. the restart really starts further back."""
+(mxfleet_syncs_total grows), i.e. the restart really starts further back.
+
+A clean stop (SIGTERM), by contrast, stores the position the empty syncs
+reached: the next start continues from there, and still answers nothing
+twice."""
 
 import os
 import sqlite3
@@ -51,13 +55,18 @@ def test():
                     op.send_text(elsewhere, "not for the bot")
                     return syncs(bot) >= target
                 mxtest.wait_until(step, 30, f"{n} more syncs", interval=0.5)
-            token = stored_token(bot)
-            idle_syncs(4)
-            if stored_token(bot) != token:  # a late echo of our own reply may write once
+
+            def quiet_spell():
                 token = stored_token(bot)
                 idle_syncs(4)
-            check(stored_token(bot) == token,
-                  f"empty syncs wrote the token: {token} became {stored_token(bot)}")
+                if stored_token(bot) != token:  # a late echo of our own reply may write once
+                    token = stored_token(bot)
+                    idle_syncs(4)
+                check(stored_token(bot) == token,
+                      f"empty syncs wrote the token: {token} became {stored_token(bot)}")
+                return token
+
+            token = quiet_spell()
             bot.kill()
 
             second = op.send_text(room, "!ping")  # while the bot is down
@@ -66,6 +75,14 @@ def test():
             third = mxtest.ping_and_wait(op, room, uid, 3)
             check(stored_token(bot) != token, "the token was never stored again after the restart")
             mxtest.assert_exactly_once(op, room, uid, [first, second, third])
+
+            token = quiet_spell()
+            bot.stop()
+            check(stored_token(bot) != token,
+                  "a clean stop left the stored token where the empty syncs began")
+            bot.start()
+            fourth = mxtest.ping_and_wait(op, room, uid, 4)
+            mxtest.assert_exactly_once(op, room, uid, [first, second, third, fourth])
             bot.stop()
 
 
