@@ -463,15 +463,13 @@ static mx_err maintain_store(struct mx_e2ee *e, char *err)
    * shares to answer. Without any, the timed sweeps of an idle identity
    * would only parse and run these statements for nothing (at 1,000
    * identities that was a third of the idle CPU). New rows come only with
-   * a sync batch that writes, and that batch is swept at once. */
-  if (!rc) {
-    const char *v[] = { e->user_id };
-    int64_t waits = e2ee_db_int(e->db, "SELECT EXISTS(SELECT 1 FROM e2ee_dummy WHERE acct=?1 AND wanted=1) OR "
-                                       "EXISTS(SELECT 1 FROM e2ee_pending WHERE acct=?1) OR "
-                                       "EXISTS(SELECT 1 FROM e2ee_key_requests WHERE acct=?1) OR "
-                                       "EXISTS(SELECT 1 FROM e2ee_key_shares WHERE acct=?1)", 1, v, 1);
-    e->store_waits = waits != 0;
-  }
+   * a sync batch that writes, and that batch is swept at once (a sweep
+   * that fails or cannot run leaves it set: see maintain). */
+  const char *v[] = { e->user_id };
+  e->store_waits = rc || e2ee_db_int(e->db, "SELECT EXISTS(SELECT 1 FROM e2ee_dummy WHERE acct=?1 AND wanted=1) OR "
+                                            "EXISTS(SELECT 1 FROM e2ee_pending WHERE acct=?1) OR "
+                                            "EXISTS(SELECT 1 FROM e2ee_key_requests WHERE acct=?1) OR "
+                                            "EXISTS(SELECT 1 FROM e2ee_key_shares WHERE acct=?1)", 1, v, 1) != 0;
   return rc;
 }
 
@@ -481,16 +479,25 @@ static mx_err maintain(struct mx_e2ee *e, int sweep, char *err)
    * long key share (or other crypto work) in progress; the next sync's call
    * does the work. The connection first, as every entry point: see
    * e2ee_conn.c for the lock order. */
+  int swept = 0;
   mx_err rc = e2ee_db_try_enter(e, err);
-  if (rc)
-    return rc == MX_ERR_CONFLICT ? MX_OK : rc;
-  if (pthread_mutex_trylock(&e->send_lock) == 0) {
-    rc = maintain_keys(e, err);
-    if (!rc && sweep)
-      rc = maintain_store(e, err);
-    pthread_mutex_unlock(&e->send_lock);
+  if (!rc) {
+    if (pthread_mutex_trylock(&e->send_lock) == 0) {
+      rc = maintain_keys(e, err);
+      if (!rc && sweep) {
+        rc = maintain_store(e, err);
+        swept = 1;
+      }
+      pthread_mutex_unlock(&e->send_lock);
+    }
+    e2ee_db_leave(e);
+  } else if (rc == MX_ERR_CONFLICT) {
+    rc = MX_OK;
   }
-  e2ee_db_leave(e);
+  /* a sweep asked for and not done: what the batch before it wrote may
+   * wait for the timer (mx_e2ee_store_waits) */
+  if (sweep && !swept)
+    e->store_waits = 1;
   return rc;
 }
 

@@ -669,7 +669,8 @@ static void unwedge_never_reuses_the_stuck_session(void **state)
 
 /* mx_e2ee_store_waits, which the bot's timed store sweeps go by (an idle
  * identity is swept only when a batch writes, or hourly): 1 until the first
- * sweep, then 1 exactly while something waits that time alone moves on. A
+ * sweep and after a sweep that could not run, else 1 exactly while
+ * something waits that time alone moves on. A
  * queued event and its key request wait until the event is taken; an
  * unwedging whose key claim failed (the homeserver not reached) is still
  * wanted, and waits. */
@@ -679,6 +680,13 @@ static void timed_work_is_reported_until_done(void **state)
   struct sent s = { cJSON_CreateArray() };
   struct mx_e2ee *alice = open_at(dbp, "@alice:test", "ADEV", &s), *bot = open_at(dbp, "@bot:test", "BDEV", &s);
   assert_int_equal(mx_e2ee_store_waits(bot), 1); /* not swept yet */
+  maintain(bot);
+  assert_int_equal(mx_e2ee_store_waits(bot), 0);
+  /* a sweep that cannot run now (an encrypt holds the identity) says so */
+  pthread_mutex_lock(&bot->send_lock);
+  maintain(bot);
+  pthread_mutex_unlock(&bot->send_lock);
+  assert_int_equal(mx_e2ee_store_waits(bot), 1);
   maintain(bot);
   assert_int_equal(mx_e2ee_store_waits(bot), 0);
   OlmOutboundGroupSession *g = new_group();
