@@ -255,6 +255,12 @@ static int empty_obj(const cJSON *parent, const char *key)
   return !o || !o->child;
 }
 
+/* The token kept in memory is stored anyway (MX_SYNC_TOKEN_MAX_AGE_MS). */
+static int token_due(const struct mx_ident *id, int64_t now)
+{
+  return !id->token_stored_ms || now - id->token_stored_ms >= MX_SYNC_TOKEN_MAX_AGE_MS;
+}
+
 static int sweep_due(struct mx_ident *id, int64_t now)
 {
   return !id->swept_ms ||
@@ -269,8 +275,7 @@ static int sweep_due(struct mx_ident *id, int64_t now)
 static int quiet_sync(struct mx_ident *id, const cJSON *resp)
 {
   int64_t now = mx_mono_ms();
-  if (!id->first_sync_done || !id->token_stored_ms || now - id->token_stored_ms >= MX_SYNC_TOKEN_MAX_AGE_MS ||
-      sweep_due(id, now) || id->actions_left ||
+  if (!id->first_sync_done || token_due(id, now) || sweep_due(id, now) || id->actions_left ||
       atomic_load(&id->held_gen) != id->held_flushed || id->store_full_since_ms)
     return 0;
   const cJSON *rooms = mx_json_obj(resp, "rooms");
@@ -741,8 +746,7 @@ static void process_job(struct mx_worker *w, void *arg)
   if (!rc)
     rc = mx_sync_process(id, w->db, job->resp, gaps, &b, err);
   int wrote = sqlite3_total_changes64(w->db) != changes;
-  int store_token = wrote || !id->first_sync_done || !id->token_stored_ms ||
-                    now - id->token_stored_ms >= MX_SYNC_TOKEN_MAX_AGE_MS;
+  int store_token = wrote || !id->first_sync_done || token_due(id, now);
   if (!rc && store_token)
     rc = mx_store_ident_set(w->db, id->user_id, "next_batch", next, err);
   if (!rc && !id->first_sync_done)
@@ -941,8 +945,6 @@ void mx_sync_store_tokens(struct mx_bot *bot, sqlite3 *db)
     mx_warn(NULL, "cannot store the sync positions at stop: %s", err);
     return;
   }
-  for (size_t i = 0; i < bot->n_idents; i++)
-    bot->idents[i].token_unsaved = 0;
   if (n)
     mx_debug(NULL, "stored the sync positions of %zu identities", n);
 }
